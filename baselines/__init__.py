@@ -1,0 +1,1 @@
+"""Baseline methods (CAM, PBIP-style clustering prototypes), registered into mmseg registries."""

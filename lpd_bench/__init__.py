@@ -1,0 +1,8 @@
+"""lpd-bench: LPD and baselines for weakly supervised histopathology segmentation.
+
+Importing this package registers its datasets, transforms, models, metrics and hooks into
+MMSegmentation's registries (configs name it in ``custom_imports``).
+"""
+__version__ = '0.1.0'
+
+from . import data, engine, evaluation, models  # noqa: F401,E402  (registration side effects)
