@@ -1,0 +1,203 @@
+"""PBIP stage A: a fixed bank of class prototypes from single-label training images.
+
+The frozen image encoder of the model's mask refiner embeds every training image whose label has
+exactly one class; spherical k-means (faiss) per class gives ``num_per_class`` unit centroids.
+The bank is a plain dict of tensors, lists, strings and numbers (``torch.load(weights_only=True)``).
+"""
+import json
+import os
+import os.path as osp
+import resource
+import tempfile
+import time
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.logging import print_log
+from mmengine.utils import ProgressBar
+
+BANK_COST_STAGE = 'prototype_bank'
+#: Transforms dropped from the train pipeline to embed each image once, unaugmented.
+RANDOM_TRANSFORM_PREFIXES = ('Random', 'PhotoMetricDistortion')
+
+
+class PrototypeBankError(ValueError):
+    """The data or the config cannot give the requested prototype bank."""
+
+
+def spherical_kmeans(features: np.ndarray, k: int, seed: int = 0,
+                     niter: int = 50) -> np.ndarray:
+    """Cluster L2-normalised rows of ``features`` (N, D) into ``k`` unit centroids (k, D)."""
+    import faiss  # imported here: only stage A needs it
+    x = np.ascontiguousarray(features, dtype=np.float32)
+    if x.ndim != 2 or len(x) < k:
+        raise PrototypeBankError(f'spherical k-means needs at least k={k} rows of shape (N, D), '
+                                 f'got an array of shape {x.shape}')
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    kmeans = faiss.Kmeans(x.shape[1], k, niter=niter, spherical=True, seed=seed,
+                          min_points_per_centroid=1, verbose=False)
+    kmeans.train(x)
+    centroids = kmeans.centroids.astype(np.float32)
+    return centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+
+
+def single_label_indices(labels: Sequence[Sequence[int]], num_classes: int,
+                         num_per_class: int, classes: Sequence[str]) -> List[List[int]]:
+    """Indices of images whose multi-hot label has exactly one 1, grouped by class.
+
+    Raises PrototypeBankError when there is none at all, or a class has fewer than
+    ``num_per_class`` of them.
+    """
+    per_class: List[List[int]] = [[] for _ in range(num_classes)]
+    for i, label in enumerate(labels):
+        label = np.asarray(label)
+        if label.shape != (num_classes,):
+            raise PrototypeBankError(f'image {i}: img_label has shape {label.shape}, '
+                                     f'expected ({num_classes},)')
+        if label.sum() == 1:
+            per_class[int(label.argmax())].append(i)
+    if not any(per_class):
+        raise PrototypeBankError(f'none of the {len(labels)} training images has a single-label '
+                                 'image-level label: no prototypes can be clustered')
+    short = {classes[c]: len(ix) for c, ix in enumerate(per_class) if len(ix) < num_per_class}
+    if short:
+        raise PrototypeBankError(f'k={num_per_class} prototypes per class need at least {num_per_class} '
+                                 f'single-label training images per class; too few for {short}')
+    return per_class
+
+
+def deterministic_pipeline(pipeline: Sequence[dict]) -> List[dict]:
+    """The train pipeline without its random augmentations."""
+    return [t for t in pipeline if not str(t['type']).startswith(RANDOM_TRANSFORM_PREFIXES)]
+
+
+@torch.no_grad()
+def embed_dataset(encoder: torch.nn.Module, preprocessor: torch.nn.Module, dataset,
+                  indices: Sequence[int], batch_size: int, device: str,
+                  num_workers: int = 0) -> torch.Tensor:
+    """Unit-norm encoder embeddings (len(indices), D) of ``dataset[indices]``, in that order."""
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.Subset(dataset, list(indices)), batch_size=batch_size, shuffle=False,
+        num_workers=num_workers, collate_fn=pseudo_collate)
+    progress = ProgressBar(len(indices))
+    out = []
+    for batch in loader:
+        inputs = preprocessor(batch, training=False)['inputs'].to(device)
+        out.append(torch.nn.functional.normalize(encoder(inputs).float(), dim=1).cpu())
+        for _ in range(len(inputs)):
+            progress.update()
+    print()
+    return torch.cat(out)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def plain(obj):
+    """A config (ConfigDict, tuples) as plain JSON types, safe for ``weights_only`` loading."""
+    return json.loads(json.dumps(obj.to_dict() if hasattr(obj, 'to_dict') else obj, default=str))
+
+
+def build_prototype_bank(cfg: Config, num_per_class: int = 3, seed: int = 0, batch_size: int = 32,
+                         niter: int = 50, device: Optional[str] = None, num_workers: int = 0) -> dict:
+    """Run PBIP stage A for ``cfg`` (a model + train data config); return the bank dict."""
+    from mmseg.registry import DATASETS, MODELS
+    start = time.perf_counter()
+    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    refiner = cfg.model.decode_head.get('refiner_loss')
+    if not refiner or 'encoder' not in refiner:
+        raise PrototypeBankError('PBIP stage A embeds images with the frozen encoder of '
+                                 'model.decode_head.refiner_loss.encoder, which this config does not '
+                                 f'set (refiner_loss={refiner!r})')
+    encoder_cfg = refiner['encoder']
+    dataset_cfg = cfg.train_dataloader.dataset.copy()
+    dataset_cfg.pipeline = deterministic_pipeline(dataset_cfg.pipeline)
+    dataset = DATASETS.build(dataset_cfg)
+    num_classes = int(cfg.model.decode_head.num_classes)
+    classes = list(dataset.metainfo['classes'])[:num_classes]
+    infos = [dataset.get_data_info(i) for i in range(len(dataset))]
+    per_class = single_label_indices([info['img_label'] for info in infos], num_classes,
+                                     num_per_class, classes)
+    print_log(f'prototype bank: {sum(map(len, per_class))} single-label images of {len(dataset)} '
+              f'({dict(zip(classes, map(len, per_class)))}), k={num_per_class}, seed={seed}',
+              logger='current')
+
+    encoder = MODELS.build(encoder_cfg).to(device).eval()
+    preprocessor = MODELS.build(cfg.model.data_preprocessor).to(device)
+    flat = [i for ix in per_class for i in ix]
+    embed_start = time.perf_counter()
+    feats = embed_dataset(encoder, preprocessor, dataset, flat, batch_size, device, num_workers)
+    embed_s = time.perf_counter() - embed_start
+    centroids, offset = [], 0
+    for c, ix in enumerate(per_class):
+        centroids.append(spherical_kmeans(feats[offset:offset + len(ix)].numpy(), num_per_class,
+                                          seed=seed, niter=niter))
+        offset += len(ix)
+    wall = time.perf_counter() - start
+    return {
+        'prototypes': torch.from_numpy(np.concatenate(centroids)),
+        'num_classes': num_classes,
+        'num_per_class': num_per_class,
+        'classes': classes,
+        'images': {classes[c]: [infos[i]['img_path'] for i in ix] for c, ix in enumerate(per_class)},
+        'encoder': plain(encoder_cfg),
+        'seed': seed,
+        'wall_time_s': wall,
+        'images_per_s': len(flat) / max(embed_s, 1e-9),
+        'peak_rss_mb': peak_rss_mb(),
+        'peak_gpu_mb': (torch.cuda.max_memory_allocated() / 2**20
+                        if torch.device(device).type == 'cuda' else None),
+    }
+
+
+def bank_cost(bank: dict, bank_path: str) -> dict:
+    """The bank's cost as one stage of the run result contract (ARCHITECTURE.md)."""
+    return {'name': BANK_COST_STAGE, 'wall_s': bank['wall_time_s'], 'peak_rss_mb': bank['peak_rss_mb'],
+            'peak_gpu_mb': bank['peak_gpu_mb'], 'images': sum(map(len, bank['images'].values())),
+            'images_per_s': bank['images_per_s'], 'num_per_class': bank['num_per_class'],
+            'seed': bank['seed'], 'bank': osp.abspath(bank_path)}
+
+
+def _atomic_write(path: str, write) -> None:
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + osp.basename(path), suffix='.tmp')
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def save_prototype_bank(bank: dict, path: str) -> str:
+    """Write ``bank`` to ``path`` and its cost stage to ``<path>.cost.json``, both atomically.
+
+    Returns the cost JSON path.
+    """
+    cost_path = path + '.cost.json'
+    _atomic_write(path, lambda tmp: torch.save(bank, tmp))
+
+    def write_json(tmp):
+        with open(tmp, 'w') as f:
+            json.dump(bank_cost(bank, path), f, indent=2)
+    _atomic_write(cost_path, write_json)
+    return cost_path
+
+
+def load_prototype_bank(path: str) -> Dict:
+    """Load a bank written by ``save_prototype_bank``; clear error when the file is missing."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'prototype bank {path!r} does not exist; build it first (PBIP stage A) with '
+            f'`python tools/build_prototype_bank.py CONFIG --out {path}` (same config as training)')
+    bank = torch.load(path, map_location='cpu', weights_only=True)
+    if not isinstance(bank, dict) or 'prototypes' not in bank:
+        raise PrototypeBankError(f'{path!r} is not a prototype bank (no "prototypes" entry)')
+    return bank
