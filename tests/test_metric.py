@@ -1,0 +1,169 @@
+"""WSSSMetric on hand-computed confusion matrices (both protocols, NaN, gatings, JSON file)."""
+import json
+import logging
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+from mmengine.logging import MMLogger
+from mmengine.structures import PixelData
+
+from lpd_bench.evaluation.wsss_metric import WSSSMetric, confusion_matrix
+from mmseg.registry import METRICS
+from mmseg.structures import SegDataSample
+
+# Classes: 0 TUM, 1 STR, 2 LYM, 3 NEC, 4 BG; 255 = padding.
+GT = np.array([[0, 0, 0, 1, 1, 4],
+               [2, 2, 4, 4, 255, 255]])
+PRED = np.array([[0, 0, 1, 1, 4, 0],
+                 [2, 0, 4, 2, 3, 3]])
+# Hand count of (gt, pred) pairs, padding dropped:
+#   (0,0)x2 (0,1) (1,1) (1,4) (4,0) (2,2) (2,0) (4,4) (4,2)
+# bg_counted, per class: TP, FP, FN
+#   TUM 2, 2 (gt LYM->0, gt BG->0), 1 (->STR)        IoU 2/5   Dice 4/7
+#   STR 1, 1 (gt TUM->1), 1 (->BG)                   IoU 1/3   Dice 2/4
+#   LYM 1, 1 (gt BG->2), 1 (->TUM)                   IoU 1/3   Dice 2/4
+#   NEC 0, 0, 0                                      IoU NaN   (absent)
+#   BG  1, 1 (gt STR->4), 2 (->TUM, ->LYM)           IoU 1/4   Dice 2/5
+# bg_ignored drops the gt-BG pixels: TUM FP 1, LYM FP 0, others unchanged.
+#   TUM IoU 2/4 Dice 4/6; STR 1/3, 2/4; LYM 1/2, 2/3
+# FwIoU weights = gt pixels per tissue class: TUM 3, STR 2, LYM 2 (same in both protocols).
+BG_COUNTED = dict(IoU=[40, 100 / 3, 100 / 3], Dice=[400 / 7, 50, 50], bg_iou=25, bg_dice=40)
+BG_IGNORED = dict(IoU=[50, 100 / 3, 50], Dice=[400 / 6, 50, 200 / 3])
+
+
+def fwiou(ious):
+    return (3 * ious[0] + 2 * ious[1] + 2 * ious[2]) / 7
+
+
+def sample(gt, preds, protocol=None, path='img.png'):
+    data = SegDataSample(metainfo=dict(img_path=path, protocol=protocol or dict(gating='oracle')))
+    data.gt_sem_seg = PixelData(data=torch.as_tensor(gt)[None])
+    for key, pred in preds.items():
+        data.set_data({key: PixelData(data=torch.as_tensor(pred)[None])})
+    return data.to_dict()
+
+
+def evaluate(metric, samples):
+    metric.process({}, samples)
+    return metric.evaluate(len(samples))
+
+
+def test_confusion_matrix_counts_pairs_and_ignores_padding():
+    matrix = confusion_matrix(GT, PRED)
+    assert matrix.sum() == 10
+    assert matrix[0, 0] == 2 and matrix[4, 2] == 1 and matrix[1, 4] == 1 and matrix[3].sum() == 0
+
+
+def test_hand_computed_scores_both_protocols(tmp_path):
+    metric = METRICS.build(dict(type='WSSSMetric'))
+    out = evaluate(metric, [sample(GT, {'pred_sem_seg_oracle': PRED})])
+    for protocol, want in (('bg_counted', BG_COUNTED), ('bg_ignored', BG_IGNORED)):
+        prefix = f'oracle/{protocol}/'
+        for name, iou, dice in zip(('TUM', 'STR', 'LYM'), want['IoU'], want['Dice']):
+            assert out[f'{prefix}IoU.{name}'] == pytest.approx(iou)
+            assert out[f'{prefix}Dice.{name}'] == pytest.approx(dice)
+        assert math.isnan(out[f'{prefix}IoU.NEC'])
+        assert out[f'{prefix}mIoU'] == pytest.approx(np.mean(want['IoU']))
+        assert out[f'{prefix}mDice'] == pytest.approx(np.mean(want['Dice']))
+        assert out[f'{prefix}FwIoU'] == pytest.approx(fwiou(want['IoU']))
+    assert out['oracle/bg_counted/IoU.BG'] == pytest.approx(BG_COUNTED['bg_iou'])
+    assert out['oracle/bg_counted/Dice.BG'] == pytest.approx(BG_COUNTED['bg_dice'])
+    assert 'oracle/bg_ignored/IoU.BG' not in out
+    # flat keys = oracle gating, background counted (paper protocol)
+    for key in ('mIoU', 'mDice', 'FwIoU'):
+        assert out[key] == out[f'oracle/bg_counted/{key}']
+
+
+def test_matrix_is_dataset_level_not_per_image():
+    """Two half-images give the scores of the whole image, not a mean of per-image scores."""
+    metric = WSSSMetric()
+    out = evaluate(metric, [sample(GT[:1], {'pred_sem_seg_oracle': PRED[:1]}),
+                            sample(GT[1:], {'pred_sem_seg_oracle': PRED[1:]})])
+    assert out['mIoU'] == pytest.approx(np.mean(BG_COUNTED['IoU']))
+
+
+class Records(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(f'{record.levelname} {record.getMessage()}')
+
+
+def test_absent_class_is_nan_and_warned_and_table_logged():
+    records = Records()
+    MMLogger.get_instance('test_metric_log').addHandler(records)  # the metric's current logger
+    out = evaluate(WSSSMetric(), [sample(GT, {'pred_sem_seg_oracle': PRED})])
+    assert math.isnan(out['oracle/bg_counted/Dice.NEC'])
+    assert not math.isnan(out['mIoU'])
+    logged = '\n'.join(records.lines)
+    assert "WARNING WSSSMetric: ['NEC'] absent from ground truth and prediction" in logged
+    assert '| mean (tissue)  |     35.56      |' in logged  # the per-class table
+
+
+def test_class_only_predicted_scores_zero_not_nan():
+    pred = PRED.copy()
+    pred[0, 0] = 3  # NEC predicted on a TUM pixel: NEC has FP 1, so IoU 0
+    out = evaluate(WSSSMetric(), [sample(GT, {'pred_sem_seg_oracle': pred})])
+    assert out['oracle/bg_counted/IoU.NEC'] == 0
+    assert out['oracle/bg_counted/IoU.TUM'] == pytest.approx(100 / 5)
+
+
+def test_multiple_gatings_are_separate():
+    perfect = np.where(GT == 255, 0, GT)
+    out = evaluate(WSSSMetric(), [sample(GT, {'pred_sem_seg_oracle': PRED,
+                                              'pred_sem_seg_predicted': perfect})])
+    assert out['predicted/bg_counted/mIoU'] == pytest.approx(100)
+    assert out['predicted/bg_ignored/FwIoU'] == pytest.approx(100)
+    assert out['mIoU'] == pytest.approx(np.mean(BG_COUNTED['IoU']))  # oracle, not predicted
+
+
+def test_falls_back_to_pred_sem_seg_named_by_protocol_gating():
+    out = evaluate(WSSSMetric(), [sample(GT, {'pred_sem_seg': PRED}, dict(gating='predicted'))])
+    assert out['predicted/bg_counted/mIoU'] == pytest.approx(np.mean(BG_COUNTED['IoU']))
+    assert out['mIoU'] == out['predicted/bg_counted/mIoU']
+    assert not any(key.startswith('oracle/') for key in out)
+
+
+def test_missing_gating_is_a_clear_error():
+    metric = WSSSMetric()
+    with pytest.raises(KeyError, match=r"x\.png.*protocol\['gating'\]"):
+        metric.process({}, [sample(GT, {'pred_sem_seg': PRED}, dict(crf=False), 'x.png')])
+
+
+def test_bad_labels_and_shapes_name_the_image():
+    with pytest.raises(ValueError, match=r'y\.png \(oracle\): prediction has labels \[7\]'):
+        WSSSMetric().process({}, [sample(GT, {'pred_sem_seg_oracle': np.full_like(PRED, 7)},
+                                         path='y.png')])
+    with pytest.raises(ValueError, match=r'z\.png \(oracle\): ground truth has 12 pixels'):
+        WSSSMetric().process({}, [sample(GT, {'pred_sem_seg_oracle': PRED[:1]}, path='z.png')])
+
+
+def test_json_output_file_is_written_atomically(tmp_path):
+    path = tmp_path / 'eval' / 'metrics.json'
+    protocol = dict(gating='oracle', crf=False, tta=True, fusion_weights=[0.0, 0.3, 0.3, 0.4])
+    evaluate(WSSSMetric(output_file=str(path)), [sample(GT, {'pred_sem_seg_oracle': PRED,
+                                                             'pred_sem_seg_predicted': PRED},
+                                                        protocol)])
+    assert os.listdir(path.parent) == ['metrics.json']  # no temp file left behind
+    result = json.loads(path.read_text())  # strict JSON: NaN was written as null
+    assert result['protocol'] == protocol
+    assert result['classes'] == ['TUM', 'STR', 'LYM', 'NEC', 'BG']
+    assert set(result['results']) == {'oracle', 'predicted'}
+    counted = result['results']['oracle']['bg_counted']
+    assert counted['IoU']['TUM'] == pytest.approx(40) and counted['IoU']['NEC'] is None
+    assert counted['mDice'] == pytest.approx(np.mean(BG_COUNTED['Dice']))
+    assert counted['confusion'] == confusion_matrix(GT, PRED).tolist()
+    ignored = result['results']['oracle']['bg_ignored']
+    assert ignored['confusion'][4] == [0] * 5 and ignored['confusion'][:4] == counted['confusion'][:4]
+    assert set(ignored['IoU']) == {'TUM', 'STR', 'LYM', 'NEC'}
+
+
+def test_different_protocols_in_one_evaluation_are_rejected():
+    with pytest.raises(ValueError, match='different protocol switches'):
+        evaluate(WSSSMetric(), [sample(GT, {'pred_sem_seg_oracle': PRED}, dict(crf=False)),
+                                sample(GT, {'pred_sem_seg_oracle': PRED}, dict(crf=True))])
