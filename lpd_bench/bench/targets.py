@@ -1,0 +1,172 @@
+"""The speed and memory targets of the performance issue, checked against measured rows.
+
+A measurement row is a dict with at least ``preset``, ``case``, ``batch``, ``input_size``,
+``median_s`` and ``peak_mem_mib`` (None or NaN when not measured); runner results are the
+``result.json`` dicts of ``lpd-bench run`` (ARCHITECTURE.md, run result contract).
+"""
+import glob
+import json
+import math
+import os.path as osp
+from dataclasses import dataclass
+from typing import Iterable, List, Optional, Sequence
+
+PASS, FAIL, NOT_MEASURED = 'PASS', 'FAIL', 'NOT MEASURED'
+GIB = 1024.0  # MiB per GiB
+
+#: The straightforward implementation runs ~33x the bare backbone at batch 2; the aim is half.
+STRAIGHTFORWARD_BACKBONE_RATIO = 33.0
+
+
+@dataclass(frozen=True)
+class RatioTarget:
+    """``median(numerator) / median(denominator) <op> limit`` at one preset, batch and input size."""
+    name: str
+    preset: str
+    numerator: str
+    denominator: str
+    limit: float
+    at_most: bool = True  # False: the ratio must be at least ``limit``
+
+
+RATIO_TARGETS = (
+    RatioTarget('LPD step after warm-up / CAM step', 'cpu', 'lpd_step_after', 'cam_step', 1.5),
+    RatioTarget('LPD step before warm-up / CAM step', 'cpu', 'lpd_step_before', 'cam_step', 1.1),
+    RatioTarget('TTA (6 views) / single-view inference time', 'cpu', 'infer_tta', 'infer_single', 6.5),
+    RatioTarget('LPD step after warm-up / bare backbone fwd+bwd', 'paper', 'lpd_step_after', 'backbone',
+                STRAIGHTFORWARD_BACKBONE_RATIO / 2),
+    RatioTarget('speed-up over the straightforward implementation', 'paper',
+                'lpd_step_after_straightforward', 'lpd_step_after', 2.0, at_most=False),
+)
+CPU_RUN_MEMORY_LIMIT_MIB = 4 * GIB
+CPU_RUN_ALL_LIMIT_S = 15 * 60.0
+PAPER_MEMORY_LIMIT_MIB = 8 * GIB
+PAPER_MEMORY_BATCH = 10
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    name: str
+    preset: str
+    value: Optional[float]
+    limit: float
+    comparison: str  # '<=', '<' or '>='
+    status: str
+    detail: str = ''
+
+
+def _finite(value) -> Optional[float]:
+    if value is None or value == '':
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _check(value: Optional[float], limit: float, comparison: str) -> str:
+    if value is None:
+        return NOT_MEASURED
+    ok = {'<=': value <= limit, '<': value < limit, '>=': value >= limit}[comparison]
+    return PASS if ok else FAIL
+
+
+def _groups(rows: Sequence[dict], preset: str) -> List[tuple]:
+    """Distinct (batch, input_size) settings measured at ``preset``, in order."""
+    return sorted({(int(r['batch']), int(r['input_size'])) for r in rows if r['preset'] == preset})
+
+
+def _median(rows, preset, batch, size, case) -> Optional[float]:
+    for r in rows:
+        if (r['preset'], r['case'], int(r['batch']), int(r['input_size'])) == (preset, case, batch, size):
+            return _finite(r['median_s'])
+    return None
+
+
+def ratio_results(rows: Sequence[dict], target: RatioTarget) -> List[TargetResult]:
+    """One result per batch/input setting of the target's preset (one NOT MEASURED if none)."""
+    comparison = '<=' if target.at_most else '>='
+    out = []
+    for batch, size in _groups(rows, target.preset):
+        num = _median(rows, target.preset, batch, size, target.numerator)
+        den = _median(rows, target.preset, batch, size, target.denominator)
+        value = num / den if num is not None and den else None
+        detail = (f'batch {batch}, input {size}: {target.numerator} {num:.4g} s / '
+                  f'{target.denominator} {den:.4g} s' if value is not None else
+                  f'batch {batch}, input {size}: {target.numerator} or {target.denominator} not measured')
+        out.append(TargetResult(target.name, target.preset, value, target.limit, comparison,
+                                _check(value, target.limit, comparison), detail))
+    if not out:
+        out.append(TargetResult(target.name, target.preset, None, target.limit, comparison,
+                                NOT_MEASURED, f'preset {target.preset!r} not benchmarked'))
+    return out
+
+
+def bench_memory_result(rows: Sequence[dict], name: str, preset: str, limit_mib: float,
+                        cases: Optional[Iterable[str]] = None,
+                        batch: Optional[int] = None) -> TargetResult:
+    """Largest measured peak memory among ``preset`` rows (optionally of ``cases`` at ``batch``)."""
+    cases = set(cases) if cases is not None else None
+    picked = [r for r in rows if r['preset'] == preset and _finite(r.get('peak_mem_mib')) is not None
+              and (cases is None or r['case'] in cases) and (batch is None or int(r['batch']) == batch)]
+    if not picked:
+        where = f'{preset} preset' + (f', batch {batch}' if batch is not None else '')
+        return TargetResult(name, preset, None, limit_mib, '<', NOT_MEASURED,
+                            f'no peak memory measured ({where})')
+    worst = max(picked, key=lambda r: float(r['peak_mem_mib']))
+    value = float(worst['peak_mem_mib'])
+    return TargetResult(name, preset, value, limit_mib, '<', _check(value, limit_mib, '<'),
+                        f'largest: {worst["case"]} at batch {worst["batch"]}, input {worst["input_size"]} '
+                        f'({worst.get("memory_method", "")})')
+
+
+def load_run_results(runs_dir: str) -> List[dict]:
+    """Every complete run's ``result.json`` under ``runs_dir`` (missing folder: none)."""
+    results = []
+    for path in sorted(glob.glob(osp.join(runs_dir, '*', 'result.json'))):
+        with open(path) as f:
+            try:
+                results.append(json.load(f))
+            except json.JSONDecodeError as err:
+                raise ValueError(f'{path}: not valid JSON ({err})') from err
+    return results
+
+
+def run_results(runs: Sequence[dict], runs_dir: str) -> List[TargetResult]:
+    """Targets read from the runner's results: CPU-preset run peaks and `run --all` wall time."""
+    cpu = [r for r in runs if r.get('preset') == 'cpu']
+    mem_name = 'peak memory of any CPU-preset run (runner results)'
+    wall_name = '`lpd-bench run --all` wall time, default preset, one seed (runner results)'
+    if not cpu:
+        why = f'no CPU-preset result.json under {runs_dir}'
+        return [TargetResult(mem_name, 'cpu', None, CPU_RUN_MEMORY_LIMIT_MIB, '<', NOT_MEASURED, why),
+                TargetResult(wall_name, 'cpu', None, CPU_RUN_ALL_LIMIT_S, '<', NOT_MEASURED, why)]
+    peaks = [(float(r['cost']['peak_rss_mb']), r['run_id']) for r in cpu
+             if _finite(r.get('cost', {}).get('peak_rss_mb')) is not None]
+    if peaks:
+        peak, run_id = max(peaks)
+        mem = TargetResult(mem_name, 'cpu', peak, CPU_RUN_MEMORY_LIMIT_MIB, '<',
+                           _check(peak, CPU_RUN_MEMORY_LIMIT_MIB, '<'),
+                           f'largest of {len(peaks)} runs: {run_id}')
+    else:
+        mem = TargetResult(mem_name, 'cpu', None, CPU_RUN_MEMORY_LIMIT_MIB, '<', NOT_MEASURED,
+                           'the results record no cost.peak_rss_mb')
+    seed = min(r.get('seed', 0) for r in cpu)
+    walls = [_finite(r.get('cost', {}).get('total_wall_s')) for r in cpu if r.get('seed', 0) == seed]
+    known = [w for w in walls if w is not None]
+    total = sum(known) if known else None
+    wall = TargetResult(wall_name, 'cpu', total, CPU_RUN_ALL_LIMIT_S, '<',
+                        _check(total, CPU_RUN_ALL_LIMIT_S, '<'),
+                        f'sum of cost.total_wall_s over {len(known)} of {len(walls)} runs of seed {seed} '
+                        '(s); only the runs present, so a partial plan under-counts')
+    return [mem, wall]
+
+
+def evaluate(rows: Sequence[dict], runs: Sequence[dict], runs_dir: str) -> List[TargetResult]:
+    """Every target: ratios, bench peak memories and the runner's results."""
+    results = [res for target in RATIO_TARGETS for res in ratio_results(rows, target)]
+    results.append(bench_memory_result(rows, 'peak memory of every CPU-preset bench case', 'cpu',
+                                       CPU_RUN_MEMORY_LIMIT_MIB))
+    results.extend(run_results(runs, runs_dir))
+    results.append(bench_memory_result(
+        rows, f'peak memory, paper setting, LPD step after warm-up, batch {PAPER_MEMORY_BATCH}',
+        'paper', PAPER_MEMORY_LIMIT_MIB, cases=['lpd_step_after'], batch=PAPER_MEMORY_BATCH))
+    return results

@@ -1,0 +1,56 @@
+"""perf.csv merging and perf.md rendering of the benchmark harness."""
+import pytest
+
+from lpd_bench.bench.report import (ENV, MEASURE, PROFILE, merge_rows, read_rows, render_markdown,
+                                    write_csv)
+from lpd_bench.bench.targets import FAIL, PASS, TargetResult
+
+
+def measure_row(case, batch=2, median=1.0, preset='cpu'):
+    return dict(record=MEASURE, preset=preset, case=case, batch=batch, input_size=224, device='cpu',
+                repeats=3, warmup=1, median_s=median, min_s=median, max_s=median,
+                images_per_s=batch / median, peak_mem_mib=1234.0, memory_method='m', threads=2,
+                timestamp='t', detail='d')
+
+
+def test_merge_replaces_only_what_was_measured_again(tmp_path):
+    old = [dict(record=ENV, preset='cpu', case='CPU', detail='old'),
+           dict(record=ENV, preset='paper', case='CPU', detail='paper env'),
+           measure_row('cam_step', median=2.0), measure_row('lpd_step_after', median=5.0),
+           dict(record=PROFILE, preset='cpu', case='lpd_step_after', batch=2, input_size=224,
+                detail='op aten::mm'),
+           measure_row('lpd_step_after', batch=10, preset='paper')]
+    path = tmp_path / 'perf.csv'
+    write_csv(str(path), old)
+    new = [dict(record=ENV, preset='cpu', case='CPU', detail='new'),
+           measure_row('lpd_step_after', median=3.0)]
+    merged = merge_rows(read_rows(str(path)), new)
+    envs = {(r['preset'], r['detail']) for r in merged if r['record'] == ENV}
+    assert envs == {('cpu', 'new'), ('paper', 'paper env')}
+    lpd = [r for r in merged if r['case'] == 'lpd_step_after' and r['preset'] == 'cpu']
+    assert [(r['record'], float(r['median_s'])) for r in lpd] == [(MEASURE, 3.0)]  # profile gone too
+    assert any(r['case'] == 'cam_step' and float(r['median_s']) == 2.0 for r in merged)
+    assert any(r['preset'] == 'paper' and r['record'] == MEASURE for r in merged)
+
+
+def test_read_rows_rejects_foreign_csv(tmp_path):
+    path = tmp_path / 'perf.csv'
+    path.write_text('a,b\n1,2\n')
+    with pytest.raises(ValueError, match='perf.csv.*missing columns'):
+        read_rows(str(path))
+
+
+def test_markdown_has_environment_measurements_targets_and_profiles():
+    rows = [dict(record=ENV, preset='cpu', case='CPU', detail='AMD EPYC'),
+            measure_row('cam_step', median=2.0), measure_row('backbone', batch=4, median=0.5),
+            dict(record=PROFILE, preset='cpu', case='cam_step', batch=2, input_size=224,
+                 detail='op aten::mm: self CPU 1.000 s')]
+    targets = [TargetResult('LPD step after warm-up / CAM step', 'cpu', 1.6, 1.5, '<=', FAIL, 'x'),
+               TargetResult('peak memory of any run', 'cpu', 100.0, 4096.0, '<', PASS, 'y')]
+    text = render_markdown(rows, targets, {'cam_step': 'CAM training step'})
+    assert '| CPU | AMD EPYC |' in text
+    assert '### batch 2, input 224x224' in text and '### batch 4, input 224x224' in text
+    assert '| cam_step | CAM training step | 2 | 2 | 2 | 1 | 1234 | 3 |' in text
+    assert '| 1.6x <= 1.5x | **FAIL** |' in text
+    assert '100 MiB < 4096 MiB | **PASS**' in text
+    assert 'op aten::mm: self CPU 1.000 s' in text and '1 target(s) failed.' in text

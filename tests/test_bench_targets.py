@@ -1,0 +1,99 @@
+"""Timing statistics and target checks of the benchmark harness, on hand-made numbers."""
+import json
+
+import pytest
+
+from lpd_bench.bench.stats import Timing, measure
+from lpd_bench.bench.targets import (FAIL, NOT_MEASURED, PASS, RATIO_TARGETS, evaluate,
+                                     load_run_results, ratio_results, run_results)
+
+
+def row(case, median, preset='cpu', batch=2, size=224, peak=None):
+    return dict(preset=preset, case=case, batch=batch, input_size=size, median_s=median,
+                peak_mem_mib=peak, memory_method='test')
+
+
+def by_name(results, name, preset=None):
+    hits = [r for r in results if r.name == name and (preset is None or r.preset == preset)]
+    assert hits, name
+    return hits
+
+
+def test_timing_median_min_max():
+    t = Timing.from_samples([3.0, 1.0, 2.0, 10.0])
+    assert (t.median_s, t.min_s, t.max_s, t.repeats) == (2.5, 1.0, 10.0, 4)
+    assert t.per_second(5) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match='at least one sample'):
+        Timing.from_samples([])
+
+
+def test_measure_warms_up_then_times_each_call():
+    calls = []
+    t = measure(lambda: calls.append(1), warmup=2, repeats=3)
+    assert len(calls) == 5 and t.repeats == 3 and t.min_s >= 0
+    with pytest.raises(ValueError, match='repeats'):
+        measure(lambda: None, warmup=0, repeats=0)
+
+
+def test_ratio_targets_pass_and_fail_on_hand_made_numbers():
+    rows = [row('cam_step', 2.0), row('lpd_step_after', 2.9), row('lpd_step_before', 2.3),
+            row('infer_single', 1.0), row('infer_tta', 7.0)]
+    results = [r for t in RATIO_TARGETS if t.preset == 'cpu' for r in ratio_results(rows, t)]
+    after = by_name(results, 'LPD step after warm-up / CAM step')[0]
+    assert after.value == pytest.approx(1.45) and after.status == PASS
+    before = by_name(results, 'LPD step before warm-up / CAM step')[0]
+    assert before.value == pytest.approx(1.15) and before.status == FAIL
+    tta = by_name(results, 'TTA (6 views) / single-view inference time')[0]
+    assert tta.value == pytest.approx(7.0) and tta.status == FAIL
+
+
+def test_speedup_target_is_at_least_and_per_batch():
+    rows = [row('lpd_step_after', 4.0, 'paper', 2), row('lpd_step_after_straightforward', 9.0, 'paper', 2),
+            row('backbone', 0.2, 'paper', 2),
+            row('lpd_step_after', 10.0, 'paper', 10), row('backbone', 1.0, 'paper', 10)]
+    speed = [t for t in RATIO_TARGETS if t.numerator == 'lpd_step_after_straightforward'][0]
+    res = ratio_results(rows, speed)
+    assert [(r.status, r.comparison) for r in res] == [(PASS, '>='), (NOT_MEASURED, '>=')]
+    backbone = [t for t in RATIO_TARGETS if t.preset == 'paper' and t.denominator == 'backbone'][0]
+    b2, b10 = ratio_results(rows, backbone)
+    assert b2.value == pytest.approx(20.0) and b2.status == FAIL  # limit 16.5
+    assert b10.value == pytest.approx(10.0) and b10.status == PASS
+
+
+def test_missing_preset_is_not_measured():
+    res = ratio_results([], RATIO_TARGETS[0])
+    assert len(res) == 1 and res[0].status == NOT_MEASURED and res[0].value is None
+
+
+def run_result(run_id, peak, wall, seed=0, preset='cpu'):
+    return {'run_id': run_id, 'seed': seed, 'preset': preset,
+            'cost': {'peak_rss_mb': peak, 'total_wall_s': wall}}
+
+
+def test_run_results_targets_from_runner_json(tmp_path):
+    runs = tmp_path / 'runs'
+    for i, (peak, wall, seed) in enumerate([(1000, 300, 0), (4500, 400, 0), (900, 5000, 1)]):
+        (runs / f'r{i}').mkdir(parents=True)
+        (runs / f'r{i}' / 'result.json').write_text(json.dumps(run_result(f'r{i}', peak, wall, seed)))
+    (runs / 'incomplete').mkdir()  # no result.json: ignored
+    mem, wall = run_results(load_run_results(str(runs)), str(runs))
+    assert mem.value == 4500 and mem.status == FAIL and 'r1' in mem.detail
+    assert wall.value == 700 and wall.status == PASS  # seed 0 only: 300 + 400 s < 900 s
+    none_mem, none_wall = run_results([], 'nowhere')
+    assert none_mem.status == none_wall.status == NOT_MEASURED
+
+
+def test_bad_result_json_names_the_file(tmp_path):
+    (tmp_path / 'r0').mkdir()
+    (tmp_path / 'r0' / 'result.json').write_text('{oops')
+    with pytest.raises(ValueError, match='r0/result.json'):
+        load_run_results(str(tmp_path))
+
+
+def test_paper_memory_target_needs_batch_10():
+    rows = [row('lpd_step_after', 5.0, 'paper', 2, peak=3000.0)]
+    name = 'peak memory, paper setting, LPD step after warm-up, batch 10'
+    assert by_name(evaluate(rows, [], 'x'), name)[0].status == NOT_MEASURED
+    rows.append(row('lpd_step_after', 20.0, 'paper', 10, peak=9000.0))
+    res = by_name(evaluate(rows, [], 'x'), name)[0]
+    assert res.value == 9000.0 and res.status == FAIL
