@@ -1,0 +1,77 @@
+"""``lpd-bench run`` and ``lpd-bench list``."""
+from pathlib import Path
+
+from .plan import ABLATIONS, METHODS, build_plan
+
+DEFAULT_WORK_DIR = 'work_dirs/bench'
+
+
+def _add_plan_arguments(parser):
+    parser.add_argument('names', nargs='*', metavar='NAME',
+                        help=f'methods ({", ".join(METHODS)}) and/or ablation groups '
+                        f'({", ".join(ABLATIONS)})')
+    parser.add_argument('--all', action='store_true', dest='all_runs',
+                        help='every method and every ablation (shared runs are run once)')
+    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2], metavar='S')
+    parser.add_argument('--data', default=None, metavar='PATH',
+                        help='BCSS-WSSS root (passed as data_root=PATH); default: the embedded '
+                        'synthetic set')
+    parser.add_argument('--preset', choices=('cpu', 'paper'), default='cpu',
+                        help='cpu: configs/*_synth_cpu.py, paper: configs/*_bcss.py')
+    parser.add_argument('--work-dir', default=DEFAULT_WORK_DIR)
+
+
+def _plan(args):
+    data = str(Path(args.data).resolve()) if args.data else None
+    if data is not None and not Path(data).is_dir():
+        raise SystemExit(f'--data {args.data}: not a directory')
+    try:
+        return build_plan(args.names, args.all_runs, args.seeds, args.preset, data)
+    except ValueError as err:
+        raise SystemExit(str(err))
+
+
+def _describe(spec) -> str:
+    groups = ', '.join(f'{m["name"]}={m["value"]}' for m in spec.memberships)
+    options = ' '.join(f'{k}={v}' for k, v in spec.cfg_options.items()) or '(defaults)'
+    return f'{spec.run_id:32s} {spec.config:28s} {options}  [{groups}]'
+
+
+def run_command(args) -> int:
+    from .execute import Executor
+    from .progress import Progress
+    plan = _plan(args)
+    if args.dry_run:
+        for spec in plan:
+            print(_describe(spec))
+        print(f'{len(plan)} runs')
+        return 0
+    outcome = Executor(args.work_dir, Progress(len(plan))).run_plan(plan)
+    failed = [run_id for run_id, status in outcome.items() if status == 'failed']
+    done = sum(status != 'failed' for status in outcome.values())
+    print(f'{done}/{len(plan)} runs complete' + (f'; failed: {", ".join(failed)}' if failed else ''))
+    return 1 if failed else 0
+
+
+def list_command(args) -> int:
+    from .results import run_status
+    if not args.names:
+        args.all_runs = True
+    plan = _plan(args)
+    counts = {}
+    for spec in plan:
+        status = run_status(Path(args.work_dir) / 'runs' / spec.run_id)
+        counts[status] = counts.get(status, 0) + 1
+        print(f'{status:8s} {_describe(spec)}')
+    print(', '.join(f'{n} {s}' for s, n in sorted(counts.items())) + f' (of {len(plan)})')
+    return 0
+
+
+def add_commands(subparsers):
+    run = subparsers.add_parser('run', help='train and test methods/ablations (resumable)')
+    _add_plan_arguments(run)
+    run.add_argument('--dry-run', action='store_true', help='print the plan and exit')
+    run.set_defaults(func=run_command)
+    lst = subparsers.add_parser('list', help='planned runs and their status')
+    _add_plan_arguments(lst)
+    lst.set_defaults(func=list_command)

@@ -1,0 +1,272 @@
+"""Executes a run plan: each run is MMEngine training then testing, each in a subprocess.
+
+Per run (``<work_dir>/runs/<run_id>/``): PBIP runs first get their prototype bank (stage A, built
+once per bank key under ``<work_dir>/banks/`` and shared); then ``tools/train.py`` (with
+``--resume`` when a checkpoint exists), then ``tools/test.py`` on the last checkpoint, then
+``result.json`` is written atomically as the very last step. Every finished stage leaves a
+``stage_<name>.json`` marker so that a rerun skips it. The subprocess output goes to ``run.log``.
+A failed stage writes ``failed.json`` (with the log tail) and the plan goes on.
+"""
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .environment import environment
+from .plan import BANK_PATH, MAIN_GROUP
+from .results import (FAILED_FILE, RESULT_FILE, SCHEMA, last_checkpoint, load_result, read_json,
+                      stage_marker, stage_record, write_json_atomic)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LOG_TAIL_LINES = 30
+METRICS_FILE = 'test_metrics.json'
+
+
+@dataclass
+class Tools:
+    """Commands of the stages (tests substitute fakes); paths are relative to ``cwd``."""
+    python: str = sys.executable
+    train: str = 'tools/train.py'
+    test: str = 'tools/test.py'
+    bank: str = 'tools/build_prototype_bank.py'
+    snapshot: list = field(default_factory=lambda: ['-m', 'lpd_bench.runner.snapshots'])
+    cwd: Path = REPO_ROOT
+
+
+class StageFailed(Exception):
+    def __init__(self, stage, reason, log_path):
+        super().__init__(f'{stage} failed: {reason}')
+        self.stage, self.reason, self.log_path = stage, reason, Path(log_path)
+
+
+class RunConflict(Exception):
+    """``run_dir`` holds the result of another configuration (e.g. other --data)."""
+
+
+def cfg_option_args(options: dict) -> list:
+    """``key=value`` strings as MMEngine's DictAction parses them (None -> 'None')."""
+    return [f'{key}={value}' for key, value in options.items()]
+
+
+def log_tail(path, lines=LOG_TAIL_LINES) -> str:
+    try:
+        return ''.join(Path(path).read_text(errors='replace').splitlines(True)[-lines:])
+    except OSError:
+        return ''
+
+
+def run_logged(cmd, cwd, log_path, on_line) -> dict:
+    """Run ``cmd``, appending its output to ``log_path`` and feeding each line to ``on_line``.
+
+    Returns the exit code, wall time and the child's peak resident memory (from wait4).
+    """
+    env = {**os.environ, 'PYTHONUNBUFFERED': '1'}
+    start = time.monotonic()
+    with open(log_path, 'a') as log:
+        log.write(f'\n$ {" ".join(map(str, cmd))}\n')
+        log.flush()
+        proc = subprocess.Popen([str(c) for c in cmd], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, errors='replace', bufsize=1)
+        try:
+            for line in proc.stdout:
+                log.write(line)
+                on_line(line)
+        finally:
+            proc.stdout.close()
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+    return {'returncode': proc.returncode, 'wall_s': round(time.monotonic() - start, 3),
+            'peak_rss_mb': round(usage.ru_maxrss / 1024, 1)}
+
+
+class Executor:
+    """Runs plans into ``work_dir``; ``progress`` is a :class:`progress.Progress`."""
+
+    def __init__(self, work_dir, progress, tools=None, snapshot_images=4):
+        self.work_dir = Path(work_dir)
+        self.progress = progress
+        self.tools = tools or Tools()
+        self.snapshot_images = snapshot_images
+
+    def run_dir(self, spec) -> Path:
+        return self.work_dir / 'runs' / spec.run_id
+
+    def run_plan(self, plan) -> dict:
+        """Executes every run; returns {run_id: 'done' | 'skipped' | 'failed'}."""
+        outcome = {}
+        first_seed = min((spec.seed for spec in plan), default=0)
+        for index, spec in enumerate(plan, 1):
+            self.progress.start_run(index, spec.run_id)
+            try:
+                outcome[spec.run_id] = self.execute(spec, snapshots=self.wants_snapshots(
+                    spec, first_seed))
+            except (StageFailed, RunConflict) as err:
+                outcome[spec.run_id] = 'failed'
+                self.record_failure(spec, err)
+            self.progress.end_run(outcome[spec.run_id],
+                                  counted=outcome[spec.run_id] != 'skipped')
+        return outcome
+
+    @staticmethod
+    def wants_snapshots(spec, first_seed) -> bool:
+        """Qualitative predictions are saved for the methods' default runs of the first seed."""
+        return spec.seed == first_seed and any(m['name'] == MAIN_GROUP for m in spec.memberships)
+
+    def record_failure(self, spec, err):
+        run_dir = self.run_dir(spec)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        tail = log_tail(err.log_path) if isinstance(err, StageFailed) else ''
+        write_json_atomic(run_dir / FAILED_FILE, {
+            'run_id': spec.run_id, 'stage': getattr(err, 'stage', None), 'error': str(err),
+            'log': str(getattr(err, 'log_path', '')), 'log_tail': tail,
+            'time': datetime.datetime.now().isoformat(timespec='seconds')})
+        self.progress.message(f'FAILED {spec.run_id}: {err}\n--- last lines of '
+                              f'{getattr(err, "log_path", "-")} ---\n{tail}---')
+
+    def execute(self, spec, snapshots=False) -> str:
+        run_dir = self.run_dir(spec)
+        existing = load_result(run_dir)
+        if existing is not None:
+            self.check_same_config(spec, existing, run_dir)
+            self.progress.message(f'{spec.run_id}: done already ({run_dir / RESULT_FILE})')
+            return 'skipped'
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / FAILED_FILE).unlink(missing_ok=True)
+        options = {**spec.cfg_options, 'randomness.seed': spec.seed}
+        stages = []
+        if spec.needs_bank:
+            bank = self.ensure_bank(spec)
+            options[BANK_PATH] = bank['path']
+            stages.append(bank)
+        train = self.train(spec, options, run_dir)
+        test = self.test(spec, options, run_dir, train['checkpoint'])
+        stages += [train, test]
+        if snapshots:
+            self.snapshot(spec, options, run_dir, train['checkpoint'])
+        result = self.assemble(spec, options, stages, read_json(test['metrics_file']),
+                               train['checkpoint'])
+        write_json_atomic(run_dir / RESULT_FILE, result)
+        return 'done'
+
+    @staticmethod
+    def check_same_config(spec, result, run_dir):
+        planned = {'config': spec.config, 'seed': spec.seed, 'data_root': spec.data_root}
+        stored = {key: result.get(key) for key in planned}
+        options = {k: v for k, v in result['cfg_options'].items()
+                   if k not in ('randomness.seed', BANK_PATH)}
+        if stored != planned or options != spec.cfg_options:
+            raise RunConflict(
+                f'{run_dir / RESULT_FILE} holds another configuration ({stored}, {options}) than '
+                f'the planned {planned}, {spec.cfg_options}; use another --work-dir')
+
+    def stage(self, name, cmd, run_dir, log_path):
+        """Runs one stage subprocess; raises StageFailed on a non-zero exit."""
+        self.progress.start_stage(name)
+        usage = run_logged(cmd, self.tools.cwd, log_path, self.progress.update)
+        with open(Path(run_dir) / 'attempts.jsonl', 'a') as f:
+            f.write(json.dumps({'stage': name, **usage}) + '\n')
+        if usage['returncode'] != 0:
+            raise StageFailed(name, f'exit code {usage["returncode"]}', log_path)
+        return usage
+
+    @staticmethod
+    def attempts_cost(run_dir, name, last) -> dict:
+        """Wall time summed and peak memory maxed over all attempts of a stage (resumes)."""
+        rows = []
+        for line in (Path(run_dir) / 'attempts.jsonl').read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue
+        rows = [r for r in rows if r.get('stage') == name] or [last]
+        return {'wall_s': round(sum(r['wall_s'] for r in rows), 3),
+                'peak_rss_mb': max(r['peak_rss_mb'] for r in rows), 'attempts': len(rows)}
+
+    def ensure_bank(self, spec) -> dict:
+        """Stage A of PBIP: the prototype bank of this run's key, built once and shared."""
+        banks = self.work_dir / 'banks'
+        banks.mkdir(parents=True, exist_ok=True)
+        key = spec.bank_key()
+        path, marker = banks / f'{key}.pth', banks / f'{key}.json'
+        record = read_json(marker)
+        if record is not None and path.is_file():
+            return {**record, 'shared': True}
+        cmd = [self.tools.python, self.tools.bank, spec.config, '--out', path,
+               '--num-per-class', spec.num_per_class, '--seed', spec.seed]
+        if spec.data_root is not None:
+            cmd += ['--cfg-options', f'data_root={spec.data_root}']
+        usage = self.stage('prototype_bank', cmd, banks, banks / f'{key}.log')
+        tool_cost = read_json(f'{path}.cost.json') or {}
+        record = {'name': 'prototype_bank', 'wall_s': usage['wall_s'],
+                  'peak_rss_mb': usage['peak_rss_mb'], 'path': str(path.resolve()),
+                  'tool_cost': tool_cost}
+        write_json_atomic(marker, record)
+        return {**record, 'shared': False}
+
+    def train(self, spec, options, run_dir) -> dict:
+        record = stage_record(run_dir, 'train')
+        if record is not None:
+            return record
+        resume = last_checkpoint(run_dir) is not None
+        cmd = [self.tools.python, self.tools.train, spec.config, '--work-dir', run_dir.resolve()]
+        if resume:
+            cmd.append('--resume')
+        usage = self.stage('train', cmd + ['--cfg-options', *cfg_option_args(options)], run_dir,
+                           run_dir / 'run.log')
+        checkpoint = last_checkpoint(run_dir)
+        if checkpoint is None:
+            raise StageFailed('train', 'no checkpoint (last_checkpoint) in the work dir',
+                              run_dir / 'run.log')
+        hook = read_json(run_dir / 'cost_train.json') or {}
+        record = {'name': 'train', **self.attempts_cost(run_dir, 'train', usage),
+                  'iters': hook.get('iters', hook.get('iterations')), 'params': hook.get('params'),
+                  'resumed': resume, 'checkpoint': str(checkpoint.resolve()), 'hook': hook}
+        write_json_atomic(stage_marker(run_dir, 'train'), record)
+        return record
+
+    def test(self, spec, options, run_dir, checkpoint) -> dict:
+        metrics_file = (run_dir / METRICS_FILE).resolve()
+        options = {**options, 'test_evaluator.output_file': metrics_file}
+        cmd = [self.tools.python, self.tools.test, spec.config, checkpoint,
+               '--work-dir', run_dir.resolve(), '--cfg-options', *cfg_option_args(options)]
+        usage = self.stage('test', cmd, run_dir, run_dir / 'run.log')
+        metrics = read_json(metrics_file)
+        if not isinstance(metrics, dict) or 'results' not in metrics:
+            raise StageFailed('test', f'no valid metric JSON at {metrics_file}', run_dir / 'run.log')
+        hook = read_json(run_dir / 'cost_test.json') or {}
+        return {'name': 'test', **self.attempts_cost(run_dir, 'test', usage),
+                'metrics_file': str(metrics_file), 'hook': hook}
+
+    def snapshot(self, spec, options, run_dir, checkpoint):
+        """Saves predictions and prototype maps of a few test images (failure only warns)."""
+        cmd = [self.tools.python, *self.tools.snapshot, spec.config, checkpoint,
+               '--out', run_dir.resolve(), '--num-images', self.snapshot_images,
+               '--cfg-options', *cfg_option_args(options)]
+        try:
+            self.stage('snapshots', cmd, run_dir, run_dir / 'run.log')
+        except StageFailed as err:
+            self.progress.message(f'warning: {spec.run_id}: {err} (see {err.log_path}); '
+                                  'the report will lack its qualitative figures')
+
+    def assemble(self, spec, options, stages, metrics, checkpoint) -> dict:
+        memberships = [m for m in spec.memberships if m['name'] != MAIN_GROUP]
+        stage_costs = [{k: v for k, v in s.items() if k not in ('metrics_file', 'checkpoint')}
+                       for s in stages]
+        return {
+            'schema': SCHEMA, 'run_id': spec.run_id, 'method': spec.method,
+            'ablation': memberships[0] if memberships else None,
+            'memberships': spec.memberships, 'seed': spec.seed, 'preset': spec.preset,
+            'data_root': spec.data_root, 'synthetic': spec.data_root is None,
+            'config': spec.config, 'cfg_options': options, 'metrics': metrics,
+            'protocol': {**metrics.get('protocol', {}), 'checkpoint': 'last',
+                         'checkpoint_path': checkpoint},
+            'cost': {'stages': stage_costs,
+                     'total_wall_s': round(sum(s['wall_s'] for s in stages), 3),
+                     'peak_rss_mb': max(s['peak_rss_mb'] for s in stages)},
+            'env': environment(self.tools.cwd),
+            'finished_at': datetime.datetime.now().isoformat(timespec='seconds'),
+        }

@@ -1,0 +1,104 @@
+"""Files of a run directory: the atomic result (ARCHITECTURE.md "Run result contract"), the
+failure record, stage markers and the status shown by ``lpd-bench list``."""
+import json
+import os
+import tempfile
+from pathlib import Path
+
+RESULT_FILE = 'result.json'
+FAILED_FILE = 'failed.json'
+SCHEMA = 1
+#: Keys a result must have to count as complete.
+REQUIRED_KEYS = ('schema', 'run_id', 'method', 'seed', 'config', 'cfg_options', 'metrics', 'cost',
+                 'env')
+
+
+def write_json_atomic(path, data) -> None:
+    """Write JSON to a temp file in the same folder, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    try:
+        with os.fdopen(fd, 'w') as f:
+            json.dump(data, f, indent=1, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path):
+    """Parsed JSON of ``path``, or None when it is missing or not valid JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def load_result(run_dir):
+    """The complete result of a run, or None (missing, truncated, wrong schema, keys missing)."""
+    result = read_json(Path(run_dir) / RESULT_FILE)
+    if not isinstance(result, dict) or result.get('schema') != SCHEMA:
+        return None
+    if any(key not in result for key in REQUIRED_KEYS):
+        return None
+    if not isinstance(result['metrics'], dict) or 'results' not in result['metrics']:
+        return None
+    return result
+
+
+def stage_marker(run_dir, stage) -> Path:
+    return Path(run_dir) / f'stage_{stage}.json'
+
+
+def stage_record(run_dir, stage):
+    """What a finished stage recorded (its cost, checkpoint...), or None if it did not finish."""
+    return read_json(stage_marker(run_dir, stage))
+
+
+def _checkpoint_number(path) -> int:
+    digits = path.stem.rpartition('_')[2]
+    return int(digits) if digits.isdigit() else -1
+
+
+def last_checkpoint(run_dir):
+    """Newest checkpoint of ``run_dir`` (MMEngine's ``last_checkpoint`` pointer), or None.
+
+    MMEngine rewrites the pointer in place after each save, so a kill can leave it empty; then
+    the highest-numbered ``iter_*.pth``/``epoch_*.pth`` is taken and the pointer repaired (so
+    that ``--resume`` finds it too).
+    """
+    run_dir = Path(run_dir)
+    pointer = run_dir / 'last_checkpoint'
+    text = pointer.read_text().strip() if pointer.is_file() else ''
+    if text:
+        path = Path(text) if Path(text).is_absolute() else run_dir / Path(text).name
+        if path.is_file():
+            return path
+    saved = sorted(list(run_dir.glob('iter_*.pth')) + list(run_dir.glob('epoch_*.pth')),
+                   key=_checkpoint_number)
+    if not saved:
+        return None
+    pointer.write_text(str(saved[-1].resolve()))
+    return saved[-1]
+
+
+def run_status(run_dir) -> str:
+    """done (valid result) / failed (last attempt failed) / partial (has a checkpoint) / todo."""
+    if load_result(run_dir) is not None:
+        return 'done'
+    if (Path(run_dir) / FAILED_FILE).is_file():
+        return 'failed'
+    if last_checkpoint(run_dir) is not None or stage_record(run_dir, 'train') is not None:
+        return 'partial'
+    return 'todo'
+
+
+def iter_results(work_dir):
+    """Complete results under ``work_dir/runs``, sorted by run id."""
+    runs = Path(work_dir) / 'runs'
+    if not runs.is_dir():
+        return []
+    return [r for r in (load_result(d) for d in sorted(runs.iterdir()) if d.is_dir()) if r]

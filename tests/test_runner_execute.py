@@ -1,0 +1,190 @@
+"""Executor with fake train/test/bank tools: skip, resume after a kill, failures, atomic results."""
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from lpd_bench.runner.execute import Executor, Tools
+from lpd_bench.runner.plan import BANK_PATH, build_plan
+from lpd_bench.runner.progress import Progress
+from lpd_bench.runner.results import last_checkpoint, load_result, run_status, write_json_atomic
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Fake tools/train.py: one checkpoint per iteration, MMEngine-style progress lines, --resume.
+FAKE_TRAIN = textwrap.dedent('''
+    import json, os, sys, time
+    from pathlib import Path
+    args = sys.argv[1:]
+    work = Path(args[args.index('--work-dir') + 1])
+    options = dict(o.split('=', 1) for o in args[args.index('--cfg-options') + 1:])
+    if 'fail' in options.get('model.decode_head.refiner_loss', ''):
+        print('Traceback: boom'); sys.exit(3)
+    total, start = int(os.environ.get('FAKE_ITERS', 6)), 0
+    if '--resume' in args:
+        start = int(Path((work / 'last_checkpoint').read_text()).stem.split('_')[1])
+    with open(work / 'starts.txt', 'a') as f:
+        f.write(f'{start}\\n')
+    for it in range(start + 1, total + 1):
+        time.sleep(float(os.environ.get('FAKE_SLEEP', 0)))
+        print(f'Iter(train) [{it:3d}/{total}]  lr: 1e-4  loss: 0.5', flush=True)
+        (work / f'iter_{it}.pth').write_text(str(it))
+        (work / 'last_checkpoint').write_text(str(work / f'iter_{it}.pth'))
+    (work / 'cost_train.json').write_text(json.dumps({'iters': total, 'params': 123}))
+''')
+
+# Fake tools/test.py: writes a metric JSON whose numbers depend on the seed and the checkpoint.
+FAKE_TEST = textwrap.dedent('''
+    import json, sys
+    from pathlib import Path
+    args = sys.argv[1:]
+    options = dict(o.split('=', 1) for o in args[args.index('--cfg-options') + 1:])
+    seed, ckpt = int(options['randomness.seed']), Path(args[1]).read_text()
+    miou = 50.0 + seed + int(ckpt) / 10
+    block = {'IoU': {'TUM': miou}, 'mIoU': miou, 'mDice': miou + 10, 'FwIoU': miou}
+    Path(options['test_evaluator.output_file']).write_text(json.dumps({
+        'protocol': {'gating': 'oracle', 'tta': True}, 'classes': ['TUM', 'STR', 'LYM', 'NEC', 'BG'],
+        'results': {g: {'bg_counted': block, 'bg_ignored': block} for g in ('oracle', 'predicted')}}))
+''')
+
+FAKE_BANK = textwrap.dedent('''
+    import json, sys
+    from pathlib import Path
+    out = Path(sys.argv[sys.argv.index('--out') + 1])
+    out.write_text('bank')
+    Path(f'{out}.cost.json').write_text(json.dumps({'name': 'prototype_bank', 'wall_s': 0.1}))
+    with open(out.parent / 'bank_calls.txt', 'a') as f:
+        f.write(' '.join(sys.argv[1:]) + '\\n')
+''')
+
+
+@pytest.fixture
+def tools(tmp_path):
+    folder = tmp_path / 'tools'
+    folder.mkdir()
+    for name, text in (('train', FAKE_TRAIN), ('test', FAKE_TEST), ('bank', FAKE_BANK)):
+        (folder / f'{name}.py').write_text(text)
+    return Tools(train=str(folder / 'train.py'), test=str(folder / 'test.py'),
+                 bank=str(folder / 'bank.py'), snapshot=[str(folder / 'bank.py'), '--out'],
+                 cwd=REPO)
+
+
+def executor(work_dir, tools, stream=None):
+    return Executor(work_dir, Progress(1, stream=stream or io.StringIO()), tools)
+
+
+def test_run_writes_complete_result_and_skips_it_on_rerun(tmp_path, tools):
+    plan = build_plan(['lpd'], seeds=[1])
+    out = io.StringIO()
+    assert executor(tmp_path / 'w', tools, out).run_plan(plan) == {'lpd__seed1': 'done'}
+    run_dir = tmp_path / 'w' / 'runs' / 'lpd__seed1'
+    result = load_result(run_dir)
+    assert result['metrics']['results']['oracle']['bg_counted']['mIoU'] == pytest.approx(51.6)
+    assert result['cfg_options']['randomness.seed'] == 1
+    assert result['protocol']['checkpoint'] == 'last'
+    assert result['protocol']['checkpoint_path'].endswith('iter_6.pth')
+    assert [s['name'] for s in result['cost']['stages']] == ['train', 'test']
+    assert result['cost']['stages'][0]['iters'] == 6 and result['cost']['peak_rss_mb'] > 0
+    assert set(result['env']['packages']) == {'torch', 'mmengine', 'mmcv', 'mmseg', 'numpy'}
+    assert 'Iter(train) [  6/6]' in (run_dir / 'run.log').read_text()
+    assert 'train 6/6 (100%)' in out.getvalue()
+    # Rerun: skipped, the training is not started again.
+    assert executor(tmp_path / 'w', tools).run_plan(plan) == {'lpd__seed1': 'skipped'}
+    assert (run_dir / 'starts.txt').read_text().split() == ['0']
+
+
+def test_rerun_with_other_data_in_same_work_dir_is_refused(tmp_path, tools):
+    executor(tmp_path / 'w', tools).run_plan(build_plan(['cam'], seeds=[0]))
+    other = build_plan(['cam'], seeds=[0], data_root=str(tmp_path))
+    assert executor(tmp_path / 'w', tools).run_plan(other) == {'cam__seed0': 'failed'}
+    failed = json.loads((tmp_path / 'w' / 'runs' / 'cam__seed0' / 'failed.json').read_text())
+    assert 'another configuration' in failed['error']
+
+
+def test_failing_run_is_reported_and_others_continue(tmp_path, tools):
+    plan = build_plan(['cam', 'lpd'], seeds=[0])
+    plan[0].cfg_options['model.decode_head.refiner_loss'] = 'fail'  # the fake train exits 3
+    out = io.StringIO()
+    outcome = executor(tmp_path / 'w', tools, out).run_plan(plan)
+    assert outcome == {'cam__seed0': 'failed', 'lpd__seed0': 'done'}
+    assert 'Traceback: boom' in out.getvalue()  # the log tail is shown
+    assert run_status(tmp_path / 'w' / 'runs' / 'cam__seed0') == 'failed'
+    failed = json.loads((tmp_path / 'w' / 'runs' / 'cam__seed0' / 'failed.json').read_text())
+    assert failed['stage'] == 'train' and 'exit code 3' in failed['error']
+
+
+def test_pbip_bank_built_once_per_key_and_passed_to_training(tmp_path, tools):
+    plan = build_plan(['pbip'], seeds=[0, 1])
+    executor(tmp_path / 'w', tools).run_plan(plan)
+    (tmp_path / 'w' / 'runs' / 'pbip__seed0' / 'result.json').unlink()
+    executor(tmp_path / 'w', tools).run_plan(plan)  # reruns seed 0 only, reuses its bank
+    calls = (tmp_path / 'w' / 'banks' / 'bank_calls.txt').read_text().splitlines()
+    assert len(calls) == 2 and '--seed 0' in calls[0] and '--num-per-class 3' in calls[0]
+    result = load_result(tmp_path / 'w' / 'runs' / 'pbip__seed0')
+    assert result['cost']['stages'][0]['name'] == 'prototype_bank'
+    assert result['cost']['stages'][0]['shared'] is True
+    assert result['cfg_options'][BANK_PATH] == result['cost']['stages'][0]['path']
+
+
+def test_half_written_result_is_not_complete(tmp_path):
+    run_dir = tmp_path / 'r'
+    run_dir.mkdir()
+    (run_dir / '.result.json.x.tmp').write_text('{"schema": 1')  # an interrupted atomic write
+    assert load_result(run_dir) is None and run_status(run_dir) == 'todo'
+    (run_dir / 'result.json').write_text('{"schema": 1, "run_id": "x"')  # truncated
+    assert load_result(run_dir) is None
+    write_json_atomic(run_dir / 'result.json', {'schema': 1, 'run_id': 'x'})  # keys missing
+    assert load_result(run_dir) is None
+    assert [p.name for p in run_dir.iterdir() if p.name.endswith('.tmp')] == ['.result.json.x.tmp']
+
+
+def test_killed_run_resumes_from_its_checkpoint(tmp_path, tools, monkeypatch):
+    """Kill the runner (and its fake training) mid-way, rerun: training resumes, result appears."""
+    work = tmp_path / 'w'
+    script = textwrap.dedent(f'''
+        import sys
+        from lpd_bench.runner.execute import Executor, Tools
+        from lpd_bench.runner.plan import build_plan
+        from lpd_bench.runner.progress import Progress
+        tools = Tools(train={tools.train!r}, test={tools.test!r}, bank={tools.bank!r})
+        Executor({str(work)!r}, Progress(1), tools).run_plan(build_plan(['lpd'], seeds=[0]))
+    ''')
+    env = {**os.environ, 'FAKE_SLEEP': '0.2', 'FAKE_ITERS': '40',
+           'PYTHONPATH': os.environ.get('PYTHONPATH', str(REPO))}
+    proc = subprocess.Popen([sys.executable, '-c', script], env=env, cwd=tmp_path,
+                            start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    run_dir = work / 'runs' / 'lpd__seed0'
+    deadline = time.monotonic() + 30
+    while not (run_dir / 'iter_3.pth').exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert run_status(run_dir) == 'partial', proc.stderr.read()
+    assert not (run_dir / 'result.json').exists()
+    reached = int(Path((run_dir / 'last_checkpoint').read_text()).stem.split('_')[1])
+    assert 3 <= reached < 40
+
+    monkeypatch.setenv('FAKE_ITERS', '40')
+    assert executor(work, tools).run_plan(build_plan(['lpd'], seeds=[0])) == {'lpd__seed0': 'done'}
+    starts = [int(s) for s in (run_dir / 'starts.txt').read_text().split()]
+    assert starts == [0, reached]
+    result = load_result(run_dir)
+    assert result['cost']['stages'][0]['resumed'] is True
+    assert result['protocol']['checkpoint_path'].endswith('iter_40.pth')
+
+
+def test_empty_checkpoint_pointer_falls_back_to_newest_checkpoint(tmp_path):
+    for it in (2, 10, 9):
+        (tmp_path / f'iter_{it}.pth').write_text(str(it))
+    (tmp_path / 'last_checkpoint').write_text('')  # killed while MMEngine rewrote it
+    assert last_checkpoint(tmp_path).name == 'iter_10.pth'
+    assert (tmp_path / 'last_checkpoint').read_text().endswith('iter_10.pth')
+    assert run_status(tmp_path) == 'partial'
