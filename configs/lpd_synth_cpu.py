@@ -1,0 +1,16 @@
+"""LPD CPU preset on the default synthetic set (a tiny MiT from scratch, 300 iterations).
+
+    python tools/train.py configs/lpd_synth_cpu.py
+    python tools/test.py configs/lpd_synth_cpu.py work_dirs/lpd_synth_cpu/iter_300.pth
+
+Synthetic numbers are never BCSS-WSSS numbers.
+"""
+_base_ = [
+    './_base_/models/lpd_mit_tiny_cpu.py',
+    './_base_/datasets/synthetic_cpu.py',
+    './_base_/schedules/cpu_short.py',
+]
+default_scope = 'mmseg'
+custom_imports = dict(imports=['lpd_bench', 'baselines'], allow_failed_imports=False)
+
+model = dict(data_preprocessor={{_base_.data_preprocessor}})
