@@ -65,15 +65,25 @@ FAKE_BANK = textwrap.dedent('''
 ''')
 
 
+# Fake snapshot step: records its arguments in the run dir (``--out``).
+FAKE_SNAPSHOT = textwrap.dedent('''
+    import sys
+    from pathlib import Path
+    out = Path(sys.argv[sys.argv.index('--out') + 1])
+    (out / 'snapshot_args.txt').write_text(' '.join(sys.argv[1:]))
+''')
+
+
 @pytest.fixture
 def tools(tmp_path):
     folder = tmp_path / 'tools'
     folder.mkdir()
-    for name, text in (('train', FAKE_TRAIN), ('test', FAKE_TEST), ('bank', FAKE_BANK)):
+    for name, text in (('train', FAKE_TRAIN), ('test', FAKE_TEST), ('bank', FAKE_BANK),
+                       ('snapshot', FAKE_SNAPSHOT)):
         (folder / f'{name}.py').write_text(text)
     return Tools(train=str(folder / 'train.py'), test=str(folder / 'test.py'),
-                 bank=str(folder / 'bank.py'), snapshot=[str(folder / 'bank.py'), '--out'],
-                 cwd=REPO)
+                 bank=str(folder / 'bank.py'), snapshot=[str(folder / 'snapshot.py')],
+                 cwd=tmp_path)
 
 
 def executor(work_dir, tools, stream=None):
@@ -95,6 +105,7 @@ def test_run_writes_complete_result_and_skips_it_on_rerun(tmp_path, tools):
     assert set(result['env']['packages']) == {'torch', 'mmengine', 'mmcv', 'mmseg', 'numpy'}
     assert 'Iter(train) [  6/6]' in (run_dir / 'run.log').read_text()
     assert 'train 6/6 (100%)' in out.getvalue()
+    assert '--num-images 4' in (run_dir / 'snapshot_args.txt').read_text()  # a main run
     # Rerun: skipped, the training is not started again.
     assert executor(tmp_path / 'w', tools).run_plan(plan) == {'lpd__seed1': 'skipped'}
     assert (run_dir / 'starts.txt').read_text().split() == ['0']
@@ -153,7 +164,8 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path, tools, monkeypatch):
         from lpd_bench.runner.execute import Executor, Tools
         from lpd_bench.runner.plan import build_plan
         from lpd_bench.runner.progress import Progress
-        tools = Tools(train={tools.train!r}, test={tools.test!r}, bank={tools.bank!r})
+        tools = Tools(train={tools.train!r}, test={tools.test!r}, bank={tools.bank!r},
+                      snapshot={tools.snapshot!r}, cwd={str(tmp_path)!r})
         Executor({str(work)!r}, Progress(1), tools).run_plan(build_plan(['lpd'], seeds=[0]))
     ''')
     env = {**os.environ, 'FAKE_SLEEP': '0.2', 'FAKE_ITERS': '40',
