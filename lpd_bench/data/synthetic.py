@@ -1,0 +1,272 @@
+"""Synthetic stand-in for BCSS-WSSS (../shared/DESIGN.md section 8), in the release's exact layout.
+
+``write_synthetic_dataset`` writes ``train/<slide-region>+<index>[abcd].png`` (labels in the
+names, no masks) and ``val|test/{img,mask}/<slide-region>+<index>.png`` (palette masks 0..4),
+plus ``manifest.json`` (counts, class frequencies, seed, version, sha256 of every file). Output is
+byte-identical for a seed. ``default_synthetic_root`` builds the default set once in a cache dir.
+Its numbers are never BCSS-WSSS numbers.
+"""
+import hashlib
+import json
+import os
+import shutil
+import string
+import tempfile
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+from PIL import Image
+
+from .bcss_meta import (ALL_CLASSES, BACKGROUND_INDEX, NUM_TISSUE_CLASSES, PALETTE, PATCH_SIZE,
+                        TISSUE_CLASSES)
+from .filenames import format_train_name
+from .validation import MANIFEST_NAME
+from .synthetic_tissue import BACKGROUND_MORPHOLOGY, MORPHOLOGIES, Stain, render_patch, smooth_noise
+
+#: Bump whenever the generated pixels or layout change (it names the cache folder).
+GENERATOR_VERSION = 1
+DEFAULT_SEED = 0
+DEFAULT_PATCH_SIZE = PATCH_SIZE
+#: Images per split of the default set.
+DEFAULT_SPLIT_SIZES = {'train': 480, 'val': 64, 'test': 128}
+#: Environment variable naming the cache dir (default ~/.cache/lpd-bench).
+CACHE_ENV = 'LPD_BENCH_CACHE'
+
+#: A class is kept in a patch only if it covers at least this share of the tissue pixels; smaller
+#: regions are given to the neighbouring classes, so train labels equal the mask's classes.
+MIN_CLASS_FRACTION = 0.02
+#: Chance of each tissue class being drawn (TUM, STR, LYM, NEC), of 1/2/3 classes per patch, of a
+#: white background region, and that region's share of the patch.
+CLASS_PRIOR = (0.34, 0.30, 0.20, 0.16)
+NUM_CLASSES_PRIOR = (0.42, 0.38, 0.20)
+BACKGROUND_PROB = 0.35
+BACKGROUND_SHARE = (0.05, 0.45)
+#: Patches per slide region (train and held-out splits use different regions).
+PATCHES_PER_REGION = {'train': 40, 'val': 16, 'test': 16}
+_SPLIT_IDS = {'train': 0, 'val': 1, 'test': 2}
+#: TCGA tissue-source-site codes of breast cancer slides, for realistic region names.
+_TCGA_SITES = ('A1', 'A2', 'A7', 'A8', 'AC', 'AN', 'AO', 'AQ', 'AR', 'B6', 'BH', 'C8', 'D8', 'E2',
+               'E9', 'EW', 'GM', 'LL', 'OL', 'S3')
+_PALETTE_FLAT = [v for rgb in PALETTE for v in rgb]
+
+
+def region_names(seed: int, split: str, count: int) -> list:
+    """Slide-region names like ``TCGA-A2-B7Q1-DX1_xmin45749_ymin25055_MPP-0.2500``."""
+    rng = np.random.default_rng([seed, _SPLIT_IDS[split], 7])
+    alnum = np.array(list(string.ascii_uppercase + string.digits))
+    names = []
+    for _ in range(count):
+        site = _TCGA_SITES[rng.integers(len(_TCGA_SITES))]
+        patient = ''.join(rng.choice(alnum, 4))
+        x, y = rng.integers(10000, 99999, 2)
+        names.append(f'TCGA-{site}-{patient}-DX1_xmin{x}_ymin{y}_MPP-0.2500')
+    return names
+
+
+def sample_mask(rng, size: int) -> np.ndarray:
+    """Region layout (size, size) uint8: 1..3 tissue classes with irregular borders, maybe BG.
+
+    Borders come from the argmax of smooth noise fields with finer noise added (warped edges).
+    """
+    k = rng.choice(3, p=NUM_CLASSES_PRIOR) + 1
+    classes = rng.choice(NUM_TISSUE_CLASSES, k, replace=False, p=CLASS_PRIOR)
+    scores = np.stack([
+        smooth_noise(rng, size, rng.uniform(1.2, 3)) + 0.35 * smooth_noise(rng, size, 8) +
+        0.12 * smooth_noise(rng, size, 24) + rng.normal(0, 0.4) for _ in classes
+    ])
+    background = np.zeros((size, size), bool)
+    if rng.random() < BACKGROUND_PROB:
+        field = smooth_noise(rng, size, rng.uniform(1.2, 2.5)) + 0.25 * smooth_noise(
+            rng, size, 10) + 0.08 * smooth_noise(rng, size, 30)
+        background = field > np.quantile(field, 1 - rng.uniform(*BACKGROUND_SHARE))
+    alive = np.ones(k, bool)
+    while True:
+        mask = classes[np.argmax(np.where(alive[:, None, None], scores, -np.inf), 0)]
+        mask = mask.astype(np.uint8)
+        mask[background] = BACKGROUND_INDEX
+        counts = np.bincount(mask[~background], minlength=NUM_TISSUE_CLASSES)[classes]
+        small = alive & (counts < MIN_CLASS_FRACTION * (~background).sum())
+        if not small.any():
+            return mask
+        alive[np.flatnonzero(small)[np.argmin(counts[small])]] = False
+
+
+def mask_label(mask: np.ndarray) -> np.ndarray:
+    """Multi-hot (4,) int64 of the tissue classes present in a mask."""
+    counts = np.bincount(mask.ravel(), minlength=len(ALL_CLASSES))
+    return (counts[:NUM_TISSUE_CLASSES] > 0).astype(np.int64)
+
+
+def generate_patch(seed: int, split: str, index: int, size: int, slide: 'Slide'):
+    """One (rgb uint8 HxWx3, mask uint8 HxW) pair; deterministic in (seed, split, index, size)."""
+    rng = np.random.default_rng([seed, _SPLIT_IDS[split], index, 1])
+    mask = sample_mask(rng, size)
+    morph = {}
+    for value in np.unique(mask):
+        if value == BACKGROUND_INDEX:
+            morph[BACKGROUND_INDEX] = BACKGROUND_MORPHOLOGY
+        else:
+            first = rng.random() < slide.first_morphology_prob[value]
+            morph[int(value)] = MORPHOLOGIES[value][0 if first else 1]
+    return render_patch(mask, morph, slide.stain, rng), mask
+
+
+class Slide:
+    """A slide region: its name, stain and its preference among each class's morphologies."""
+
+    def __init__(self, name: str, rng):
+        self.name = name
+        self.stain = Stain.sample(rng)
+        self.first_morphology_prob = rng.uniform(0.2, 0.8, NUM_TISSUE_CLASSES)
+
+
+def _save_png(path: Path, array: np.ndarray, palette: bool = False) -> None:
+    img = Image.fromarray(array)
+    if palette:
+        img.putpalette(_PALETTE_FLAT)
+    img.save(path, format='PNG', compress_level=3)
+
+
+def split_slides(seed: int, split: str, count: int) -> list:
+    """The slide regions of a split of ``count`` patches; patch i comes from slide i % len."""
+    n_regions = max(1, -(-count // PATCHES_PER_REGION[split]))
+    return [
+        Slide(name, np.random.default_rng([seed, _SPLIT_IDS[split], r, 2]))
+        for r, name in enumerate(region_names(seed, split, n_regions))
+    ]
+
+
+def _generate_split(root: Path, split: str, count: int, seed: int, size: int, progress):
+    """Write one split; return its manifest statistics."""
+    slides = split_slides(seed, split, count)
+    n_regions = len(slides)
+    if split == 'train':
+        (root / split).mkdir(parents=True)
+    else:
+        (root / split / 'img').mkdir(parents=True)
+        (root / split / 'mask').mkdir()
+    images = np.zeros(NUM_TISSUE_CLASSES, np.int64)
+    pixels = np.zeros(len(ALL_CLASSES), np.int64)
+    per_image = np.zeros(NUM_TISSUE_CLASSES + 1, np.int64)
+    for i in range(count):
+        slide = slides[i % n_regions]
+        rgb, mask = generate_patch(seed, split, i, size, slide)
+        label = mask_label(mask)
+        if split == 'train':
+            _save_png(root / split / format_train_name(slide.name, i // n_regions, label), rgb)
+        else:
+            name = f'{slide.name}+{i // n_regions}.png'
+            _save_png(root / split / 'img' / name, rgb)
+            _save_png(root / split / 'mask' / name, mask, palette=True)
+        images += label
+        pixels += np.bincount(mask.ravel(), minlength=len(ALL_CLASSES))
+        per_image[label.sum()] += 1
+        if progress is not None:
+            progress(split, i + 1, count)
+    return dict(
+        images=count,
+        regions=[s.name for s in slides],
+        image_level={c: int(n) for c, n in zip(TISSUE_CLASSES, images)},
+        pixel_level={c: round(float(n) / max(1, pixels.sum()), 6) for c, n in zip(ALL_CLASSES, pixels)},
+        classes_per_image={str(k): int(n) for k, n in enumerate(per_image) if k},
+    )
+
+
+def _build_manifest(root: Path, seed: int, size: int, stats: dict) -> dict:
+    files = sorted(p for p in root.rglob('*.png'))
+    return dict(
+        generator='lpd_bench.data.synthetic',
+        generator_version=GENERATOR_VERSION,
+        synthetic=True,
+        note='Synthetic stand-in for BCSS-WSSS: never report its numbers as BCSS-WSSS numbers. '
+        'image_level counts images with each class; pixel_level is the pixel share per mask '
+        'value (train masks are not written but were used for the labels).',
+        seed=seed,
+        patch_size=size,
+        classes=list(ALL_CLASSES),
+        palette=[list(rgb) for rgb in PALETTE],
+        min_class_fraction=MIN_CLASS_FRACTION,
+        counts={split: s['images'] for split, s in stats.items()},
+        splits=stats,
+        sha256={p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in files},
+    )
+
+
+def write_synthetic_dataset(out_dir,
+                            seed: int = DEFAULT_SEED,
+                            n_train: int = DEFAULT_SPLIT_SIZES['train'],
+                            n_val: int = DEFAULT_SPLIT_SIZES['val'],
+                            n_test: int = DEFAULT_SPLIT_SIZES['test'],
+                            patch_size: int = DEFAULT_PATCH_SIZE,
+                            overwrite: bool = False,
+                            progress: Optional[Callable[[str, int, int], None]] = None) -> Path:
+    """Generate a synthetic BCSS-WSSS-layout dataset into ``out_dir``; return its path.
+
+    Files are written into a temporary folder next to ``out_dir`` that is renamed at the end, so
+    a half-written set is never visible. An existing non-empty ``out_dir`` is an error unless
+    ``overwrite``. ``progress(split, done, total)`` is called after every patch.
+    """
+    out = Path(out_dir)
+    counts = {'train': n_train, 'val': n_val, 'test': n_test}
+    bad = {k: v for k, v in counts.items() if int(v) < 1}
+    if bad or patch_size < 16:
+        raise ValueError(f'split sizes must be >= 1 (got {bad}) and patch_size >= 16 '
+                         f'(got {patch_size})')
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f'{out} exists and is not a directory')
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f'{out} exists and is not empty (use overwrite=True / --overwrite)')
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.tmp-', dir=out.parent))
+    try:
+        os.chmod(tmp, 0o755)
+        stats = {
+            split: _generate_split(tmp, split, int(n), seed, patch_size, progress)
+            for split, n in counts.items()
+        }
+        manifest = _build_manifest(tmp, seed, patch_size, stats)
+        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1, sort_keys=True) + '\n')
+        _install(tmp, out, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _install(tmp: Path, out: Path, overwrite: bool) -> None:
+    """Rename the finished ``tmp`` to ``out`` (replacing it if ``overwrite``)."""
+    try:
+        os.rename(tmp, out)  # atomic; also replaces an empty directory
+        return
+    except OSError:
+        if not overwrite or not out.is_dir():
+            raise FileExistsError(f'{out} appeared while the dataset was being generated')
+    old = Path(tempfile.mkdtemp(prefix=f'.{out.name}.old-', dir=out.parent))
+    os.rename(out, old / 'data')
+    os.rename(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def cache_dir() -> Path:
+    """``$LPD_BENCH_CACHE`` or ``~/.cache/lpd-bench``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / '.cache' / 'lpd-bench')
+
+
+def default_synthetic_root(seed: int = DEFAULT_SEED) -> Path:
+    """Path of the default synthetic set, generated on first use and reused afterwards.
+
+    Safe when several processes race: each builds in its own temp dir; the first rename wins.
+    """
+    sizes = DEFAULT_SPLIT_SIZES
+    root = cache_dir() / (f'synthetic-v{GENERATOR_VERSION}-seed{seed}-{DEFAULT_PATCH_SIZE}px-'
+                          f'{sizes["train"]}-{sizes["val"]}-{sizes["test"]}')
+    if not (root / MANIFEST_NAME).is_file():
+        try:
+            write_synthetic_dataset(root, seed, sizes['train'], sizes['val'], sizes['test'],
+                                    DEFAULT_PATCH_SIZE)
+        except FileExistsError:
+            if not (root / MANIFEST_NAME).is_file():
+                raise
+    return root
