@@ -130,6 +130,6 @@ def test_unknown_global_is_named_in_the_error(tmp_path):
 def test_restricted_getattr_only_gives_history_buffer_methods():
     assert history_buffer_method(HistoryBuffer, 'mean') is HistoryBuffer.mean
     for owner, name in ((HistoryBuffer, '__init__'), (HistoryBuffer, '_statistics_methods'),
-                        (torch, 'load'), (HistoryBuffer, 'missing')):
+                        (torch, 'load'), (HistoryBuffer, 'missing'), (HistoryBuffer, 3)):
         with pytest.raises(CheckpointGlobalsError, match='only public methods'):
             history_buffer_method(owner, name)

@@ -43,8 +43,9 @@ class CheckpointGlobalsError(pickle.UnpicklingError):
 
 def history_buffer_method(owner, name):
     """Restricted ``getattr``: only ``HistoryBuffer``'s public methods (pickled statistics)."""
-    method = inspect.getattr_static(owner, name, None) if owner is HistoryBuffer else None
-    if name.startswith('_') or not inspect.isfunction(method):
+    public = isinstance(name, str) and not name.startswith('_')
+    method = inspect.getattr_static(owner, name, None) if owner is HistoryBuffer and public else None
+    if not inspect.isfunction(method):
         raise CheckpointGlobalsError(
             f'checkpoint asks for getattr({owner!r}, {name!r}); only public methods of '
             'mmengine HistoryBuffer are allowed (lpd_bench.engine.checkpoint_io)')
