@@ -1,1 +1,6 @@
-"""Baseline methods (CAM, PBIP-style clustering prototypes), registered into mmseg registries."""
+"""Baseline methods, registered into mmseg registries on import.
+
+CAM needs no code of its own (``StageClassVectors`` in lpd_bench, see configs/cam_*.py);
+PBIP's clustered prototypes and bank builder live in :mod:`baselines.pbip`.
+"""
+from . import pbip  # noqa: F401  (registers ClusteredPrototypes)

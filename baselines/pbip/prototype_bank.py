@@ -14,9 +14,11 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.logging import print_log
+from mmengine.registry import init_default_scope
 from mmengine.utils import ProgressBar
 
 BANK_COST_STAGE = 'prototype_bank'
@@ -76,9 +78,13 @@ def deterministic_pipeline(pipeline: Sequence[dict]) -> List[dict]:
 
 @torch.no_grad()
 def embed_dataset(encoder: torch.nn.Module, preprocessor: torch.nn.Module, dataset,
-                  indices: Sequence[int], batch_size: int, device: str,
+                  indices: Sequence[int], batch_size: int, device: str, size=None,
                   num_workers: int = 0) -> torch.Tensor:
-    """Unit-norm encoder embeddings (len(indices), D) of ``dataset[indices]``, in that order."""
+    """Unit-norm encoder embeddings (len(indices), D) of ``dataset[indices]``, in that order.
+
+    ``size`` (int or (H, W)): resize the normalised images bilinearly first, as the mask refiner
+    does with its ``cutout_size``.
+    """
     loader = torch.utils.data.DataLoader(
         torch.utils.data.Subset(dataset, list(indices)), batch_size=batch_size, shuffle=False,
         num_workers=num_workers, collate_fn=pseudo_collate)
@@ -86,7 +92,9 @@ def embed_dataset(encoder: torch.nn.Module, preprocessor: torch.nn.Module, datas
     out = []
     for batch in loader:
         inputs = preprocessor(batch, training=False)['inputs'].to(device)
-        out.append(torch.nn.functional.normalize(encoder(inputs).float(), dim=1).cpu())
+        if size is not None:
+            inputs = F.interpolate(inputs, size=size, mode='bilinear', align_corners=False)
+        out.append(F.normalize(encoder(inputs).float(), dim=1).cpu())
         for _ in range(len(inputs)):
             progress.update()
     print()
@@ -108,6 +116,7 @@ def build_prototype_bank(cfg: Config, num_per_class: int = 3, seed: int = 0, bat
     """Run PBIP stage A for ``cfg`` (a model + train data config); return the bank dict."""
     from mmseg.registry import DATASETS, MODELS
     start = time.perf_counter()
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     refiner = cfg.model.decode_head.get('refiner_loss')
     if not refiner or 'encoder' not in refiner:
@@ -127,11 +136,14 @@ def build_prototype_bank(cfg: Config, num_per_class: int = 3, seed: int = 0, bat
               f'({dict(zip(classes, map(len, per_class)))}), k={num_per_class}, seed={seed}',
               logger='current')
 
-    encoder = MODELS.build(encoder_cfg).to(device).eval()
+    with torch.random.fork_rng():  # a checkpoint-less encoder is random: make it seed-determined
+        torch.manual_seed(seed)
+        encoder = MODELS.build(encoder_cfg).to(device).eval()
     preprocessor = MODELS.build(cfg.model.data_preprocessor).to(device)
     flat = [i for ix in per_class for i in ix]
     embed_start = time.perf_counter()
-    feats = embed_dataset(encoder, preprocessor, dataset, flat, batch_size, device, num_workers)
+    feats = embed_dataset(encoder, preprocessor, dataset, flat, batch_size, device,
+                          refiner.get('cutout_size'), num_workers)
     embed_s = time.perf_counter() - embed_start
     centroids, offset = [], 0
     for c, ix in enumerate(per_class):
