@@ -25,7 +25,7 @@ from .validation import MANIFEST_NAME
 from .synthetic_tissue import BACKGROUND_MORPHOLOGY, MORPHOLOGIES, Stain, render_patch, smooth_noise
 
 #: Bump whenever the generated pixels or layout change (it names the cache folder).
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 DEFAULT_SEED = 0
 DEFAULT_PATCH_SIZE = PATCH_SIZE
 #: Images per split of the default set.

@@ -184,8 +184,8 @@ def tumour_solid(rng, size):
 
 def tumour_glandular(rng, size):
     """Glands / cribriform nests: pale lumens lined by crowded, polarised nuclei."""
-    blobs = smooth_noise(rng, size, rng.uniform(3, 6)) + 0.3 * smooth_noise(rng, size, 12)
-    lumen = blobs > np.quantile(blobs, rng.uniform(0.7, 0.85))
+    blobs = smooth_noise(rng, size, rng.uniform(5, 9)) + 0.3 * smooth_noise(rng, size, 14)
+    lumen = blobs > np.quantile(blobs, rng.uniform(0.8, 0.9))
     dist = ndimage.distance_transform_edt(~lumen)
     gy, gx = np.gradient(ndimage.gaussian_filter(dist.astype(np.float32), 2.0))
     centres = jittered_grid(rng, size, rng.uniform(10, 13), 0.25)
@@ -203,7 +203,7 @@ def tumour_glandular(rng, size):
                        angle, rng.uniform(0.85, 1.2, n), rng, profile='vesicular',
                        irregularity=0.12)
     tissue = ndimage.gaussian_filter((~lumen).astype(float), 1.2)
-    e = tissue * (0.3 + 0.05 * grain(rng, size, 1.2)) + (1 - tissue) * 0.05
+    e = tissue * (0.3 + 0.05 * grain(rng, size, 1.2)) + (1 - tissue) * 0.03
     h = tissue * (0.12 + 0.03 * grain(rng, size, 1.5)) + 1.1 * _chromatin(nuc, rng, size)
     return h, e * (1 - 0.5 * nuc)
 
