@@ -1,1 +1,11 @@
-"""See ARCHITECTURE.md."""
+"""Models of lpd-bench; importing registers them in mmseg's registries (see ARCHITECTURE.md)."""
+from . import frozen_encoder, losses, mit_checkpoint  # noqa: F401  (registration side effects)
+from .inference import InferenceProtocol
+from .prototype_head import PrototypeHead
+from .prototypes import LearnablePrototypes, PrototypeSource, StageClassVectors
+from .segmentor import WeaklySupervisedSegmentor
+
+__all__ = [
+    'InferenceProtocol', 'LearnablePrototypes', 'PrototypeHead', 'PrototypeSource',
+    'StageClassVectors', 'WeaklySupervisedSegmentor'
+]

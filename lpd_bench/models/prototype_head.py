@@ -1,0 +1,212 @@
+"""PrototypeHead: LPD's per-stage prototype similarity maps, class scores and training losses.
+
+For each backbone stage i, the prototypes (projected to the stage width d_i by a small MLP, unless
+the source is unprojected) are compared with every pixel feature by scaled cosine similarity:
+``sim_i = s_i * cos(f_i(x, y), p_i)`` of shape (B, C*k, H_i, W_i), one learnable scale s_i per
+stage. A prototype's score is the global average of its map; the k prototypes of a class are merged
+with per-class weights: uniform (mean) in training, ``softmax(z)`` over the class's scores z at
+test (so the merged score is ``sum_j softmax(z)_j z_j``). The same weights merge the maps, so the
+average of a merged class map is the merged class score.
+"""
+from typing import List, NamedTuple, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmengine.logging import MessageHub
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+
+from mmseg.registry import MODELS
+
+
+class PrototypeOutputs(NamedTuple):
+    """Raw head outputs; entries of stages that were not computed are None."""
+
+    sim_maps: List[Optional[Tensor]]  # per stage (B, C*k, H_i, W_i)
+    stage_prototypes: List[Optional[Tensor]]  # per stage (C*k, d_i)
+    raw_prototypes: Optional[Tensor]  # (C*k, D) before projection; None for unprojected sources
+
+
+def merge_weights(proto_scores: Tensor, num_classes: int, mode: str) -> Tensor:
+    """Weights (B, C, k) that merge the k prototypes of each class.
+
+    ``mode='mean'``: 1/k each (training). ``mode='softmax'``: softmax over the class's prototype
+    scores (test).
+    """
+    grouped = proto_scores.view(proto_scores.shape[0], num_classes, -1)
+    if mode == 'mean':
+        return torch.full_like(grouped, 1.0 / grouped.shape[-1])
+    if mode == 'softmax':
+        return grouped.softmax(dim=-1)
+    raise ValueError(f"merge mode must be 'mean' or 'softmax', got {mode!r}")
+
+
+def merge_scores(proto_scores: Tensor, weights: Tensor) -> Tensor:
+    """(B, C*k) prototype scores -> (B, C) class scores."""
+    return (proto_scores.view(weights.shape) * weights).sum(dim=-1)
+
+
+def merge_maps(sim_maps: Tensor, weights: Tensor) -> Tensor:
+    """(B, C*k, H, W) prototype maps -> (B, C, H, W) class maps."""
+    grouped = sim_maps.view(*weights.shape, *sim_maps.shape[2:])
+    return (grouped * weights[..., None, None]).sum(dim=2)
+
+
+def image_labels(data_samples: Sequence, num_classes: int, device=None) -> Tensor:
+    """Multi-hot image labels (B, C) float from ``data_sample.metainfo['img_label']``."""
+    rows = []
+    for sample in data_samples:
+        if 'img_label' not in sample.metainfo:
+            raise KeyError(f"data sample {sample.metainfo.get('img_path', '<no img_path>')} has "
+                           "no metainfo 'img_label' (pack inputs with PackWSSSInputs)")
+        label = np.asarray(sample.metainfo['img_label'], dtype=np.float32).reshape(-1)
+        if label.shape != (num_classes,) or not np.isin(label, (0, 1)).all():
+            raise ValueError(f"img_label of {sample.metainfo.get('img_path', '<no img_path>')} "
+                             f'must be {num_classes} values in {{0, 1}}, got {label.tolist()}')
+        rows.append(torch.from_numpy(label))
+    return torch.stack(rows).to(device)
+
+
+def current_iter() -> int:
+    """The runner's current training iteration (MessageHub info 'iter', 0 when unset)."""
+    return MessageHub.get_current_instance().get_info('iter', 0)
+
+
+@MODELS.register_module()
+class PrototypeHead(BaseModule):
+    """Prototype head of LPD (and of the CAM / PBIP baselines through the prototype source).
+
+    Args:
+        in_channels: widths of the backbone stages, e.g. [64, 128, 320, 512].
+        num_classes: foreground classes C.
+        prototypes: config of a :class:`~lpd_bench.models.prototypes.PrototypeSource`.
+        proj_hidden: hidden width of the per-stage projection MLPs.
+        init_scale: initial value of each stage's learnable similarity scale.
+        stage_loss_weights: weight of each stage's BCE loss; stages weighted 0 are not computed.
+        loss_warmup_iters: iteration from which the diversity and refiner losses are added.
+        diversity_loss, refiner_loss: loss configs (built with ``num_classes``); None = off.
+    """
+
+    def __init__(self,
+                 in_channels: Sequence[int],
+                 num_classes: int,
+                 prototypes: dict,
+                 proj_hidden: int = 256,
+                 init_scale: float = 1 / 0.07,
+                 stage_loss_weights: Sequence[float] = (0.0, 0.1, 1.0, 1.0),
+                 loss_warmup_iters: int = 0,
+                 diversity_loss: Optional[dict] = None,
+                 refiner_loss: Optional[dict] = None,
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.in_channels = tuple(in_channels)
+        self.num_classes = num_classes
+        self.num_stages = len(self.in_channels)
+        if len(stage_loss_weights) != self.num_stages:
+            raise ValueError(f'stage_loss_weights {tuple(stage_loss_weights)} must have one '
+                             f'weight per stage of in_channels {self.in_channels}')
+        self.stage_loss_weights = tuple(float(w) for w in stage_loss_weights)
+        self.loss_warmup_iters = loss_warmup_iters
+
+        self.prototypes = MODELS.build(
+            dict(prototypes, num_classes=num_classes, stage_channels=self.in_channels))
+        if self.prototypes.projected:
+            self.projections = nn.ModuleList(
+                nn.Sequential(
+                    nn.Linear(self.prototypes.dim, proj_hidden), nn.ReLU(inplace=True),
+                    nn.Linear(proj_hidden, d)) for d in self.in_channels)
+        else:
+            self.projections = None
+        self.logit_scales = nn.Parameter(torch.full((self.num_stages, ), float(init_scale)))
+
+        self.diversity_loss = (None if diversity_loss is None else MODELS.build(
+            dict(diversity_loss, num_classes=num_classes)))
+        if refiner_loss is not None and not self.prototypes.projected:
+            raise ValueError(f'refiner_loss needs raw prototypes; {type(self.prototypes).__name__}'
+                             ' is an unprojected source (set refiner_loss=None)')
+        self.refiner_loss = (None if refiner_loss is None else MODELS.build(
+            dict(refiner_loss, num_classes=num_classes)))
+
+    @property
+    def last_stage(self) -> int:
+        return self.num_stages - 1
+
+    def forward(self, feats: Sequence[Tensor],
+                stages: Optional[Sequence[int]] = None) -> PrototypeOutputs:
+        """Similarity maps of the given stages (all by default)."""
+        if len(feats) != self.num_stages:
+            raise ValueError(f'PrototypeHead expects {self.num_stages} feature maps '
+                             f'(in_channels {self.in_channels}), got {len(feats)}')
+        stages = range(self.num_stages) if stages is None else stages
+        if self.prototypes.projected:
+            raw = self.prototypes()
+            source = None
+        else:
+            raw = None
+            source = self.prototypes.stage_prototypes()
+        sim_maps = [None] * self.num_stages
+        stage_protos = [None] * self.num_stages
+        for i in stages:
+            protos = self.projections[i](raw) if source is None else source[i]
+            if feats[i].shape[1] != protos.shape[1]:
+                raise ValueError(f'stage {i + 1} features have {feats[i].shape[1]} channels, '
+                                 f'in_channels says {protos.shape[1]}')
+            sim_maps[i] = self.logit_scales[i] * torch.einsum(
+                'bdhw,nd->bnhw', F.normalize(feats[i], dim=1), F.normalize(protos, dim=1))
+            stage_protos[i] = protos
+        return PrototypeOutputs(sim_maps, stage_protos, raw)
+
+    def losses_active(self) -> bool:
+        """Whether the warm-up is over (the diversity and refiner losses are added)."""
+        return current_iter() >= self.loss_warmup_iters
+
+    def loss(self, feats: Sequence[Tensor], data_samples: Sequence, inputs: Tensor) -> dict:
+        """Losses from image-level labels only (``metainfo['img_label']``)."""
+        labels = image_labels(data_samples, self.num_classes, feats[0].device)
+        cls_stages = [i for i, w in enumerate(self.stage_loss_weights) if w > 0]
+        extra = self.losses_active() and (self.diversity_loss is not None
+                                          or self.refiner_loss is not None)
+        stages = sorted(set(cls_stages) | ({self.last_stage} if extra else set()))
+        out = self.forward(feats, stages)
+
+        losses = {}
+        proto_scores = {i: out.sim_maps[i].mean(dim=(2, 3)) for i in stages}
+        for i in cls_stages:
+            weights = merge_weights(proto_scores[i], self.num_classes, 'mean')
+            losses[f'loss_cls_s{i + 1}'] = self.stage_loss_weights[i] * \
+                F.binary_cross_entropy_with_logits(merge_scores(proto_scores[i], weights), labels)
+        if not extra:
+            return losses
+        last = self.last_stage
+        if self.diversity_loss is not None:
+            losses['loss_div'] = self.diversity_loss(feats[last], out.stage_prototypes[last],
+                                                     out.sim_maps[last], labels)
+        if self.refiner_loss is not None:
+            losses.update(
+                self.refiner_loss(inputs, out.sim_maps[last], out.raw_prototypes, labels,
+                                  proto_scores[last]))
+        return losses
+
+    def predict_class_maps(self, feats: Sequence[Tensor],
+                           stages: Sequence[int]) -> tuple:
+        """Test-time merged class maps and image-level probabilities.
+
+        Returns:
+            (class_maps, probs): ``class_maps[i]`` is (B, C, H_i, W_i) for the requested stages
+            and None for the others; ``probs`` (B, C) is the sigmoid of the last stage's merged
+            class score.
+        """
+        out = self.forward(feats, sorted(set(stages) | {self.last_stage}))
+        class_maps = [None] * self.num_stages
+        probs = None
+        for i, sim in enumerate(out.sim_maps):
+            if sim is None:
+                continue
+            scores = sim.mean(dim=(2, 3))
+            weights = merge_weights(scores, self.num_classes, 'softmax')
+            if i in stages:
+                class_maps[i] = merge_maps(sim, weights)
+            if i == self.last_stage:
+                probs = merge_scores(scores, weights).sigmoid()
+        return class_maps, probs

@@ -1,0 +1,149 @@
+"""WeaklySupervisedSegmentor: backbone + PrototypeHead, trained from image-level labels only.
+
+``predict`` runs the paper's inference protocol (:mod:`lpd_bench.models.inference`): all TTA views
+in one batched backbone forward (or chunks of ``test_cfg.max_views_per_forward`` images), fused
+class maps resized to each image's ``ori_shape``, and both gatings. Each returned SegDataSample
+holds ``seg_logits`` (C+1, H, W scores of the configured gating), ``pred_sem_seg`` (its argmax),
+``pred_sem_seg_oracle``, ``pred_sem_seg_predicted`` and metainfo ``protocol``. Without
+``metainfo['img_label']`` only the predicted gating is available (``gating='predicted'``).
+"""
+from typing import List, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmengine.structures import PixelData
+from torch import Tensor
+
+from mmseg.models.segmentors.base import BaseSegmentor
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmseg.utils import OptSampleList, SampleList
+from .inference import (InferenceProtocol, add_background, dense_crf, fuse_stage_maps,
+                        gate_class_maps, merge_views, tta_views)
+from .prototype_head import image_labels
+
+
+@MODELS.register_module()
+class WeaklySupervisedSegmentor(BaseSegmentor):
+    """Segmentor for WSSS: ``backbone`` features -> ``decode_head`` (a PrototypeHead).
+
+    Args:
+        backbone, decode_head: module configs.
+        data_preprocessor: a SegDataPreProcessor config.
+        test_cfg: the inference switches (:class:`~lpd_bench.models.inference.InferenceProtocol`).
+        train_cfg: unused, accepted for MMSegmentation config compatibility.
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 decode_head: dict,
+                 data_preprocessor: Optional[dict] = None,
+                 train_cfg: Optional[dict] = None,
+                 test_cfg: Optional[dict] = None,
+                 init_cfg=None):
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        self.decode_head = MODELS.build(decode_head)
+        self.num_classes = self.decode_head.num_classes
+        self.train_cfg = train_cfg
+        self.test_cfg = test_cfg
+        self.protocol = InferenceProtocol.from_cfg(test_cfg)
+        if len(self.protocol.fusion_weights) != self.decode_head.num_stages:
+            raise ValueError(f'test_cfg.fusion_weights {self.protocol.fusion_weights} needs one '
+                             f'weight per head stage ({self.decode_head.num_stages})')
+
+    def extract_feat(self, inputs: Tensor) -> List[Tensor]:
+        return self.backbone(inputs)
+
+    def _forward(self, inputs: Tensor, data_samples: OptSampleList = None):
+        """Raw head outputs (:class:`~lpd_bench.models.prototype_head.PrototypeOutputs`)."""
+        return self.decode_head(self.extract_feat(inputs))
+
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        return self.decode_head.loss(self.extract_feat(inputs), data_samples, inputs)
+
+    def class_activation(self, inputs: Tensor) -> Tuple[Tensor, Tensor]:
+        """TTA-averaged, ungated fused class maps (B, C, H, W) at input size, and image-level
+        probabilities (B, C) averaged over the views."""
+        protocol = self.protocol
+        preprocessor = self.data_preprocessor
+        normalized = getattr(preprocessor, '_enable_normalize', False)
+        views, flipped = tta_views(inputs, protocol.flip, protocol.intensities,
+                                   preprocessor.mean if normalized else None,
+                                   preprocessor.std if normalized else None)
+        stages = [i for i, w in enumerate(protocol.fusion_weights) if w > 0]
+        chunk = protocol.max_views_per_forward or views.shape[0]
+        fused, probs = [], []
+        for part in views.split(chunk):
+            class_maps, part_probs = self.decode_head.predict_class_maps(
+                self.extract_feat(part), stages)
+            fused.append(fuse_stage_maps(class_maps, protocol.fusion_weights, inputs.shape[2:]))
+            probs.append(part_probs)
+        probs = torch.cat(probs).view(len(flipped), -1, self.num_classes).mean(dim=0)
+        return merge_views(torch.cat(fused), flipped), probs
+
+    def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
+        """(C+1)-channel scores at input size for the configured gating."""
+        cams, probs = self.class_activation(inputs)
+        labels = self._gating_labels(probs, batch_img_metas)[self.protocol.gating]
+        return add_background(gate_class_maps(cams, labels), self.protocol.bg_alpha)
+
+    def _gating_labels(self, probs: Tensor, metas: List[dict]) -> dict:
+        """{'predicted': (B, C), 'oracle': (B, C) when every meta has 'img_label'}."""
+        labels = {'predicted': (probs > self.protocol.gating_threshold).float()}
+        if all('img_label' in meta for meta in metas):
+            labels['oracle'] = image_labels([SegDataSample(metainfo=m) for m in metas],
+                                            self.num_classes, probs.device)
+        elif self.protocol.gating == 'oracle':
+            raise KeyError("test_cfg.gating='oracle' needs metainfo 'img_label' for every image "
+                           "(PackWSSSInputs); use gating='predicted' for unlabelled images")
+        return labels
+
+    def predict(self, inputs: Tensor, data_samples: OptSampleList = None) -> SampleList:
+        if data_samples is None:
+            data_samples = [
+                SegDataSample(metainfo=dict(ori_shape=inputs.shape[2:], img_shape=inputs.shape[2:]))
+                for _ in range(inputs.shape[0])
+            ]
+        metas = [sample.metainfo for sample in data_samples]
+        cams, probs = self.class_activation(inputs)
+        labels = self._gating_labels(probs, metas)
+        record = self.protocol.record()
+        for i, sample in enumerate(data_samples):
+            cam = self._to_original_size(cams[i:i + 1], metas[i])
+            image = self._crf_image(inputs[i:i + 1], metas[i]) if self.protocol.crf else None
+            for gating, gating_labels in labels.items():
+                scores = add_background(gate_class_maps(cam, gating_labels[i:i + 1]),
+                                        self.protocol.bg_alpha)[0]
+                if image is not None:
+                    scores = torch.from_numpy(dense_crf(image, scores.cpu().numpy())).to(cam)
+                pred = PixelData(data=scores.argmax(dim=0, keepdim=True))
+                sample.set_data({f'pred_sem_seg_{gating}': pred})
+                if gating == self.protocol.gating:
+                    sample.set_data({'seg_logits': PixelData(data=scores), 'pred_sem_seg': pred})
+            sample.set_metainfo(dict(protocol=record))
+        return data_samples
+
+    @staticmethod
+    def _unpad(maps: Tensor, meta: dict) -> Tensor:
+        """Remove the data preprocessor's padding (mmseg's ``padding_size`` convention)."""
+        left, right, top, bottom = meta.get('img_padding_size', meta.get('padding_size',
+                                                                         [0] * 4))
+        height, width = maps.shape[-2:]
+        return maps[..., top:height - bottom, left:width - right]
+
+    def _to_original_size(self, maps: Tensor, meta: dict) -> Tensor:
+        maps = self._unpad(maps, meta)
+        if tuple(maps.shape[-2:]) == tuple(meta['ori_shape'][:2]):
+            return maps
+        return F.interpolate(maps, size=tuple(meta['ori_shape'][:2]), mode='bilinear',
+                             align_corners=False)
+
+    def _crf_image(self, inputs: Tensor, meta: dict) -> np.ndarray:
+        """The (H, W, 3) uint8 image at original size, de-normalised, for DenseCRF."""
+        preprocessor = self.data_preprocessor
+        if getattr(preprocessor, '_enable_normalize', False):
+            inputs = inputs * preprocessor.std + preprocessor.mean
+        image = self._to_original_size(inputs, meta)[0].clamp(0, 255).round()
+        return image.permute(1, 2, 0).to(torch.uint8).cpu().numpy()

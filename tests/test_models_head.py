@@ -1,0 +1,202 @@
+"""PrototypeHead and prototype sources: shapes, gradients, merges, image-level loss, warm-up."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.logging import MessageHub
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+import lpd_bench.models  # noqa: F401  (registers the modules)
+from lpd_bench.models.prototype_head import merge_maps, merge_scores, merge_weights
+
+NUM_CLASSES = 4
+STAGE_CHANNELS = [16, 32, 80, 128]
+
+
+def tiny_mit(**kwargs) -> dict:
+    """MiT with embed_dims 16 and LPD's strides (4, 2, 2, 1): widths 16, 32, 80, 128."""
+    return dict(type='MixVisionTransformer', in_channels=3, embed_dims=16, num_stages=4,
+                num_layers=[1, 1, 1, 1], num_heads=[1, 2, 5, 8], patch_sizes=[7, 3, 3, 3],
+                strides=[4, 2, 2, 1], sr_ratios=[8, 4, 2, 1], out_indices=(0, 1, 2, 3),
+                mlp_ratio=2, **kwargs)
+
+
+def tiny_head(**kwargs) -> dict:
+    cfg = dict(type='PrototypeHead', in_channels=STAGE_CHANNELS, num_classes=NUM_CLASSES,
+               prototypes=dict(type='LearnablePrototypes', num_per_class=3, dim=24),
+               proj_hidden=20, stage_loss_weights=[0.0, 0.1, 1.0, 1.0], loss_warmup_iters=0)
+    cfg.update(kwargs)
+    return cfg
+
+
+def tiny_refiner() -> dict:
+    encoder = dict(type='FrozenImageEncoder', feature_dim=8, out_dim=24,
+                   backbone=dict(type='MixVisionTransformer', embed_dims=8, num_layers=[1] * 4,
+                                 num_heads=[1] * 4, sr_ratios=[8, 4, 2, 1]))
+    return dict(type='MaskRefinerLoss', encoder=encoder)
+
+
+def samples_with_labels(labels) -> list:
+    return [SegDataSample(metainfo=dict(img_label=list(row), img_path=f'img{i}.png'))
+            for i, row in enumerate(labels)]
+
+
+@pytest.fixture(scope='module')
+def features():
+    torch.manual_seed(0)
+    backbone = MODELS.build(tiny_mit())
+    backbone.init_weights()
+    inputs = torch.randn(2, 3, 64, 48)
+    return inputs, [f.detach() for f in backbone(inputs)]
+
+
+@pytest.fixture
+def message_hub():
+    hub = MessageHub.get_current_instance()
+    previous = hub.get_info('iter', 0)
+    yield hub
+    hub.update_info('iter', previous)
+
+
+def test_similarity_maps_per_stage_shapes_and_stage4_keeps_stage3_resolution(features):
+    _, feats = features
+    head = MODELS.build(tiny_head())
+    out = head(feats)
+    sizes = [tuple(m.shape) for m in out.sim_maps]
+    assert sizes == [(2, 12, 16, 12), (2, 12, 8, 6), (2, 12, 4, 3), (2, 12, 4, 3)]
+    assert [tuple(p.shape) for p in out.stage_prototypes] == [(12, d) for d in STAGE_CHANNELS]
+    assert tuple(out.raw_prototypes.shape) == (12, 24)
+    # scaled cosine: |sim| <= scale, and equal to the hand formula
+    expected = F.normalize(feats[3], dim=1).permute(0, 2, 3, 1) @ F.normalize(
+        out.stage_prototypes[3], dim=1).t()
+    torch.testing.assert_close(out.sim_maps[3], expected.permute(0, 3, 1, 2) / 0.07)
+
+
+def test_only_requested_stages_are_computed(features):
+    _, feats = features
+    out = MODELS.build(tiny_head())(feats, stages=[3])
+    assert out.sim_maps[:3] == [None, None, None] and out.sim_maps[3] is not None
+
+
+def test_gradients_reach_prototypes_projections_and_scales(features):
+    inputs, feats = features
+    head = MODELS.build(tiny_head())
+    losses = head.loss(feats, samples_with_labels([[1, 0, 1, 0], [0, 1, 0, 0]]), inputs)
+    sum(losses.values()).backward()
+    assert head.prototypes.prototypes.grad.abs().sum() > 0
+    for stage in (1, 2, 3):
+        for param in head.projections[stage].parameters():
+            assert param.grad is not None and param.grad.abs().sum() > 0
+        assert head.logit_scales.grad[stage] != 0
+    # stage 1 has loss weight 0: not computed at all
+    assert all(p.grad is None for p in head.projections[0].parameters())
+    assert head.logit_scales.grad[0] == 0
+
+
+def test_test_time_merge_is_softmax_weighted_mean_on_hand_example():
+    # class 0: scores (0, ln 3) -> softmax (1/4, 3/4); class 1: (2, 2) -> (1/2, 1/2)
+    scores = torch.tensor([[0.0, math.log(3.0), 2.0, 2.0]])
+    weights = merge_weights(scores, num_classes=2, mode='softmax')
+    torch.testing.assert_close(weights, torch.tensor([[[0.25, 0.75], [0.5, 0.5]]]))
+    torch.testing.assert_close(merge_scores(scores, weights),
+                               torch.tensor([[0.75 * math.log(3.0), 2.0]]))
+
+
+def test_train_time_merge_is_mean_and_map_merge_matches_score_merge():
+    torch.manual_seed(1)
+    maps = torch.randn(2, 6, 5, 4)
+    scores = maps.mean(dim=(2, 3))
+    mean_weights = merge_weights(scores, num_classes=3, mode='mean')
+    torch.testing.assert_close(merge_scores(scores, mean_weights), scores.view(2, 3, 2).mean(-1))
+    torch.testing.assert_close(merge_maps(maps, mean_weights), maps.view(2, 3, 2, 5, 4).mean(2))
+    soft = merge_weights(scores, num_classes=3, mode='softmax')
+    torch.testing.assert_close(merge_maps(maps, soft).mean(dim=(2, 3)), merge_scores(scores, soft))
+    with pytest.raises(ValueError, match="'mean' or 'softmax'"):
+        merge_weights(scores, 3, 'max')
+
+
+def test_classification_loss_is_weighted_bce_on_mean_merged_scores(features):
+    inputs, feats = features
+    head = MODELS.build(tiny_head())
+    labels = torch.tensor([[1.0, 0, 1, 0], [0, 1, 0, 0]])
+    losses = head.loss(feats, samples_with_labels(labels.int().tolist()), inputs)
+    assert set(losses) == {'loss_cls_s2', 'loss_cls_s3', 'loss_cls_s4'}
+    out = head(feats)
+    for stage, weight in ((1, 0.1), (2, 1.0), (3, 1.0)):
+        scores = out.sim_maps[stage].mean(dim=(2, 3)).view(2, NUM_CLASSES, 3).mean(-1)
+        expected = weight * F.binary_cross_entropy_with_logits(scores, labels)
+        torch.testing.assert_close(losses[f'loss_cls_s{stage + 1}'], expected)
+
+
+def test_loss_reads_image_labels_only(features):
+    inputs, feats = features
+    head = MODELS.build(tiny_head())
+    samples = samples_with_labels([[1, 0, 1, 0], [0, 1, 0, 0]])
+    reference = head.loss(feats, samples, inputs)['loss_cls_s4']
+    for sample in samples:  # a mask, if present, is ignored
+        sample.gt_sem_seg = PixelData(data=torch.randint(0, 5, (1, 64, 48)))
+    assert head.loss(feats, samples, inputs)['loss_cls_s4'] == reference
+    flipped = samples_with_labels([[0, 1, 0, 1], [1, 0, 1, 1]])
+    assert head.loss(feats, flipped, inputs)['loss_cls_s4'] != reference
+    with pytest.raises(KeyError, match="img3.png has no metainfo 'img_label'"):
+        head.loss(feats, [SegDataSample(metainfo=dict(img_path='img3.png'))] * 2, inputs)
+    with pytest.raises(ValueError, match='must be 4 values'):
+        head.loss(feats, samples_with_labels([[1, 0, 1], [0, 1, 0]]), inputs)
+
+
+def test_warmup_switches_diversity_and_refiner_on(features, message_hub):
+    inputs, feats = features
+    head = MODELS.build(
+        tiny_head(loss_warmup_iters=5,
+                  diversity_loss=dict(type='PrototypeDiversityLoss', loss_weight=0.5),
+                  refiner_loss=tiny_refiner()))
+    samples = samples_with_labels([[1, 0, 1, 0], [0, 1, 0, 1]])
+    message_hub.update_info('iter', 4)
+    before = head.loss(feats, samples, inputs)
+    assert set(before) == {'loss_cls_s2', 'loss_cls_s3', 'loss_cls_s4'}
+    message_hub.update_info('iter', 5)
+    after = head.loss(feats, samples, inputs)
+    assert set(after) == set(before) | {'loss_div', 'loss_fg', 'loss_bg', 'loss_act'}
+    after['loss_div'].backward()
+    assert head.prototypes.prototypes.grad.abs().sum() > 0
+
+
+def test_stage_class_vectors_head_has_no_projection_and_rejects_refiner(features):
+    _, feats = features
+    head = MODELS.build(tiny_head(prototypes=dict(type='StageClassVectors')))
+    assert head.projections is None
+    out = head(feats)
+    assert out.raw_prototypes is None
+    assert [tuple(p.shape) for p in out.stage_prototypes] == [(4, d) for d in STAGE_CHANNELS]
+    assert tuple(out.sim_maps[2].shape) == (2, 4, 4, 3)
+    with pytest.raises(ValueError, match='unprojected source'):
+        MODELS.build(tiny_head(prototypes=dict(type='StageClassVectors'),
+                               refiner_loss=tiny_refiner()))
+
+
+def test_prototype_source_contract_and_bad_config():
+    source = MODELS.build(dict(type='LearnablePrototypes', num_classes=4, num_per_class=10))
+    assert source.projected and source.num_prototypes == 40
+    assert tuple(source().shape) == (40, 512)
+    assert abs(source().std().item() - 1.0) < 0.1  # standard-normal init
+    with pytest.raises(NotImplementedError, match='projected'):
+        source.stage_prototypes()
+    with pytest.raises(ValueError, match='num_per_class must be a positive int'):
+        MODELS.build(dict(type='LearnablePrototypes', num_classes=4, num_per_class=0))
+    with pytest.raises(ValueError, match='stage_loss_weights'):
+        MODELS.build(tiny_head(stage_loss_weights=[1.0, 1.0]))
+
+
+def test_predict_class_maps_and_probabilities(features):
+    _, feats = features
+    head = MODELS.build(tiny_head())
+    class_maps, probs = head.predict_class_maps(feats, stages=[1, 2])
+    assert class_maps[0] is None and class_maps[3] is None
+    assert tuple(class_maps[1].shape) == (2, 4, 8, 6) and tuple(class_maps[2].shape) == (2, 4, 4, 3)
+    out = head(feats)
+    scores = out.sim_maps[3].mean(dim=(2, 3))
+    expected = merge_scores(scores, merge_weights(scores, NUM_CLASSES, 'softmax')).sigmoid()
+    torch.testing.assert_close(probs, expected)

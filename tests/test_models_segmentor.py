@@ -1,0 +1,117 @@
+"""WeaklySupervisedSegmentor: loss from image labels, predict fields and sizes, gatings, TTA."""
+import pytest
+import torch
+from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from test_models_head import samples_with_labels, tiny_head, tiny_mit
+
+import lpd_bench.models  # noqa: F401  (registers the modules)
+from lpd_bench.data.bcss_meta import MEAN_BGR_255, STD_BGR_255
+
+
+def build_segmentor(**test_cfg):
+    init_default_scope('mmseg')  # the data preprocessor is built from mmengine's MODELS
+    torch.manual_seed(0)
+    model = MODELS.build(
+        dict(type='WeaklySupervisedSegmentor',
+             data_preprocessor=dict(type='SegDataPreProcessor', mean=list(MEAN_BGR_255),
+                                    std=list(STD_BGR_255), bgr_to_rgb=False,
+                                    test_cfg=dict(size_divisor=16),
+                                    pad_val=0, seg_pad_val=255),
+             backbone=tiny_mit(),
+             decode_head=tiny_head(),
+             test_cfg=test_cfg))
+    model.init_weights()
+    return model.eval()
+
+
+def labelled_samples(labels, ori_shape):
+    samples = samples_with_labels(labels)
+    for sample in samples:
+        sample.set_metainfo(dict(ori_shape=ori_shape, img_shape=ori_shape))
+    return samples
+
+
+def preprocess(model, height, width, samples):
+    inputs = [torch.randint(0, 256, (3, height, width), dtype=torch.uint8) for _ in samples]
+    data = model.data_preprocessor(dict(inputs=inputs, data_samples=samples), training=False)
+    return data['inputs'], data['data_samples']
+
+
+@pytest.fixture(scope='module')
+def model():
+    return build_segmentor()
+
+
+def test_loss_mode_uses_image_labels(model):
+    inputs, samples = preprocess(model, 48, 64, labelled_samples([[1, 0, 0, 1], [0, 1, 1, 0]],
+                                                                 (48, 64)))
+    model.train()
+    try:
+        losses = model(inputs, samples, mode='loss')
+    finally:
+        model.eval()
+    assert set(losses) == {'loss_cls_s2', 'loss_cls_s3', 'loss_cls_s4'}
+    assert all(v.ndim == 0 and torch.isfinite(v) for v in losses.values())
+
+
+def test_tensor_mode_returns_raw_head_outputs(model):
+    out = model(torch.randn(1, 3, 32, 48), mode='tensor')
+    assert [tuple(m.shape[2:]) for m in out.sim_maps] == [(8, 12), (4, 6), (2, 3), (2, 3)]
+
+
+def test_predict_fields_at_original_non_square_size(model):
+    # 52 x 70 images padded to 64 x 80 by the preprocessor (size_divisor 16)
+    labels = [[1, 0, 1, 0], [0, 0, 0, 1]]
+    inputs, samples = preprocess(model, 52, 70, labelled_samples(labels, (52, 70)))
+    assert tuple(inputs.shape[2:]) == (64, 80)
+    with torch.no_grad():
+        results = model.predict(inputs, samples)
+    for result, label in zip(results, labels):
+        assert tuple(result.seg_logits.data.shape) == (5, 52, 70)
+        for field in ('pred_sem_seg', 'pred_sem_seg_oracle', 'pred_sem_seg_predicted'):
+            assert tuple(getattr(result, field).data.shape) == (1, 52, 70)
+        assert torch.equal(result.pred_sem_seg.data, result.pred_sem_seg_oracle.data)
+        assert torch.equal(result.pred_sem_seg.data, result.seg_logits.data.argmax(0, True))
+        absent = [c for c in range(4) if not label[c]]
+        assert not torch.isin(result.pred_sem_seg_oracle.data, torch.tensor(absent)).any()
+        assert result.seg_logits.data[absent].eq(0).all()
+        protocol = result.metainfo['protocol']
+        assert protocol['gating'] == 'oracle' and protocol['tta'] == dict(
+            flip=True, intensities=[0.9, 1.0, 1.1])
+        assert protocol['fusion_weights'] == [0.0, 0.3, 0.3, 0.4] and protocol['crf'] is False
+
+
+def test_predict_resizes_to_a_different_original_size(model):
+    inputs, samples = preprocess(model, 64, 48, labelled_samples([[1, 1, 1, 1]], (100, 75)))
+    with torch.no_grad():
+        result = model.predict(inputs, samples)[0]
+    assert tuple(result.seg_logits.data.shape) == (5, 100, 75)
+
+
+def test_chunked_views_match_one_batched_forward(model):
+    inputs, samples = preprocess(model, 32, 32, labelled_samples([[1, 0, 1, 0]] * 2, (32, 32)))
+    chunked = build_segmentor(max_views_per_forward=5)
+    chunked.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        full, _ = model.class_activation(inputs)
+        parts, _ = chunked.class_activation(inputs)
+    torch.testing.assert_close(full, parts)
+
+
+def test_predicted_gating_works_without_image_labels():
+    model = build_segmentor(gating='predicted', flip=False, intensities=(1.0, ))
+    samples = [SegDataSample(metainfo=dict(ori_shape=(32, 32), img_shape=(32, 32)))]
+    inputs, samples = preprocess(model, 32, 32, samples)
+    with torch.no_grad():
+        result = model.predict(inputs, samples)[0]
+        assert 'pred_sem_seg_oracle' not in result
+        assert torch.equal(result.pred_sem_seg.data, result.pred_sem_seg_predicted.data)
+        with pytest.raises(KeyError, match="gating='oracle' needs metainfo 'img_label'"):
+            build_segmentor().predict(inputs, samples)
+
+
+def test_fusion_weights_must_match_head_stages():
+    with pytest.raises(ValueError, match='one weight per head stage'):
+        build_segmentor(fusion_weights=(0.5, 0.5))
