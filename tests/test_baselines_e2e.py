@@ -17,6 +17,7 @@ import build_prototype_bank  # noqa: E402
 from cli_common import build_runner, load_config  # noqa: E402
 
 from baselines.pbip import PrototypeBankError  # noqa: E402
+from baselines.pbip.prototype_bank import training_encoder  # noqa: E402
 
 CLASSES = ('TUM', 'STR', 'LYM', 'NEC')
 
@@ -116,4 +117,9 @@ def test_pbip_trains_with_frozen_bank_and_tests(data_root, tmp_path, monkeypatch
     assert type(head.prototypes).__name__ == 'ClusteredPrototypes'
     assert head.diversity_loss is None and head.refiner_loss is not None
     torch.testing.assert_close(head.prototypes().cpu(), bank)  # unchanged by training
+    # stage A embedded with the very (random, checkpoint-less) encoder stage B trained against
+    stage_a = training_encoder(runner.cfg, 1).state_dict()
+    stage_b = head.refiner_loss.encoder.state_dict()
+    assert stage_a.keys() == stage_b.keys()
+    assert all(torch.equal(stage_a[key], stage_b[key].cpu()) for key in stage_a)
     assert 0 <= metrics['mIoU'] <= 100 and not np.isnan(metrics['mDice'])

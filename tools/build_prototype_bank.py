@@ -5,7 +5,8 @@
 
 ``--cfg-options`` work as in tools/train.py (data_root, encoder_checkpoint and bank_path are
 propagated). Defaults: --out is the config's bank path, K its prototypes' ``num_per_class``
-(else 3), S its ``randomness.seed`` (else 0). Writes BANK and BANK.cost.json (this stage's cost).
+(else 3), the k-means seed S its ``randomness.seed`` (else 0). The frozen encoder is built as in
+training (same ``randomness.seed``). Writes BANK and BANK.cost.json (this stage's cost).
 """
 import argparse
 
@@ -23,7 +24,7 @@ def parse_args(argv=None):
     parser.add_argument('config', help='model + data config (e.g. configs/pbip_synth_cpu.py)')
     parser.add_argument('--out', help="bank file to write (default: the config's bank path)")
     parser.add_argument('--num-per-class', type=int, help='prototypes (k-means clusters) per class')
-    parser.add_argument('--seed', type=int, help='k-means and random-encoder seed')
+    parser.add_argument('--seed', type=int, help='k-means seed')
     parser.add_argument('--batch-size', type=int, default=32, help='images per encoder batch')
     parser.add_argument('--niter', type=int, default=50, help='k-means iterations')
     parser.add_argument('--device', help='cuda or cpu (default: cuda when available)')

@@ -4,6 +4,7 @@ The frozen image encoder of the model's mask refiner embeds every training image
 exactly one class; spherical k-means (faiss) per class gives ``num_per_class`` unit centroids.
 The bank is a plain dict of tensors, lists, strings and numbers (``torch.load(weights_only=True)``).
 """
+import copy
 import json
 import os
 import os.path as osp
@@ -111,6 +112,31 @@ def plain(obj):
     return json.loads(json.dumps(obj.to_dict() if hasattr(obj, 'to_dict') else obj, default=str))
 
 
+def training_encoder(cfg: Config, num_per_class: int) -> torch.nn.Module:
+    """The refiner's frozen encoder exactly as stage B's runner builds it.
+
+    Without a checkpoint the encoder's weights are random, drawn from the global RNG after the
+    layers built before it. So the whole model is built as the runner does it (``randomness``
+    seed, then the model, with ``ClusteredPrototypes`` on a placeholder bank of the right shape),
+    and its encoder is taken: stage A embeds images with the very encoder stage B trains against.
+    """
+    from mmengine.runner import set_random_seed
+
+    from mmseg.registry import MODELS
+    model_cfg = copy.deepcopy(cfg.model)
+    head = model_cfg.decode_head
+    dim = head.prototypes.get('dim', 512)
+    with tempfile.TemporaryDirectory() as tmp, torch.random.fork_rng():
+        placeholder = osp.join(tmp, 'placeholder_bank.pth')
+        torch.save({'prototypes': torch.zeros(head.num_classes * num_per_class, dim),
+                    'num_per_class': num_per_class}, placeholder)
+        head.prototypes = dict(type='ClusteredPrototypes', bank_path=placeholder,
+                               num_per_class=num_per_class, dim=dim)
+        set_random_seed(**cfg.get('randomness', {}))
+        model = MODELS.build(model_cfg)
+    return model.decode_head.refiner_loss.encoder
+
+
 def build_prototype_bank(cfg: Config, num_per_class: int = 3, seed: int = 0, batch_size: int = 32,
                          niter: int = 50, device: Optional[str] = None, num_workers: int = 0) -> dict:
     """Run PBIP stage A for ``cfg`` (a model + train data config); return the bank dict."""
@@ -136,9 +162,7 @@ def build_prototype_bank(cfg: Config, num_per_class: int = 3, seed: int = 0, bat
               f'({dict(zip(classes, map(len, per_class)))}), k={num_per_class}, seed={seed}',
               logger='current')
 
-    with torch.random.fork_rng():  # a checkpoint-less encoder is random: make it seed-determined
-        torch.manual_seed(seed)
-        encoder = MODELS.build(encoder_cfg).to(device).eval()
+    encoder = training_encoder(cfg, num_per_class).to(device).eval()
     preprocessor = MODELS.build(cfg.model.data_preprocessor).to(device)
     flat = [i for ix in per_class for i in ix]
     embed_start = time.perf_counter()
