@@ -1,0 +1,129 @@
+"""FrozenImageEncoder: a fixed backbone + global pooling + fixed random projection (PBIP/LPD refiner).
+
+Two ready encoder configs (copy them into ``configs/_base_/models/``):
+
+- ``SWIN_T_ENCODER``: the paper/public-code setting, an ImageNet Swin-T (mmseg
+  ``SwinTransformer``, embed 96, depths (2, 2, 6, 2), heads (3, 6, 12, 24), window 7) whose last
+  stage (768 channels) is average-pooled, then a fixed random 768 -> 512 projection. Set
+  ``checkpoint`` to an mmseg-format Swin-T state dict (e.g. mmseg's converted
+  ``swin_tiny_patch4_window7_224_20220317-1cdeb081.pth``); without one the weights are random.
+- ``TINY_MIT_ENCODER``: the CPU preset. A narrow one-block-per-stage MiT (widths 16/32/80/128,
+  ~0.3 M parameters) with random weights: the CPU preset has no ImageNet checkpoint anyway, and
+  it costs a few MFLOPs per 224 cut-out instead of Swin-T's ~4.5 GFLOPs, which matters because
+  the refiner embeds two cut-outs per selected prototype per image every iteration.
+"""
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModule
+from mmseg.registry import MODELS
+
+SWIN_T_ENCODER = dict(
+    type='FrozenImageEncoder',
+    backbone=dict(
+        type='SwinTransformer', pretrain_img_size=224, embed_dims=96, patch_size=4,
+        window_size=7, mlp_ratio=4, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24),
+        strides=(4, 2, 2, 2), out_indices=(3, ), qkv_bias=True, drop_rate=0.0,
+        attn_drop_rate=0.0, drop_path_rate=0.0, patch_norm=True),
+    checkpoint=None,
+    feature_dim=768,
+    out_dim=512)
+
+TINY_MIT_ENCODER = dict(
+    type='FrozenImageEncoder',
+    backbone=dict(
+        type='MixVisionTransformer', in_channels=3, embed_dims=16, num_stages=4,
+        num_layers=[1, 1, 1, 1], num_heads=[1, 2, 5, 8], patch_sizes=[7, 3, 3, 3],
+        strides=[4, 2, 2, 2], sr_ratios=[8, 4, 2, 1], out_indices=(3, ), mlp_ratio=4,
+        drop_rate=0.0, drop_path_rate=0.0),
+    checkpoint=None,
+    feature_dim=128,
+    out_dim=512)
+
+
+def load_state_dict_weights_only(path: str) -> dict:
+    """Backbone state dict from a checkpoint file, read with ``torch.load(weights_only=True)``.
+
+    Accepts a bare state dict or one nested under 'state_dict' / 'model'; when keys carry a
+    'backbone.' prefix (mmseg/mmpretrain model checkpoints) only those are kept, prefix removed.
+    """
+    try:
+        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f'FrozenImageEncoder: checkpoint {path!r} does not exist') from None
+    for key in ('state_dict', 'model'):
+        if isinstance(ckpt, dict) and isinstance(ckpt.get(key), dict):
+            ckpt = ckpt[key]
+            break
+    if not isinstance(ckpt, dict):
+        raise ValueError(f'FrozenImageEncoder: checkpoint {path!r} holds a {type(ckpt).__name__}, '
+                         'expected a state dict')
+    prefix = 'backbone.'
+    if any(k.startswith(prefix) for k in ckpt):
+        ckpt = {k[len(prefix):]: v for k, v in ckpt.items() if k.startswith(prefix)}
+    return ckpt
+
+
+@MODELS.register_module()
+class FrozenImageEncoder(BaseModule):
+    """(N, 3, H, W) -> (N, out_dim): frozen backbone, GAP of one output stage, fixed projection.
+
+    Always in eval mode (``train()`` is overridden) with ``requires_grad=False`` on every
+    parameter; gradients still flow to the input. Weights are fixed at construction (the
+    backbone's own ``init_weights`` then the checkpoint, loaded strictly); ``init_weights`` is a
+    no-op so that a runner's model-wide initialisation cannot overwrite them.
+
+    Args:
+        backbone: config of any registered mmseg backbone returning a tuple/list of feature maps.
+        feature_dim: channels of the chosen output stage (checked at the first forward).
+        out_dim: embedding size. None: no projection, the pooled features are returned.
+            Otherwise a fixed random matrix (feature_dim, out_dim), entries N(0, 1/feature_dim),
+            drawn from ``torch.Generator().manual_seed(projection_seed)`` and stored as a buffer.
+        checkpoint: optional backbone weights file (see :func:`load_state_dict_weights_only`).
+        out_index: which element of the backbone's outputs to pool (default the last).
+        projection_seed: seed of the projection matrix.
+    """
+
+    def __init__(self, backbone: dict, feature_dim: int, out_dim: Optional[int] = 512,
+                 checkpoint: Optional[str] = None, out_index: int = -1, projection_seed: int = 0):
+        super().__init__()
+        self.backbone = MODELS.build(backbone)
+        if hasattr(self.backbone, 'init_weights'):
+            self.backbone.init_weights()
+        if checkpoint is not None:
+            state = load_state_dict_weights_only(checkpoint)
+            result = self.backbone.load_state_dict(state, strict=False)
+            if result.missing_keys or result.unexpected_keys:
+                raise ValueError(
+                    f'FrozenImageEncoder: checkpoint {checkpoint!r} does not match backbone '
+                    f'{backbone.get("type")}: missing {result.missing_keys[:5]} '
+                    f'({len(result.missing_keys)} total), unexpected '
+                    f'{result.unexpected_keys[:5]} ({len(result.unexpected_keys)} total)')
+        self.feature_dim = feature_dim
+        self.out_index = out_index
+        self.out_dim = feature_dim if out_dim is None else out_dim
+        if out_dim is None:
+            self.projection = None
+        else:
+            gen = torch.Generator().manual_seed(projection_seed)
+            self.register_buffer(
+                'projection', torch.randn(feature_dim, out_dim, generator=gen) / feature_dim**0.5)
+        self.requires_grad_(False)
+        self.train(False)
+        self._is_init = True
+
+    def init_weights(self):
+        """No-op: the weights were fixed at construction (backbone init + checkpoint)."""
+
+    def train(self, mode: bool = True):
+        """Stays in eval mode whatever ``mode`` is (frozen normalisation/dropout)."""
+        return super().train(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = self.backbone(x)[self.out_index]
+        if feats.shape[1] != self.feature_dim:
+            raise ValueError(f'FrozenImageEncoder: output {self.out_index} of the backbone has '
+                             f'{feats.shape[1]} channels, feature_dim says {self.feature_dim}')
+        pooled = feats.mean(dim=(2, 3))
+        return pooled if self.projection is None else pooled @ self.projection

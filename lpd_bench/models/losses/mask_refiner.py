@@ -1,0 +1,159 @@
+"""PBIP's mask refiner loss as used by LPD (DESIGN.md section 3), vectorised over prototypes."""
+from functools import partial
+from typing import Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmseg.registry import MODELS
+from torch.utils.checkpoint import checkpoint
+
+
+def select_prototypes(proto_scores: torch.Tensor, img_labels: torch.Tensor,
+                      num_classes: int) -> torch.Tensor:
+    """(B, C*k) bool: prototype is selected for the image.
+
+    Selected = its class is in the image label and its score is strictly above the mean score of
+    its class's k prototypes in that image. With k = 1 every prototype of a present class is
+    selected (a single score cannot be above its own mean).
+    """
+    b, n = proto_scores.shape
+    k = n // num_classes
+    present = (img_labels > 0.5)[:, :, None]
+    if k == 1:
+        return present.reshape(b, n)
+    scores = proto_scores.detach().reshape(b, num_classes, k)
+    return (present & (scores > scores.mean(-1, keepdim=True))).reshape(b, n)
+
+
+def multi_positive_info_nce(logits: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
+    """Mean over rows of -log(sum_{j positive} exp(l_j) / sum_j exp(l_j)) (MIL-NCE form)."""
+    log_prob = torch.log_softmax(logits, dim=1)
+    return -torch.logsumexp(log_prob.masked_fill(~positives, float('-inf')), dim=1).mean()
+
+
+@MODELS.register_module()
+class MaskRefinerLoss(nn.Module):
+    """Foreground/background cut-out contrastive loss through a frozen image encoder.
+
+    For every selected (image, prototype) pair (:func:`select_prototypes`) the prototype's stage-4
+    map m (with gradient) is upsampled bilinearly to the input size and turned into a soft mask
+    s = ReLU(m) / max(M_b, 1e-6) in [0, 1], where M_b is the image's maximum over all its stage-4
+    prototype maps (taken at stage-4 resolution; bilinear upsampling never exceeds it; the
+    gradient flows through M_b too). The hard mask is h = [m > 0.5 * M_b] (no gradient). Cut-outs:
+    foreground s * x * h and background (1 - s) * x * (1 - h), x the normalised input image.
+
+    All cut-outs (2 per selected pair) are embedded by the frozen encoder in one batch (or in
+    chunks of ``chunk_size`` cut-outs), and, with raw prototypes P and cosine logits / temperature:
+
+    - loss_fg = loss_weight * mean over pairs of cross-entropy(logits_fg, own prototype)
+      (InfoNCE: positive = own P row, negatives = the other C*k - 1 rows);
+    - loss_bg = loss_weight * mean over pairs of -log(sum_{j != own} softmax(logits_bg)_j)
+      (multi-positive InfoNCE: pulled to the other prototypes, pushed from its own);
+    - loss_act = loss_weight * activation_weight * mean of all raw stage-4 map values
+      (B x C*k x h x w elements).
+
+    A pair whose foreground hard mask is empty is left out of loss_fg (its cut-out is a blank
+    image: no information about the prototype, and an all-zero input makes LayerNorm encoders
+    with zero biases return NaN/inf input gradients); likewise a pair whose hard mask covers the
+    whole image is left out of loss_bg. The means run over the remaining pairs; a term with no
+    pair left (or no selected pair at all) is a zero connected to the inputs' graph.
+
+    Args:
+        num_classes: C.
+        encoder: config of the frozen encoder (e.g. ``FrozenImageEncoder``), (N, 3, H, W) -> (N, D).
+        loss_weight: weight of the refiner (0.1 in the paper).
+        temperature: InfoNCE temperature.
+        activation_weight: weight of the mean-activation term inside the refiner loss.
+        chunk_size: embed at most this many cut-outs per encoder call (None: one call). Lowers
+            peak memory only together with ``checkpoint_encoder`` (otherwise every chunk's
+            activations are kept for backward anyway).
+        checkpoint_encoder: activation checkpointing of each encoder call (recomputed in backward).
+        cutout_size: optional (H, W) or int; cut-outs are made at this resolution (image and maps
+            resized bilinearly) instead of the input size. Cheaper, not the paper setting. Off.
+    """
+
+    def __init__(self, num_classes: int, encoder: dict, loss_weight: float = 0.1,
+                 temperature: float = 0.07, activation_weight: float = 0.0005,
+                 chunk_size: Optional[int] = None, checkpoint_encoder: bool = False,
+                 cutout_size: Union[None, int, Sequence[int]] = None):
+        super().__init__()
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f'MaskRefinerLoss: chunk_size must be None or >= 1, got {chunk_size}')
+        if temperature <= 0:
+            raise ValueError(f'MaskRefinerLoss: temperature must be > 0, got {temperature}')
+        self.num_classes = num_classes
+        self.encoder = MODELS.build(encoder)
+        self.encoder.requires_grad_(False)
+        self.loss_weight = loss_weight
+        self.temperature = temperature
+        self.activation_weight = activation_weight
+        self.chunk_size = chunk_size
+        self.checkpoint_encoder = checkpoint_encoder
+        self.cutout_size = (cutout_size, cutout_size) if isinstance(cutout_size, int) else (
+            None if cutout_size is None else tuple(cutout_size))
+
+    def _check_shapes(self, images, sim_maps, prototypes, img_labels, proto_scores):
+        b, n = sim_maps.shape[:2]
+        problems = []
+        if images.dim() != 4 or images.shape[0] != b:
+            problems.append(f'images must be (B={b}, 3, H, W), got {tuple(images.shape)}')
+        if n % self.num_classes or prototypes.dim() != 2 or prototypes.shape[0] != n:
+            problems.append(f'prototypes must be (C*k={n}, D) with C={self.num_classes}, '
+                            f'got {tuple(prototypes.shape)}')
+        if tuple(img_labels.shape) != (b, self.num_classes):
+            problems.append(f'img_labels must be {(b, self.num_classes)}, '
+                            f'got {tuple(img_labels.shape)}')
+        if tuple(proto_scores.shape) != (b, n):
+            problems.append(f'proto_scores must be {(b, n)}, got {tuple(proto_scores.shape)}')
+        if problems:
+            raise ValueError('MaskRefinerLoss: ' + '; '.join(problems))
+
+    def cutouts(self, images: torch.Tensor, sim_maps: torch.Tensor, b_idx: torch.Tensor,
+                p_idx: torch.Tensor) -> tuple:
+        """Foreground and background cut-outs (M, 3, H, W) of the pairs (b_idx[i], p_idx[i]),
+        and the fraction of each cut-out's pixels inside the hard mask (M,)."""
+        size = self.cutout_size or tuple(images.shape[-2:])
+        if size != tuple(images.shape[-2:]):
+            images = F.interpolate(images, size=size, mode='bilinear', align_corners=False)
+        image_max = sim_maps.flatten(1).amax(1)[b_idx][:, None, None, None]
+        maps = F.interpolate(sim_maps[b_idx, p_idx][:, None], size=size, mode='bilinear',
+                             align_corners=False)
+        soft = maps.relu() / image_max.clamp(min=1e-6)
+        hard = (maps > 0.5 * image_max).to(maps.dtype)
+        x = images[b_idx]
+        return soft * x * hard, (1 - soft) * x * (1 - hard), hard.flatten(1).mean(1)
+
+    def embed(self, cutouts: torch.Tensor) -> torch.Tensor:
+        """Frozen-encoder embeddings (N, D) of (N, 3, H, W) cut-outs, chunked/checkpointed."""
+        run = self.encoder
+        if self.checkpoint_encoder and torch.is_grad_enabled():
+            run = partial(checkpoint, self.encoder, use_reentrant=False)
+        chunks = cutouts.split(self.chunk_size) if self.chunk_size else (cutouts,)
+        return torch.cat([run(chunk) for chunk in chunks])
+
+    def forward(self, images: torch.Tensor, sim_maps: torch.Tensor, prototypes: torch.Tensor,
+                img_labels: torch.Tensor, proto_scores: torch.Tensor) -> dict:
+        """Returns dict(loss_fg, loss_bg, loss_act), each already weighted."""
+        self._check_shapes(images, sim_maps, prototypes, img_labels, proto_scores)
+        loss_act = self.loss_weight * self.activation_weight * sim_maps.mean()
+        selected = select_prototypes(proto_scores, img_labels, self.num_classes)
+        b_idx, p_idx = selected.nonzero(as_tuple=True)
+        zero = sim_maps.sum() * 0.0 + prototypes.sum() * 0.0
+        if b_idx.numel() == 0:
+            return dict(loss_fg=zero, loss_bg=zero.clone(), loss_act=loss_act)
+
+        fg, bg, covered = self.cutouts(images, sim_maps, b_idx, p_idx)
+        fg_ok, bg_ok = covered > 0, covered < 1  # every pair has at least one of the two
+        emb_fg, emb_bg = self.embed(torch.cat([fg[fg_ok], bg[bg_ok]])).split(
+            [int(fg_ok.sum()), int(bg_ok.sum())])
+        protos = F.normalize(prototypes, dim=1)
+        losses = dict(loss_fg=zero, loss_bg=zero.clone(), loss_act=loss_act)
+        if emb_fg.numel():
+            logits = F.normalize(emb_fg, dim=1) @ protos.t() / self.temperature
+            losses['loss_fg'] = self.loss_weight * F.cross_entropy(logits, p_idx[fg_ok])
+        if emb_bg.numel():
+            logits = F.normalize(emb_bg, dim=1) @ protos.t() / self.temperature
+            own = F.one_hot(p_idx[bg_ok], prototypes.shape[0]).bool()
+            losses['loss_bg'] = self.loss_weight * multi_positive_info_nce(logits, ~own)
+        return losses

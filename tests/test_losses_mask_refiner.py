@@ -1,0 +1,219 @@
+"""MaskRefinerLoss: selection rule, vectorised == per-prototype loop, chunking, gradients."""
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from lpd_bench.models.losses.mask_refiner import MaskRefinerLoss, select_prototypes
+from mmseg.registry import MODELS
+
+C = 4
+
+
+@MODELS.register_module(name='ConvEncoderForTests', force=True)
+class ConvEncoderForTests(nn.Module):
+    """Tiny fixed non-linear encoder (N, 3, H, W) -> (N, out_dim) for fast tests."""
+
+    def __init__(self, out_dim=6):
+        super().__init__()
+        gen = torch.Generator().manual_seed(0)
+        self.conv = nn.Conv2d(3, 8, 3, stride=2)
+        self.fc = nn.Linear(8, out_dim)
+        for p in self.parameters():
+            p.data = torch.randn(p.shape, generator=gen)
+
+    def forward(self, x):
+        return self.fc(F.gelu(self.conv(x)).mean((2, 3)))
+
+
+def make_refiner(**kwargs):
+    return MaskRefinerLoss(C, encoder=dict(type='ConvEncoderForTests', out_dim=6), **kwargs)
+
+
+def random_inputs(b=3, k=3, h=4, size=16, dim=6, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.randn(b, 3, size, size, generator=gen)
+    sim_maps = torch.randn(b, C * k, h, h, generator=gen).mul(3).requires_grad_(True)
+    prototypes = torch.randn(C * k, dim, generator=gen).requires_grad_(True)
+    img_labels = (torch.rand(b, C, generator=gen) > 0.4).float()
+    img_labels[0, :2] = 1
+    proto_scores = torch.randn(b, C * k, generator=gen)
+    return images, sim_maps, prototypes, img_labels, proto_scores
+
+
+def reference_refiner(refiner, images, sim_maps, prototypes, img_labels, proto_scores):
+    """One prototype at a time: selection, cut-outs, one encoder call per cut-out, losses."""
+    n = prototypes.shape[0]
+    k = n // C
+    t, w = refiner.temperature, refiner.loss_weight
+    fg_losses, bg_losses = [], []
+    for b in range(images.shape[0]):
+        image_max = sim_maps[b].max()
+        for c in range(C):
+            scores = proto_scores[b, c * k:(c + 1) * k]
+            for j in range(k):
+                if img_labels[b, c] == 0 or (k > 1 and not scores[j] > scores.mean()):
+                    continue
+                p = c * k + j
+                m = F.interpolate(sim_maps[b, p][None, None], size=images.shape[-2:],
+                                  mode='bilinear', align_corners=False)[0]
+                soft = m.clamp(min=0) / image_max.clamp(min=1e-6)
+                hard = (m > 0.5 * image_max).float()
+                if hard.any():  # empty foreground: left out
+                    fg = refiner.encoder((soft * images[b] * hard)[None])[0]
+                    sim = torch.stack([F.cosine_similarity(fg, prototypes[q], 0) for q in range(n)])
+                    fg_losses.append(torch.logsumexp(sim / t, 0) - sim[p] / t)
+                if not hard.all():  # empty background: left out
+                    bg = refiner.encoder(((1 - soft) * images[b] * (1 - hard))[None])[0]
+                    sim = torch.stack([F.cosine_similarity(bg, prototypes[q], 0) for q in range(n)])
+                    others = [q for q in range(n) if q != p]
+                    bg_losses.append(torch.logsumexp(sim / t, 0)
+                                     - torch.logsumexp(sim[others] / t, 0))
+    return dict(loss_fg=w * torch.stack(fg_losses).mean(),
+                loss_bg=w * torch.stack(bg_losses).mean(),
+                loss_act=w * refiner.activation_weight * sim_maps.mean())
+
+
+def test_selection_rule():
+    scores = torch.tensor([[3., 1., 2., 0., 0., 0., 5., 5., -1., 1., 1., 4.]])  # C=4, k=3
+    labels = torch.tensor([[1., 0., 1., 1.]])
+    # TUM: mean 2 -> only 3 selected; STR absent; LYM: mean 3 -> both 5s; NEC: mean 2 -> 4.
+    expected = [[1, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 1]]
+    assert select_prototypes(scores, labels, C).int().tolist() == expected
+    k1 = select_prototypes(torch.randn(2, C), torch.tensor([[1., 0., 0., 1.], [0., 1., 0., 0.]]), C)
+    assert k1.int().tolist() == [[1, 0, 0, 1], [0, 1, 0, 0]]
+
+
+def test_registered_and_bad_arguments():
+    refiner = MODELS.build(dict(type='MaskRefinerLoss', num_classes=C,
+                                encoder=dict(type='ConvEncoderForTests')))
+    assert isinstance(refiner, MaskRefinerLoss)
+    with pytest.raises(ValueError, match='chunk_size must be None or >= 1'):
+        make_refiner(chunk_size=0)
+    images, sim_maps, protos, labels, scores = random_inputs()
+    with pytest.raises(ValueError, match=r'proto_scores must be \(3, 12\)'):
+        refiner(images, sim_maps, protos, labels, scores[:, :-1])
+    with pytest.raises(ValueError, match='prototypes must be'):
+        refiner(images, sim_maps, protos[:-1], labels, scores)
+    with pytest.raises(ValueError, match='img_labels must be'):
+        refiner(images, sim_maps, protos, labels[:, :3], scores)
+
+
+@pytest.mark.parametrize('k,seed', [(3, 0), (3, 1), (1, 2)])
+def test_vectorised_matches_per_prototype_loop(k, seed):
+    refiner = make_refiner(loss_weight=0.1, activation_weight=0.0005)
+    inputs = random_inputs(k=k, seed=seed)
+    fast = refiner(*inputs)
+    ref = reference_refiner(refiner, *inputs)
+    images, sim_maps, protos = inputs[:3]
+    for name in ('loss_fg', 'loss_bg', 'loss_act'):
+        assert fast[name].item() == pytest.approx(ref[name].item(), rel=1e-5), name
+    total_fast = sum(fast.values())
+    total_ref = sum(ref.values())
+    for g_fast, g_ref in zip(torch.autograd.grad(total_fast, (sim_maps, protos)),
+                             torch.autograd.grad(total_ref, (sim_maps, protos))):
+        torch.testing.assert_close(g_fast, g_ref, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize('chunk_size,checkpoint_encoder', [(3, False), (3, True), (None, True)])
+def test_chunked_and_checkpointed_equal_single_call(chunk_size, checkpoint_encoder):
+    inputs = random_inputs(seed=3)
+    sim_maps, protos = inputs[1:3]
+    plain = make_refiner()(*inputs)
+    grads_plain = torch.autograd.grad(sum(plain.values()), (sim_maps, protos))
+    other = make_refiner(chunk_size=chunk_size, checkpoint_encoder=checkpoint_encoder)(*inputs)
+    grads_other = torch.autograd.grad(sum(other.values()), (sim_maps, protos))
+    for name in plain:
+        torch.testing.assert_close(other[name], plain[name], rtol=1e-6, atol=1e-7)
+    for g_other, g_plain in zip(grads_other, grads_plain):
+        torch.testing.assert_close(g_other, g_plain, rtol=1e-5, atol=1e-7)
+
+
+def test_gradients_reach_maps_and_prototypes_not_encoder():
+    refiner = make_refiner(activation_weight=0.0)
+    images, sim_maps, protos, _, _ = random_inputs(b=1, k=2, seed=4)
+    labels = torch.tensor([[1., 0., 0., 0.]])
+    scores = torch.tensor([[1., 0., 0., 0., 0., 0., 0., 0.]])  # only prototype 0 selected
+    with torch.no_grad():
+        sim_maps[0, 0] = sim_maps[0, 0].abs() + 1.0  # prototype 0 also holds the image max
+    losses = refiner(images, sim_maps, protos, labels, scores)
+    (losses['loss_fg'] + losses['loss_bg']).backward()
+    per_channel = sim_maps.grad.abs().sum((0, 2, 3))
+    assert per_channel[0] > 0 and per_channel[1:].sum() == 0
+    assert protos.grad.abs().sum() > 0
+    assert all(p.grad is None and not p.requires_grad for p in refiner.encoder.parameters())
+
+
+def test_foreground_loss_prefers_the_selected_prototype():
+    refiner = make_refiner()
+    images, sim_maps, protos, _, _ = random_inputs(b=1, k=2, seed=5)
+    labels = torch.tensor([[1., 0., 0., 0.]])
+    scores = torch.tensor([[1., 0., 0., 0., 0., 0., 0., 0.]])  # prototype 0 selected
+    b_idx, p_idx = torch.tensor([0]), torch.tensor([0])
+    with torch.no_grad():
+        fg, _, _ = refiner.cutouts(images, sim_maps, b_idx, p_idx)
+        emb = refiner.encoder(fg)[0]
+        matching, wrong = protos.detach().clone(), protos.detach().clone()
+        matching[0] = emb
+        wrong[1] = emb
+        good = refiner(images, sim_maps, matching, labels, scores)['loss_fg']
+        bad = refiner(images, sim_maps, wrong, labels, scores)['loss_fg']
+    assert good < refiner.loss_weight * math.log(C * 2) < bad
+
+
+def test_cutouts_are_masked_by_the_map():
+    refiner = make_refiner()
+    images = torch.ones(1, 3, 8, 8)
+    sim_maps = torch.zeros(1, C, 2, 2)
+    sim_maps[0, 0, 0, 0] = 4.0  # top-left quadrant of prototype 0 is the image max
+    fg, bg, covered = refiner.cutouts(images, sim_maps, torch.tensor([0]), torch.tensor([0]))
+    assert 0 < covered.item() < 1
+    assert fg[0, :, 0, 0].tolist() == [1.0, 1.0, 1.0] and fg[0, :, 7, 7].abs().sum() == 0
+    assert bg[0, :, 0, 0].abs().sum() == 0 and bg[0, :, 7, 7].tolist() == [1.0, 1.0, 1.0]
+    assert ((fg >= 0) & (fg <= 1)).all()
+
+
+def test_no_selection_gives_zero_losses_with_graph():
+    refiner = make_refiner()
+    images, sim_maps, protos, labels, scores = random_inputs(seed=6)
+    losses = refiner(images, sim_maps, protos, torch.zeros_like(labels), scores)
+    assert losses['loss_fg'].item() == 0 and losses['loss_bg'].item() == 0
+    assert losses['loss_act'].item() == pytest.approx(0.1 * 0.0005 * sim_maps.mean().item())
+    sum(losses.values()).backward()
+    assert sim_maps.grad is not None
+
+
+def test_reduced_cutout_size():
+    refiner = make_refiner(cutout_size=8)
+    images, sim_maps, protos, labels, scores = random_inputs(size=16, seed=7)
+    fg, bg, _ = refiner.cutouts(images, sim_maps, torch.tensor([0, 1]), torch.tensor([0, 5]))
+    assert fg.shape == bg.shape == (2, 3, 8, 8)
+    losses = refiner(images, sim_maps, protos, labels, scores)
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_with_frozen_image_encoder():
+    from lpd_bench.models.frozen_encoder import TINY_MIT_ENCODER
+    refiner = MaskRefinerLoss(C, encoder=TINY_MIT_ENCODER, chunk_size=4, checkpoint_encoder=True)
+    images, sim_maps, protos, labels, scores = random_inputs(size=32, dim=512, seed=8)
+    losses = refiner(images, sim_maps, protos, labels, scores)
+    sum(losses.values()).backward()
+    assert torch.isfinite(sim_maps.grad).all() and sim_maps.grad.abs().sum() > 0
+    assert all(p.grad is None for p in refiner.encoder.parameters())
+
+
+def test_empty_cutouts_are_left_out():
+    refiner = make_refiner(activation_weight=0.0)
+    images, _, protos, _, _ = random_inputs(b=1, k=2, seed=9)
+    labels = torch.tensor([[1., 1., 0., 0.]])
+    scores = torch.tensor([[1., 0., 1., 0., 0., 0., 0., 0.]])  # prototypes 0 (TUM), 2 (STR)
+    sim_maps = torch.zeros(1, 8, 4, 4)
+    sim_maps[0, 0, :2] = 2.0  # TUM map covers the top half: both cut-outs are non-empty
+    sim_maps[0, 2] = -1.0  # STR map below half the image max everywhere: empty foreground
+    sim_maps.requires_grad_(True)
+    both = refiner(images, sim_maps, protos, labels, scores)
+    only_tum = refiner(images, sim_maps, protos, labels, scores * torch.tensor([1.] * 2 + [0.] * 6))
+    assert both['loss_fg'].item() == pytest.approx(only_tum['loss_fg'].item())
+    assert both['loss_bg'].item() != pytest.approx(only_tum['loss_bg'].item())
