@@ -37,7 +37,8 @@ FAKE_TRAIN = textwrap.dedent('''
         print(f'Iter(train) [{it:3d}/{total}]  lr: 1e-4  loss: 0.5', flush=True)
         (work / f'iter_{it}.pth').write_text(str(it))
         (work / 'last_checkpoint').write_text(str(work / f'iter_{it}.pth'))
-    (work / 'cost_train.json').write_text(json.dumps({'iters': total, 'params': 123}))
+    (work / 'cost_train.json').write_text(json.dumps(
+        {'params': 123, 'totals': {'iters': total, 'wall_s': 0.5}}))
 ''')
 
 # Fake tools/test.py: writes a metric JSON whose numbers depend on the seed and the checkpoint.
@@ -102,6 +103,7 @@ def test_run_writes_complete_result_and_skips_it_on_rerun(tmp_path, tools):
     assert result['protocol']['checkpoint_path'].endswith('iter_6.pth')
     assert [s['name'] for s in result['cost']['stages']] == ['train', 'test']
     assert result['cost']['stages'][0]['iters'] == 6 and result['cost']['peak_rss_mb'] > 0
+    assert result['cost']['stages'][0]['loop_wall_s'] == 0.5
     assert set(result['env']['packages']) == {'torch', 'mmengine', 'mmcv', 'mmseg', 'numpy'}
     assert 'Iter(train) [  6/6]' in (run_dir / 'run.log').read_text()
     assert 'train 6/6 (100%)' in out.getvalue()

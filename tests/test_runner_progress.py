@@ -31,8 +31,12 @@ def test_eta_of_stage_and_plan_in_plain_lines():
     last = out.getvalue().splitlines()[-1]
     assert last.startswith('[1/3] lpd__seed0: train train 40/100 (40%)')
     # plan: 180 s of this run + 2 more runs of (90 + 180) s each
-    assert 'stage left 3m00s' in last and 'plan left ~12m00s' in last
+    assert 'train left 3m00s' in last and 'plan left ~12m00s' in last
     assert '\r' not in out.getvalue()
+    progress.update('Iter(val) [ 1/4]')  # validation has its own rate
+    clock.now = 100.0
+    progress.update('Iter(val) [ 2/4]')
+    assert 'val 2/4 (50%), val left 0m20s' in out.getvalue().splitlines()[-1]
 
 
 def test_tty_rewrites_one_status_line():

@@ -19,6 +19,9 @@ def _add_plan_arguments(parser):
     parser.add_argument('--preset', choices=('cpu', 'paper'), default='cpu',
                         help='cpu: configs/*_synth_cpu.py, paper: configs/*_bcss.py')
     parser.add_argument('--work-dir', default=DEFAULT_WORK_DIR)
+    parser.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
+                        help='extra overrides for every run (recorded in the results), e.g. '
+                        'train_cfg.max_iters=20 for a smoke test')
 
 
 def _plan(args):
@@ -26,9 +29,18 @@ def _plan(args):
     if data is not None and not Path(data).is_dir():
         raise SystemExit(f'--data {args.data}: not a directory')
     try:
-        return build_plan(args.names, args.all_runs, args.seeds, args.preset, data)
+        extra = dict(_split_option(o) for o in args.cfg_options)
+        return build_plan(args.names, args.all_runs, args.seeds, args.preset, data, extra)
     except ValueError as err:
         raise SystemExit(str(err))
+
+
+def _split_option(text):
+    """'key=value' -> (key, value); the value stays a string (MMEngine parses it)."""
+    key, sep, value = text.partition('=')
+    if not sep or not key:
+        raise ValueError(f'--cfg-options {text!r}: expected KEY=VALUE')
+    return key, value
 
 
 def _describe(spec) -> str:

@@ -222,9 +222,11 @@ class Executor:
             raise StageFailed('train', 'no checkpoint (last_checkpoint) in the work dir',
                               run_dir / 'run.log')
         hook = read_json(run_dir / 'cost_train.json') or {}
+        totals = hook.get('totals', {})
         record = {'name': 'train', **self.attempts_cost(run_dir, 'train', usage),
-                  'iters': hook.get('iters', hook.get('iterations')), 'params': hook.get('params'),
-                  'resumed': resume, 'checkpoint': str(checkpoint.resolve()), 'hook': hook}
+                  'iters': totals.get('iters'), 'loop_wall_s': totals.get('wall_s'),
+                  'params': hook.get('params'), 'resumed': resume,
+                  'checkpoint': str(checkpoint.resolve()), 'hook': hook}
         write_json_atomic(stage_marker(run_dir, 'train'), record)
         return record
 
@@ -239,6 +241,7 @@ class Executor:
             raise StageFailed('test', f'no valid metric JSON at {metrics_file}', run_dir / 'run.log')
         hook = read_json(run_dir / 'cost_test.json') or {}
         return {'name': 'test', **self.attempts_cost(run_dir, 'test', usage),
+                'loop_wall_s': hook.get('totals', {}).get('wall_s'),
                 'metrics_file': str(metrics_file), 'hook': hook}
 
     def snapshot(self, spec, options, run_dir, checkpoint):

@@ -136,19 +136,25 @@ def selected_points(names, all_runs: bool) -> list:
     return points
 
 
-def build_plan(names=(), all_runs=False, seeds=(0, ), preset='cpu', data_root=None) -> list:
-    """The deduplicated list of runs, seed-major so that every method gets seed 0 first."""
+def build_plan(names=(), all_runs=False, seeds=(0, ), preset='cpu', data_root=None,
+               extra_options=None) -> list:
+    """The deduplicated list of runs, seed-major so that every method gets seed 0 first.
+
+    ``extra_options`` (e.g. a shorter schedule) are added to every run's cfg-options.
+    """
     points = selected_points(names, all_runs)
     plan, by_key = [], {}
     for seed in seeds:
         for point in points:
             defaults = METHOD_DEFAULTS[point.method]
             overrides = {k: v for k, v in point.overrides if k not in defaults or defaults[k] != v}
+            overrides.update(extra_options or {})
             if data_root is not None:
                 overrides['data_root'] = data_root
             key = (point.method, seed, json.dumps(sorted(overrides.items()), default=str))
             if key not in by_key:
-                tags = [_tag(k, v) for k, v in overrides.items() if k != 'data_root']
+                tags = [_tag(k, v) for k, v in overrides.items()
+                        if k != 'data_root' and k not in (extra_options or {})]
                 run_id = '__'.join([point.method, *tags, f'seed{seed}'])
                 by_key[key] = RunSpec(run_id, point.method, seed, preset,
                                       config_path(point.method, preset), overrides, data_root)

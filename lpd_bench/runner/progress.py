@@ -40,7 +40,7 @@ class Progress:
         self.run_id = ''
         self.stage = ''
         self.run_start = self.stage_start = clock()
-        self.first_iter = None  # (iteration, time) of the first progress line of this stage
+        self.first_iter = {}  # mode -> (iteration, time) of its first progress line in the stage
 
     def start_run(self, index, run_id):
         self.index, self.run_id = index, run_id
@@ -48,7 +48,7 @@ class Progress:
         self.message(f'[{index}/{self.total_runs}] {run_id}: start')
 
     def start_stage(self, stage):
-        self.stage, self.first_iter = stage, None
+        self.stage, self.first_iter = stage, {}
         self.stage_start = self.clock()
         self.message(f'[{self.index}/{self.total_runs}] {self.run_id}: {stage}')
 
@@ -59,14 +59,15 @@ class Progress:
         self.message(f'[{self.index}/{self.total_runs}] {self.run_id}: {status} '
                      f'({format_duration(elapsed)})')
 
-    def stage_eta(self, current, total):
-        """Seconds left in the stage from the iteration rate since its first progress line."""
+    def stage_eta(self, mode, current, total):
+        """Seconds left in this mode's loop (train/val/test) from its rate since its first line."""
         now = self.clock()
-        if self.first_iter is None or current <= self.first_iter[0]:
-            if self.first_iter is None:
-                self.first_iter = (current, now)
+        first = self.first_iter.setdefault(mode, (current, now))
+        if current <= first[0]:
+            if current < first[0]:  # a new loop of this mode (e.g. a second validation)
+                self.first_iter[mode] = (current, now)
             return None
-        rate = (now - self.first_iter[1]) / (current - self.first_iter[0])
+        rate = (now - first[1]) / (current - first[0])
         return rate * (total - current)
 
     def plan_eta(self, run_left):
@@ -82,10 +83,10 @@ class Progress:
         if parsed is None:
             return
         mode, current, total = parsed
-        eta = self.stage_eta(current, total)
+        eta = self.stage_eta(mode, current, total)
         text = (f'[{self.index}/{self.total_runs}] {self.run_id}: {self.stage} {mode} '
                 f'{current}/{total} ({100 * current / max(total, 1):.0f}%), '
-                f'stage left {format_duration(eta)}, plan left ~{format_duration(self.plan_eta(eta))}')
+                f'{mode} left {format_duration(eta)}, plan left ~{format_duration(self.plan_eta(eta))}')
         self.status(text)
 
     def status(self, text):

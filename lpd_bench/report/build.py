@@ -1,0 +1,192 @@
+"""``lpd-bench report``: tables, figures and a README from the stored results alone."""
+import json
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from ..runner.plan import MAIN_GROUP, METHOD_LABELS, METHODS
+from ..runner.results import iter_results
+from . import figures, reference
+from .tables import (GATING_LABELS, PROTOCOL_LABELS, ablation_table, formatted, main_table,
+                     mean_std, pm, scores_frame, write_table)
+
+ABLATION_TITLES = {'num_per_class': 'prototypes per class k', 'diversity_weight':
+                   'diversity weight lambda', 'mask_refiner': 'mask refiner',
+                   'diversity_form': 'diversity loss form', 'prototype_source':
+                   'prototype source (k=3)'}
+STAGES = ('prototype_bank', 'train', 'test')
+
+
+class ReportError(Exception):
+    """The work dir cannot be reported (no results, mixed data sets...)."""
+
+
+def resolve_data_root(results):
+    """The one data root of all results (None -> the default synthetic set) and its manifest."""
+    roots = sorted({str(r.get('data_root')) for r in results})
+    if len(roots) > 1:
+        raise ReportError(f'results come from different data roots {roots}; report each work dir '
+                          'separately')
+    root = results[0].get('data_root')
+    if root is None:
+        from ..data.synthetic import default_synthetic_root
+        root = default_synthetic_root()
+    manifest = Path(root) / 'manifest.json'
+    return Path(root), (json.loads(manifest.read_text()) if manifest.is_file() else None)
+
+
+def cost_frame(results) -> pd.DataFrame:
+    """Per main run: wall time of each stage, total, peak memory (both PBIP stages counted)."""
+    rows = []
+    for result in results:
+        if not any(m['name'] == MAIN_GROUP for m in result.get('memberships', [])):
+            continue
+        stages = {s['name']: s for s in result['cost']['stages']}
+        row = {'method': result['method'], 'seed': result['seed'],
+               'total_wall_s': result['cost']['total_wall_s'],
+               'peak_rss_mb': result['cost']['peak_rss_mb'],
+               'iters': stages.get('train', {}).get('iters'),
+               'params': stages.get('train', {}).get('params')}
+        row.update({f'{s}_wall_s': stages[s]['wall_s'] if s in stages else 0.0 for s in STAGES})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def cost_table(costs: pd.DataFrame):
+    columns = [f'{s}_wall_s' for s in STAGES] + ['total_wall_s', 'peak_rss_mb']
+    stats = mean_std(costs, ['method'], columns)
+    stats['params'] = costs.groupby('method', sort=False)['params'].first().values
+    stats['iters'] = costs.groupby('method', sort=False)['iters'].first().values
+    stats = stats.set_index('method').loc[[m for m in METHODS if m in set(stats['method'])]]
+    stats = stats.reset_index()
+    stats.insert(0, 'Method', stats['method'].map(METHOD_LABELS))
+    shown = formatted(stats, ['Method'], columns)
+    shown.columns = ['Method', 'bank (s)', 'train (s)', 'test (s)', 'total (s)',
+                     'peak RSS (MiB)', 'seeds']
+    shown['params'] = stats['params']
+    shown['train iters'] = stats['iters']
+    return shown, stats
+
+
+def ablation_shown(numeric: pd.DataFrame) -> pd.DataFrame:
+    shown = pd.DataFrame({'Ablation': numeric['group'].map(ABLATION_TITLES),
+                          'Setting': numeric['value'].astype(str)})
+    for gating in GATING_LABELS:
+        for score in ('mIoU', 'mDice'):
+            if f'{gating}_{score}_mean' in numeric:
+                shown[f'{score} ({gating})'] = [
+                    pm(m, s) for m, s in zip(numeric[f'{gating}_{score}_mean'],
+                                             numeric[f'{gating}_{score}_std'])]
+    shown['seeds'] = numeric.filter(like='_seeds').max(axis=1).astype(int)
+    shown['runs'] = numeric['runs']
+    return shown
+
+
+def main_run_dirs(results, work_dir) -> dict:
+    """method -> run dir of its default run with the smallest seed (for the figures)."""
+    chosen = {}
+    for result in sorted(results, key=lambda r: r['seed']):
+        if any(m['name'] == MAIN_GROUP for m in result.get('memberships', [])):
+            chosen.setdefault(result['method'], Path(work_dir) / 'runs' / result['run_id'])
+    return chosen
+
+
+def build_report(work_dir, out_dir) -> list:
+    """Render everything into ``out_dir``; returns the files written."""
+    results = iter_results(work_dir)
+    if not results:
+        raise ReportError(f'no complete results (result.json) under {Path(work_dir) / "runs"}; '
+                          'run `lpd-bench run` first')
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data_root, manifest = resolve_data_root(results)
+    synthetic = bool(manifest and manifest.get('synthetic'))
+    frame = scores_frame(results)
+    written = []
+    try:
+        label_only = reference.label_only_scores(data_root)
+    except FileNotFoundError as err:
+        warnings.warn(f'label-only reference row skipped: {err}')
+        label_only = None
+    numeric = main_table(frame, label_only)
+    data_note = ('SYNTHETIC stand-in data: not BCSS-WSSS numbers.' if synthetic
+                 else f'Data: {data_root}.')
+    written += write_table(formatted(numeric, ['Gating', 'Protocol', 'Method']), numeric, out,
+                           'main_results', 'Main comparison, test split, per-class IoU and means '
+                           f'(%), mean ± std over seeds. {data_note}')
+    ablations = ablation_table(frame)
+    if len(ablations):
+        written += write_table(ablation_shown(ablations), ablations, out, 'ablations',
+                               f'LPD ablations, paper protocol (%). {data_note}')
+    for group in ('num_per_class', 'diversity_weight'):
+        path = out / f'ablation_{group}.png'
+        if figures.ablation_plot(frame, group, ABLATION_TITLES[group], path):
+            written.append(path)
+    costs = cost_frame(results)
+    if len(costs):
+        shown, stats = cost_table(costs)
+        written += write_table(shown, stats, out, 'cost', 'Cost per method, mean ± std over seeds '
+                               '(wall seconds; PBIP counts both stages).')
+    published = reference.published_table()
+    written += write_table(published.astype(object).fillna('-'), published, out, 'published',
+                           'PUBLISHED numbers on the real BCSS-WSSS test split (%), from the '
+                           'papers; not produced by this benchmark.')
+    run_dirs = main_run_dirs(results, work_dir)
+    for name, draw in (('qualitative.png', figures.qualitative_figure),
+                       ('prototype_maps.png', figures.prototype_maps_figure)):
+        if draw(run_dirs, data_root, out / name):
+            written.append(out / name)
+    readme = out / 'README.md'
+    readme.write_text(readme_text(results, data_root, manifest, written, out))
+    return written + [readme]
+
+
+def _unique(values) -> str:
+    return ', '.join(sorted({json.dumps(v, sort_keys=True, default=str) for v in values}))
+
+
+def readme_text(results, data_root, manifest, written, out) -> str:
+    seeds = sorted({r['seed'] for r in results})
+    if manifest:
+        data = (f'{"synthetic" if manifest.get("synthetic") else "real"} data at `{data_root}`; '
+                f'generator `{manifest.get("generator")}` version '
+                f'{manifest.get("generator_version")}, seed {manifest.get("seed")}, images per '
+                f'split {manifest.get("counts")}.')
+    else:
+        data = f'data at `{data_root}` (no manifest.json: assumed the real BCSS-WSSS).'
+    protocols = _unique(r['protocol'] for r in results)
+    files = '\n'.join(f'- [`{p.name}`]({p.name})' for p in written)
+    lines = [
+        '# lpd-bench report', '',
+        f'Generated by `lpd-bench report` from {len(results)} stored results.', '',
+        '## Setup',
+        f'- Data: {data}',
+        '- Synthetic numbers are never BCSS-WSSS numbers; the published BCSS-WSSS numbers are '
+        'in a separate table (`published.md`).',
+        f'- Preset: {_unique(r["preset"] for r in results)}; configs: '
+        f'{_unique(r["config"] for r in results)}.',
+        f'- Seeds: {seeds}; tables show mean ± sample std (ddof=1) over seeds.',
+        f'- Protocol switches recorded by the runs: {protocols}',
+        '- Gating: *oracle* multiplies the maps by the image labels taken from the ground-truth '
+        'mask (what the public code does); *predicted* uses the classifier probability '
+        'threshold. Both are reported and labelled.',
+        f'- Background: {PROTOCOL_LABELS["bg_counted"]}: 5x5 confusion matrix, means over the 4 '
+        f'tissue classes, tissue on background pixels is a false positive; '
+        f'{PROTOCOL_LABELS["bg_ignored"]}: background ground-truth pixels ignored.',
+        '- Checkpoint: the last one of each training run (recorded per run).',
+        f'- Git commits: {_unique(r["env"].get("git_commit") for r in results)} (dirty: '
+        f'{_unique(r["env"].get("git_dirty") for r in results)}); packages: '
+        f'{_unique(r["env"].get("packages") for r in results)}.', '',
+        '## Label-only reference row', reference.__doc__.split('\n\n', 1)[1].strip(), '',
+        '## Ablations',
+        'Runs shared between ablations are trained once (e.g. LPD k=10, lambda=0.5 is the LPD '
+        'default run). lambda=0 is run with the diversity loss off. Learnable vs clustered '
+        'prototypes is compared at k=3: LPD k=3, LPD k=3 without diversity loss (same losses as '
+        'PBIP), PBIP k=3.', '',
+        '## Files', files, '',
+    ]
+    main = out / 'main_results.md'
+    if main.is_file():
+        lines += ['## Main results', main.read_text()]
+    return '\n'.join(lines) + '\n'

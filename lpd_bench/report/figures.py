@@ -1,0 +1,130 @@
+"""Figures of the report (matplotlib/seaborn, Agg backend): ablation curves, qualitative
+predictions and per-prototype activation maps, all from files stored in the run directories.
+
+A run's snapshot step (``lpd_bench.runner.snapshots``) stores ``preds/<image>.png`` (label maps,
+oracle gating) and ``prototype_maps.npz`` (stage-4 similarity maps of every prototype for one
+test image: ``maps`` (C*k, h, w), ``image``, ``num_per_class``).
+"""
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import seaborn as sns  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from ..data.bcss_meta import ALL_CLASSES, PALETTE, TISSUE_CLASSES  # noqa: E402
+from ..runner.plan import METHOD_LABELS, METHODS  # noqa: E402
+from .tables import GATING_LABELS  # noqa: E402
+
+PALETTE_ARRAY = np.array(PALETTE, dtype=np.uint8)
+
+
+def ablation_plot(frame, group, xlabel, path) -> bool:
+    """mIoU (paper protocol) against the group's values, mean and std over seeds per gating."""
+    rows = frame[(frame['group'] == group) & (frame['protocol'] == 'bg_counted')].copy()
+    if rows.empty:
+        return False
+    rows['value'] = rows['value'].astype(float)
+    rows['gating'] = rows['gating'].map(GATING_LABELS)
+    sns.set_theme(style='whitegrid')
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    sns.lineplot(data=rows, x='value', y='mIoU', hue='gating', marker='o', errorbar='sd',
+                 err_style='bars', err_kws={'capsize': 4}, ax=ax)
+    ax.set_xticks(sorted(rows['value'].unique()))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel('mIoU (%), paper protocol')
+    ax.set_title(f'LPD: mIoU vs {xlabel} (mean ± std over seeds)', fontsize=10)
+    ax.legend(fontsize=7, title=None)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return True
+
+
+def colorize(labels) -> np.ndarray:
+    return PALETTE_ARRAY[np.clip(labels, 0, len(PALETTE) - 1)]
+
+
+def qualitative_figure(run_dirs: dict, data_root, path, max_images=4) -> bool:
+    """Rows: test images; columns: image, ground truth, each method's prediction.
+
+    ``run_dirs`` maps method -> run directory holding ``preds/``; images shown are those every
+    method saved.
+    """
+    preds = {m: Path(d) / 'preds' for m, d in run_dirs.items() if (Path(d) / 'preds').is_dir()}
+    if not preds:
+        return False
+    names = sorted(set.intersection(*[{p.name for p in d.glob('*.png')} for d in preds.values()]))
+    names = names[:max_images]
+    if not names:
+        return False
+    methods = [m for m in METHODS if m in preds]
+    cols = 2 + len(methods)
+    fig, axes = plt.subplots(len(names), cols, figsize=(2.1 * cols, 2.2 * len(names) + 0.5),
+                             squeeze=False)
+    for row, name in enumerate(names):
+        panels = [np.asarray(Image.open(Path(data_root) / 'test' / 'img' / name).convert('RGB')),
+                  colorize(np.asarray(Image.open(Path(data_root) / 'test' / 'mask' / name)))]
+        panels += [colorize(np.asarray(Image.open(preds[m] / name))) for m in methods]
+        titles = ['image', 'ground truth'] + [METHOD_LABELS[m].split(' (')[0] for m in methods]
+        for col, (panel, title) in enumerate(zip(panels, titles)):
+            axes[row, col].imshow(panel, interpolation='nearest')
+            axes[row, col].set_xticks([])
+            axes[row, col].set_yticks([])
+            if row == 0:
+                axes[row, col].set_title(title, fontsize=9)
+        axes[row, 0].set_ylabel(Path(name).stem[-18:], fontsize=6)
+    handles = [matplotlib.patches.Patch(facecolor=np.array(c) / 255, edgecolor='black', label=n)
+               for c, n in zip(PALETTE, ALL_CLASSES)]
+    fig.legend(handles=handles, loc='lower center', ncol=len(handles), fontsize=8,
+               frameon=False)
+    fig.suptitle('Predictions (oracle gating, seed of the first run)', fontsize=10)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def prototype_maps_figure(run_dirs: dict, data_root, path) -> bool:
+    """Stage-4 similarity map of every prototype, one row per (method, class present)."""
+    stored = {m: np.load(Path(d) / 'prototype_maps.npz') for m, d in run_dirs.items()
+              if (Path(d) / 'prototype_maps.npz').is_file()}
+    if not stored:
+        return False
+    rows = []  # (method, class index, maps (k, h, w), image name)
+    for method in [m for m in METHODS if m in stored]:
+        data = stored[method]
+        k = int(data['num_per_class'])
+        maps = data['maps'].reshape(len(TISSUE_CLASSES), k, *data['maps'].shape[-2:])
+        present = data['label'] if 'label' in data else np.ones(len(TISSUE_CLASSES))
+        rows += [(method, c, maps[c], str(data['image'])) for c in range(len(TISSUE_CLASSES))
+                 if present[c]]
+    cols = 1 + max(r[2].shape[0] for r in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.6 * cols, 1.7 * len(rows) + 0.4),
+                             squeeze=False)
+    for row, (method, cls, maps, image) in enumerate(rows):
+        img = np.asarray(Image.open(Path(data_root) / 'test' / 'img' / image).convert('RGB'))
+        axes[row, 0].imshow(img)
+        axes[row, 0].set_ylabel(f'{METHOD_LABELS[method].split(" (")[0]}\n{TISSUE_CLASSES[cls]}',
+                                fontsize=8)
+        vmin, vmax = float(maps.min()), float(maps.max())
+        for col in range(cols):
+            axes[row, col].set_xticks([])
+            axes[row, col].set_yticks([])
+            if col == 0:
+                continue
+            if col - 1 < len(maps):
+                axes[row, col].imshow(maps[col - 1], cmap='viridis', vmin=vmin, vmax=vmax,
+                                      interpolation='bilinear')
+                axes[row, col].set_title(f'p{col}', fontsize=7)
+            else:
+                axes[row, col].axis('off')
+    fig.suptitle('Stage-4 similarity map of each prototype of the classes present (LPD: '
+                 'learnable, PBIP: clustered); one colour scale per row', fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True

@@ -1,0 +1,77 @@
+"""Snapshot step of a run: predictions and prototype maps of the first test images, for the report.
+
+    python -m lpd_bench.runner.snapshots CONFIG CHECKPOINT --out RUN_DIR [--num-images 4]
+        [--cfg-options ...]
+
+Writes ``RUN_DIR/preds/<image name>.png`` (palette label maps, oracle gating, values 0..4) for the
+first ``--num-images`` test images (in the dataset's order) and ``RUN_DIR/prototype_maps.npz``
+with the stage-4 similarity maps of every prototype for the first one: ``maps`` (C*k, h, w),
+``image`` (file name), ``num_per_class``, ``label`` (its oracle image label).
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..data.bcss_meta import PALETTE
+
+TOOLS = Path(__file__).resolve().parents[2] / 'tools'
+
+
+def save_label_png(path, labels) -> None:
+    image = Image.fromarray(labels.astype(np.uint8), 'P')
+    image.putpalette([v for rgb in PALETTE for v in rgb])
+    image.save(path)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--out', required=True, help='run directory to write into')
+    parser.add_argument('--num-images', type=int, default=4)
+    return parser
+
+
+def main(argv=None):
+    import torch
+    sys.path.insert(0, str(TOOLS))
+    from cli_common import add_common_args, load_config, parse_args
+    from mmengine.dataset import pseudo_collate
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import load_checkpoint
+
+    import lpd_bench  # noqa: F401  (registers the modules and the checkpoint loader)
+    from mmseg.registry import DATASETS, MODELS
+
+    parser = build_parser()
+    add_common_args(parser)
+    args = parse_args(parser, argv)
+    args.work_dir = args.work_dir or args.out
+    cfg = load_config(args)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    model = MODELS.build(cfg.model).to(device).eval()
+    load_checkpoint(model, args.checkpoint, map_location=device)
+    dataset = DATASETS.build(cfg.test_dataloader.dataset)
+    out = Path(args.out)
+    (out / 'preds').mkdir(parents=True, exist_ok=True)
+    for index in range(min(args.num_images, len(dataset))):
+        with torch.no_grad():
+            data = model.data_preprocessor(pseudo_collate([dataset[index]]), False)
+            sample = model.predict(data['inputs'], data['data_samples'])[0]
+            name = Path(sample.metainfo['img_path']).name
+            save_label_png(out / 'preds' / name,
+                           sample.pred_sem_seg_oracle.data[0].cpu().numpy())
+            if index == 0:
+                maps = model._forward(data['inputs']).sim_maps[-1][0].float().cpu().numpy()
+                np.savez(out / 'prototype_maps.npz', maps=maps, image=name,
+                         num_per_class=model.decode_head.prototypes.num_per_class,
+                         label=np.asarray(sample.metainfo['img_label']))
+    print(f'snapshots of {min(args.num_images, len(dataset))} test images in {out}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,35 @@
+"""`lpd-bench run --dry-run` and `lpd-bench list` through the CLI."""
+import pytest
+
+from lpd_bench.cli import main
+from lpd_bench.runner.results import write_json_atomic
+
+
+def test_dry_run_prints_the_plan(capsys):
+    assert main(['run', '--all', '--seeds', '0', '1', '--dry-run']) == 0
+    out = capsys.readouterr().out
+    assert out.strip().endswith('26 runs')
+    assert 'lpd__k5__seed1' in out and 'model.decode_head.prototypes.num_per_class=5' in out
+
+
+def test_list_shows_status_of_each_run(tmp_path, capsys):
+    runs = tmp_path / 'runs'
+    (runs / 'lpd__k3__seed0').mkdir(parents=True)
+    (runs / 'lpd__k3__seed0' / 'iter_50.pth').write_text('x')
+    write_json_atomic(runs / 'lpd__k1__seed0' / 'failed.json', {'error': 'boom'})
+    assert main(['list', 'num_per_class', '--seeds', '0', '--work-dir', str(tmp_path),
+                 '--cfg-options', 'train_cfg.max_iters=20']) == 0
+    lines = {line.split()[1]: line.split()[0] for line in capsys.readouterr().out.splitlines()
+             if line.split() and line.split()[0] in ('done', 'partial', 'failed', 'todo')}
+    assert lines == {'lpd__k1__seed0': 'failed', 'lpd__k3__seed0': 'partial',
+                     'lpd__k5__seed0': 'todo', 'lpd__seed0': 'todo'}
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['run', 'nope', '--dry-run'], "unknown method or ablation group 'nope'"),
+    (['run', 'lpd', '--dry-run', '--cfg-options', 'max_iters'], 'expected KEY=VALUE'),
+    (['run', 'lpd', '--dry-run', '--data', '/nonexistent/x'], 'not a directory'),
+])
+def test_bad_arguments_exit_with_a_message(argv, message):
+    with pytest.raises(SystemExit, match=message):
+        main(argv)
