@@ -7,7 +7,9 @@ resident memory (Python, torch, mmseg imports included), i.e. what a real run of
 needs. CUDA: ``torch.cuda.max_memory_allocated`` after a reset, in the benchmark process.
 
 Run as a module it is that subprocess: ``python -m lpd_bench.bench.memory 'JSON'`` prints one JSON
-line ``{"peak_mib": .., "after_build_mib": ..}``.
+line ``{"peak_mib": .., "after_build_mib": .., "over_cap": false}``. With ``address_space_cap_mib``
+in the request the probe runs under that ``RLIMIT_AS`` (a guard for shared machines: a case that
+needs more fails its allocation instead of exhausting the machine) and reports ``over_cap: true``.
 """
 import json
 import os
@@ -52,13 +54,24 @@ def probe(request: dict) -> dict:
     """Build ``request['spec']`` and run it ``PROBE_CALLS`` times; peak RSS after build and overall."""
     from lpd_bench.bench.cases import CaseSpec, prepared
     torch.set_num_threads(int(request.get('threads', torch.get_num_threads())))
+    cap = request.get('address_space_cap_mib')
+    if cap:
+        limit = int(cap * 2**20)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     spec = CaseSpec(**request['spec'])
-    with prepared(spec, request['config'], request['batch'], request['size'], 'cpu',
-                  request.get('cfg_options')) as case:
-        after_build = peak_rss_mib()
-        for _ in range(PROBE_CALLS):
-            case.run()
-    return {'peak_mib': peak_rss_mib(), 'after_build_mib': after_build}
+    after_build = None
+    try:
+        with prepared(spec, request['config'], request['batch'], request['size'], 'cpu',
+                      request.get('cfg_options')) as case:
+            after_build = peak_rss_mib()
+            for _ in range(PROBE_CALLS):
+                case.run()
+    except (MemoryError, RuntimeError) as err:
+        if not cap or not isinstance(err, MemoryError) and 'alloc' not in str(err):
+            raise
+        return {'peak_mib': peak_rss_mib(), 'after_build_mib': after_build, 'over_cap': True,
+                'error': str(err)[:300]}
+    return {'peak_mib': peak_rss_mib(), 'after_build_mib': after_build, 'over_cap': False}
 
 
 if __name__ == '__main__':

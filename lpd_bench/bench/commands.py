@@ -1,0 +1,78 @@
+"""``lpd-bench bench``: the speed/memory harness (see lpd_bench/bench/harness.py)."""
+import argparse
+import shlex
+
+#: Default (repeats, warmup) per preset: paper-setting steps take tens of seconds on CPU.
+PRESET_DEFAULTS = {'cpu': (5, 2), 'paper': (2, 1)}
+
+
+def add_commands(subparsers) -> None:
+    parser = subparsers.add_parser(
+        'bench', help='measure training/inference speed and peak memory -> reports/perf.md',
+        description='Time the hot paths (bare backbone, CAM/PBIP/LPD training steps, inference with '
+        'and without TTA, prototype-bank building) at one batch and input size in one process, '
+        'measure each case\'s peak memory, check the targets and write OUT/perf.md and perf.csv.')
+    parser.add_argument('--preset', choices=['cpu', 'paper'], default='cpu',
+                        help='cpu: configs/*_synth_cpu.py; paper: configs/*_bcss.py (MiT-B1, k=10)')
+    parser.add_argument('--batch', type=int, help='batch size (default: the LPD config\'s)')
+    parser.add_argument('--input', type=int, dest='input_size',
+                        help='square input size (default: the LPD config\'s input_size, else 224)')
+    parser.add_argument('--repeats', type=int, help='timed calls per case (default cpu 5, paper 2)')
+    parser.add_argument('--warmup', type=int, help='untimed calls first (default cpu 2, paper 1)')
+    parser.add_argument('--device', default='cpu', help='cpu or cuda[:N] (default cpu)')
+    parser.add_argument('--cases', nargs='+', help='only these cases of the preset')
+    parser.add_argument('--no-memory', action='store_true', help='skip the peak-memory probes')
+    parser.add_argument('--memory-cap-gib', type=float, default=12.0,
+                        help='address-space cap of each CPU memory probe; a case over it is '
+                        'reported as such and not timed (0: no cap; default 12)')
+    parser.add_argument('--no-profile', action='store_true', help='skip profiling failed targets')
+    parser.add_argument('--out', default='reports', help='folder of perf.md / perf.csv')
+    parser.add_argument('--runs-dir', default=None,
+                        help='runner results read for the run targets (default work_dirs/bench/runs)')
+    parser.add_argument('--cfg-options', nargs='+', default={}, metavar='KEY=VALUE',
+                        help='config overrides applied to every config (mmengine DictAction)')
+    parser.set_defaults(func=run)
+
+
+def parse_cfg_options(pairs) -> dict:
+    """KEY=VALUE strings (or an already-parsed dict) -> dict, as mmengine's DictAction parses them."""
+    if isinstance(pairs, dict):
+        return pairs
+    from mmengine.config import DictAction
+    namespace = argparse.Namespace()
+    DictAction(option_strings=['--cfg-options'], dest='cfg_options')(None, namespace, pairs)
+    return namespace.cfg_options
+
+
+def describe_command(settings, args) -> str:
+    """The command line that reproduces ``settings`` (recorded in perf.md)."""
+    parts = ['lpd-bench', 'bench', '--preset', settings.preset, '--batch', str(settings.batch),
+             '--input', str(settings.input_size), '--repeats', str(settings.repeats),
+             '--warmup', str(settings.warmup)]
+    parts += ['--device', settings.device] if settings.device != 'cpu' else []
+    parts += ['--cases', *settings.cases] if settings.cases else []
+    parts += ['--no-memory'] if args.no_memory else []
+    if settings.cfg_options:
+        parts += ['--cfg-options'] + [f'{k}={v}' for k, v in settings.cfg_options.items()]
+    return ' '.join(shlex.quote(p) for p in parts)
+
+
+def run(args) -> int:
+    from .harness import DEFAULT_RUNS_DIR, BenchSettings, run_bench
+    from .targets import FAIL
+    repeats, warmup = PRESET_DEFAULTS[args.preset]
+    settings = BenchSettings(
+        preset=args.preset, batch=args.batch, input_size=args.input_size,
+        repeats=args.repeats if args.repeats is not None else repeats,
+        warmup=args.warmup if args.warmup is not None else warmup, device=args.device,
+        cases=args.cases, cfg_options=parse_cfg_options(args.cfg_options),
+        memory=not args.no_memory,
+        address_space_cap_mib=args.memory_cap_gib * 1024 if args.memory_cap_gib else None, profile_failures=not args.no_profile, out_dir=args.out,
+        runs_dir=args.runs_dir or DEFAULT_RUNS_DIR,
+        command='')
+    targets = run_bench(settings, describe=lambda s: describe_command(s, args))
+    for t in targets:
+        print(f'[bench] {t.status:12s} {t.name} ({t.preset}): {t.detail}')
+    failed = [t for t in targets if t.status == FAIL]
+    print(f'[bench] {len(failed)} target(s) failed' if failed else '[bench] no target failed')
+    return 0

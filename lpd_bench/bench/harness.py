@@ -1,0 +1,189 @@
+"""Run a preset's cases in one process, measure peak memory, profile failures, write the reports."""
+import datetime
+import gc
+import os.path as osp
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import torch
+
+from . import cases as C
+from .memory import cpu_peak_in_subprocess, cuda_peak_mib
+from .profiling import profile_lines
+from .report import ENV, MEASURE, PROFILE, merge_rows, read_rows, render_markdown, write_csv, write_markdown
+from .stats import measure
+from .targets import FAIL, RATIO_TARGETS, evaluate, load_run_results
+
+DEFAULT_RUNS_DIR = osp.join('work_dirs', 'bench', 'runs')
+
+
+@dataclass
+class BenchSettings:
+    preset: str = 'cpu'
+    batch: Optional[int] = None       # None: the LPD config's train batch size
+    input_size: Optional[int] = None  # None: the LPD config's input_size, else 224
+    repeats: int = 5
+    warmup: int = 2
+    device: str = 'cpu'
+    cases: Optional[List[str]] = None  # None: every case of the preset
+    cfg_options: Dict = field(default_factory=dict)
+    memory: bool = True
+    address_space_cap_mib: Optional[float] = 12 * 1024  # CPU memory probes; None: no cap
+    profile_failures: bool = True
+    out_dir: str = 'reports'
+    runs_dir: str = DEFAULT_RUNS_DIR
+    root: str = '.'                   # where configs/ lives
+    command: str = ''
+
+
+def cpu_model() -> str:
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(settings: BenchSettings) -> Dict[str, str]:
+    """Machine, threads and versions, as (name -> text)."""
+    import importlib.metadata as md
+    import os
+    versions = []
+    for pkg in ('torch', 'mmengine', 'mmcv', 'mmsegmentation', 'numpy', 'faiss-cpu'):
+        try:
+            versions.append(f'{pkg} {md.version(pkg)}')
+        except md.PackageNotFoundError:
+            versions.append(f'{pkg} (not installed)')
+    try:
+        commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True,
+                                text=True, cwd=settings.root, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ''
+    env = {'command': f'`{settings.command}`' if settings.command else '',
+           'CPU': cpu_model(), 'cores (os.cpu_count)': str(os.cpu_count()),
+           'torch threads': str(torch.get_num_threads()),
+           'device': (torch.cuda.get_device_name() if settings.device.startswith('cuda')
+                      else 'cpu'),
+           'python': platform.python_version(), 'versions': ', '.join(versions),
+           'git commit': commit or 'unknown',
+           'measured at (UTC)': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M')}
+    return env
+
+
+def _synchronize(device: str):
+    return torch.cuda.synchronize if device.startswith('cuda') else (lambda: None)
+
+
+def config_path(settings: BenchSettings, spec: C.CaseSpec) -> str:
+    return osp.join(settings.root, C.PRESETS[settings.preset]['configs'][spec.method])
+
+
+def resolve_defaults(settings: BenchSettings) -> None:
+    """Fill a missing batch / input size from the preset's LPD config."""
+    if settings.batch and settings.input_size:
+        return
+    lpd = C.load_config(osp.join(settings.root, C.PRESETS[settings.preset]['configs']['lpd']),
+                        settings.cfg_options)
+    settings.batch = settings.batch or C.default_batch_size(lpd)
+    settings.input_size = settings.input_size or C.default_input_size(lpd)
+
+
+def _cpu_memory(spec: C.CaseSpec, settings: BenchSettings, path: str, batch: int, log) -> tuple:
+    """(peak MiB, method text, over the cap?) from a fresh-subprocess probe."""
+    log(f'[bench] {settings.preset}/{spec.name}: peak memory in a fresh subprocess')
+    result = cpu_peak_in_subprocess(dict(
+        spec=spec.to_dict(), config=path, batch=batch, size=settings.input_size,
+        cfg_options=settings.cfg_options, threads=torch.get_num_threads(),
+        address_space_cap_mib=settings.address_space_cap_mib))
+    if result['over_cap']:
+        return (max(result['peak_mib'], settings.address_space_cap_mib),
+                f'over the probe\'s address-space cap of {settings.address_space_cap_mib:.0f} MiB '
+                f'(allocation failed at RSS {result["peak_mib"]:.0f} MiB); not timed', True)
+    return result['peak_mib'], 'ru_maxrss of a fresh subprocess', False
+
+
+def measure_case(spec: C.CaseSpec, settings: BenchSettings, batch: int, log=print) -> dict:
+    """Peak memory (CPU: first, in a capped subprocess), then timing in this process; a row."""
+    path = config_path(settings, spec)
+    cpu_memory = settings.memory and not settings.device.startswith('cuda')
+    peak, method, over_cap = None, 'not measured', False
+    if cpu_memory:
+        peak, method, over_cap = _cpu_memory(spec, settings, path, batch, log)
+    timing, items = None, batch
+    if not over_cap:
+        log(f'[bench] {settings.preset}/{spec.name}: building from {path}')
+        with C.prepared(spec, path, batch, settings.input_size, settings.device,
+                        settings.cfg_options) as case:
+            timing = measure(case.run, settings.warmup, settings.repeats,
+                             _synchronize(settings.device))
+            items = case.items
+            if settings.memory and not cpu_memory:
+                peak, method = cuda_peak_mib(case.run), 'torch.cuda.max_memory_allocated'
+        gc.collect()
+        log(f'[bench] {settings.preset}/{spec.name}: median {timing.median_s:.4g} s '
+            f'(min {timing.min_s:.4g}, max {timing.max_s:.4g}), {timing.per_second(items):.3g} '
+            f'items/s, peak {peak if peak is None else round(peak)} MiB')
+    else:
+        log(f'[bench] {settings.preset}/{spec.name}: {method}')
+    return dict(record=MEASURE, preset=settings.preset, case=spec.name, batch=batch,
+                input_size=settings.input_size, device=settings.device,
+                repeats=timing.repeats if timing else 0, warmup=settings.warmup,
+                median_s=timing.median_s if timing else None,
+                min_s=timing.min_s if timing else None, max_s=timing.max_s if timing else None,
+                images_per_s=timing.per_second(items) if timing else None, peak_mem_mib=peak,
+                memory_method=method, threads=torch.get_num_threads(),
+                timestamp=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+                detail=spec.description)
+
+
+def profile_case(spec: C.CaseSpec, settings: BenchSettings, batch: int) -> List[dict]:
+    """``profile`` rows of one warmed-up call of ``spec``."""
+    with C.prepared(spec, config_path(settings, spec), batch, settings.input_size, settings.device,
+                    settings.cfg_options) as case:
+        case.run()
+        lines = profile_lines(case.run)
+    return [dict(record=PROFILE, preset=settings.preset, case=spec.name, batch=batch,
+                 input_size=settings.input_size, device=settings.device, detail=line) for line in lines]
+
+
+def failed_cases(targets, preset: str, measured: Sequence[str]) -> List[str]:
+    """Numerator cases of failed ratio targets of ``preset`` that this invocation measured."""
+    failed = {t.name for t in targets if t.status == FAIL and t.preset == preset}
+    return [t.numerator for t in RATIO_TARGETS
+            if t.name in failed and t.preset == preset and t.numerator in measured]
+
+
+def run_bench(settings: BenchSettings, log=print, describe=None) -> List:
+    """Measure, merge into ``out_dir``/perf.csv, render perf.md; returns the target results.
+
+    ``describe(settings)``, if given, gives the command line recorded in the report (called once
+    the batch and input size defaults are resolved).
+    """
+    specs = C.select_cases(settings.preset, settings.cases)
+    resolve_defaults(settings)
+    if describe is not None:
+        settings.command = describe(settings)
+    batch = settings.batch
+    rows = [dict(record=ENV, preset=settings.preset, case=k, detail=v)
+            for k, v in environment(settings).items()]
+    measured = [measure_case(spec, settings, batch, log) for spec in specs]
+    csv_path, md_path = osp.join(settings.out_dir, 'perf.csv'), osp.join(settings.out_dir, 'perf.md')
+    all_rows = merge_rows(read_rows(csv_path), rows + measured)
+    runs = load_run_results(settings.runs_dir)
+    targets = evaluate([r for r in all_rows if r['record'] == MEASURE], runs, settings.runs_dir)
+    if settings.profile_failures:
+        profiles = []
+        for name in failed_cases(targets, settings.preset, [s.name for s in specs]):
+            log(f'[bench] {settings.preset}/{name}: profiling (a target failed)')
+            profiles += profile_case(C.case_by_name(settings.preset, name), settings, batch)
+        all_rows += profiles
+    descriptions = {s.name: s.description for p in C.PRESETS.values() for s in p['cases']}
+    write_csv(csv_path, all_rows)
+    write_markdown(md_path, render_markdown(all_rows, targets, descriptions))
+    log(f'[bench] wrote {csv_path} and {md_path}')
+    return targets

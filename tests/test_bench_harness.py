@@ -1,0 +1,57 @@
+"""`lpd-bench bench` end to end on tiny cases of the CPU preset."""
+import csv
+import os.path as osp
+
+import pytest
+
+from lpd_bench.bench.cases import CaseSpec, case_by_name, select_cases
+from lpd_bench.bench.memory import cpu_peak_in_subprocess
+from lpd_bench.cli import main
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TINY = ['model.decode_head.prototypes.num_per_class=2']
+
+
+@pytest.mark.slow  # two tiny models, ~10 s; more when the cores are busy
+def test_bench_command_writes_perf_md_and_csv(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / 'reports'
+    code = main(['bench', '--preset', 'cpu', '--cases', 'cam_step', 'lpd_step_after',
+                 '--batch', '2', '--input', '64', '--repeats', '1', '--warmup', '0', '--no-memory',
+                 '--no-profile', '--out', str(out), '--runs-dir', str(tmp_path / 'runs'),
+                 '--cfg-options', *TINY])
+    assert code == 0
+    with open(out / 'perf.csv') as f:
+        rows = list(csv.DictReader(f))
+    measures = [r for r in rows if r['record'] == 'measure']
+    assert [r['case'] for r in measures] == ['cam_step', 'lpd_step_after']
+    for r in measures:
+        assert (r['preset'], r['batch'], r['input_size'], r['repeats']) == ('cpu', '2', '64', '1')
+        assert float(r['median_s']) > 0 and float(r['images_per_s']) == pytest.approx(
+            2 / float(r['median_s']), rel=1e-3)
+        assert r['peak_mem_mib'] == '' and r['memory_method'] == 'not measured'
+    env = {r['case']: r['detail'] for r in rows if r['record'] == 'env'}
+    assert env['torch threads'] and env['CPU'] and 'torch ' in env['versions']
+    assert '--cfg-options model.decode_head.prototypes.num_per_class=2' in env['command']
+    text = (out / 'perf.md').read_text()
+    assert '### batch 2, input 64x64' in text and '| lpd_step_after |' in text
+    ratio = [ln for ln in text.splitlines() if ln.startswith('| LPD step after warm-up / CAM step |')]
+    assert len(ratio) == 1 and ('**PASS**' in ratio[0] or '**FAIL**' in ratio[0])
+    assert 'TTA (6 views) / single-view inference time | cpu | n/a' in text  # infer_tta not run
+    assert 'NOT MEASURED' in text and 'no CPU-preset result.json' in text
+
+
+def test_unknown_case_and_preset_are_named():
+    with pytest.raises(KeyError, match="no case 'nope' in preset 'cpu'"):
+        case_by_name('cpu', 'nope')
+    with pytest.raises(KeyError, match="unknown preset 'gpu'"):
+        select_cases('gpu', None)
+
+
+@pytest.mark.slow
+def test_memory_probe_reports_subprocess_peak():
+    spec = CaseSpec('lpd_step_after', 'train_step', 'lpd', train_iter='warmup')
+    result = cpu_peak_in_subprocess(dict(
+        spec=spec.to_dict(), config=osp.join(ROOT, 'configs', 'lpd_synth_cpu.py'), batch=2, size=64,
+        cfg_options=dict(zip(['model.decode_head.prototypes.num_per_class'], [2])), threads=1))
+    assert 0 < result['after_build_mib'] <= result['peak_mib'] < 4096
