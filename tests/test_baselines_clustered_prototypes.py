@@ -13,7 +13,7 @@ def write_bank(path, num_classes=4, k=3, dim=512):
                          'classes': ['TUM', 'STR', 'LYM', 'NEC'][:num_classes],
                          'images': {'TUM': ['a.png']}, 'encoder': {'type': 'X'}, 'seed': 0,
                          'wall_time_s': 1.0, 'images_per_s': 1.0, 'peak_rss_mb': 1.0,
-                         'peak_gpu_mb': None}, str(path))
+                         'peak_cuda_mb': None}, str(path))
     return prototypes
 
 

@@ -8,7 +8,6 @@ import copy
 import json
 import os
 import os.path as osp
-import resource
 import tempfile
 import time
 from typing import Dict, List, Optional, Sequence
@@ -20,7 +19,12 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
+from mmengine.runner import set_random_seed
 from mmengine.utils import ProgressBar
+
+from lpd_bench.engine.atomic_json import write_json_atomic
+from lpd_bench.engine.hooks import peak_rss_mb
+from mmseg.registry import DATASETS, MODELS
 
 BANK_COST_STAGE = 'prototype_bank'
 #: Transforms dropped from the train pipeline to embed each image once, unaugmented.
@@ -102,11 +106,6 @@ def embed_dataset(encoder: torch.nn.Module, preprocessor: torch.nn.Module, datas
     return torch.cat(out)
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def plain(obj):
     """A config (ConfigDict, tuples) as plain JSON types, safe for ``weights_only`` loading."""
     return json.loads(json.dumps(obj.to_dict() if hasattr(obj, 'to_dict') else obj, default=str))
@@ -120,9 +119,6 @@ def training_encoder(cfg: Config, num_per_class: int) -> torch.nn.Module:
     seed, then the model, with ``ClusteredPrototypes`` on a placeholder bank of the right shape),
     and its encoder is taken: stage A embeds images with the very encoder stage B trains against.
     """
-    from mmengine.runner import set_random_seed
-
-    from mmseg.registry import MODELS
     model_cfg = copy.deepcopy(cfg.model)
     head = model_cfg.decode_head
     dim = head.prototypes.get('dim', 512)
@@ -140,7 +136,6 @@ def training_encoder(cfg: Config, num_per_class: int) -> torch.nn.Module:
 def build_prototype_bank(cfg: Config, num_per_class: int = 3, seed: int = 0, batch_size: int = 32,
                          niter: int = 50, device: Optional[str] = None, num_workers: int = 0) -> dict:
     """Run PBIP stage A for ``cfg`` (a model + train data config); return the bank dict."""
-    from mmseg.registry import DATASETS, MODELS
     start = time.perf_counter()
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
@@ -186,30 +181,17 @@ def build_prototype_bank(cfg: Config, num_per_class: int = 3, seed: int = 0, bat
         'wall_time_s': wall,
         'images_per_s': len(flat) / max(embed_s, 1e-9),
         'peak_rss_mb': peak_rss_mb(),
-        'peak_gpu_mb': (torch.cuda.max_memory_allocated() / 2**20
-                        if torch.device(device).type == 'cuda' else None),
+        'peak_cuda_mb': (torch.cuda.max_memory_allocated() / 2**20
+                         if torch.device(device).type == 'cuda' else None),
     }
 
 
 def bank_cost(bank: dict, bank_path: str) -> dict:
     """The bank's cost as one stage of the run result contract (ARCHITECTURE.md)."""
     return {'name': BANK_COST_STAGE, 'wall_s': bank['wall_time_s'], 'peak_rss_mb': bank['peak_rss_mb'],
-            'peak_gpu_mb': bank['peak_gpu_mb'], 'images': sum(map(len, bank['images'].values())),
+            'peak_cuda_mb': bank['peak_cuda_mb'], 'images': sum(map(len, bank['images'].values())),
             'images_per_s': bank['images_per_s'], 'num_per_class': bank['num_per_class'],
             'seed': bank['seed'], 'bank': osp.abspath(bank_path)}
-
-
-def _atomic_write(path: str, write) -> None:
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + osp.basename(path), suffix='.tmp')
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def save_prototype_bank(bank: dict, path: str) -> str:
@@ -217,13 +199,18 @@ def save_prototype_bank(bank: dict, path: str) -> str:
 
     Returns the cost JSON path.
     """
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{osp.basename(path)}.', suffix='.tmp')
+    os.close(fd)
+    try:
+        torch.save(bank, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
     cost_path = path + '.cost.json'
-    _atomic_write(path, lambda tmp: torch.save(bank, tmp))
-
-    def write_json(tmp):
-        with open(tmp, 'w') as f:
-            json.dump(bank_cost(bank, path), f, indent=2)
-    _atomic_write(cost_path, write_json)
+    write_json_atomic(cost_path, bank_cost(bank, path))
     return cost_path
 
 
