@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from lpd_bench.bench.stats import Timing, measure
+from lpd_bench.bench.stats import Timing, measure, measure_interleaved
 from lpd_bench.bench.targets import (FAIL, NOT_MEASURED, PASS, RATIO_TARGETS, evaluate,
                                      load_run_results, ratio_results, run_results)
 
@@ -33,6 +33,13 @@ def test_measure_warms_up_then_times_each_call():
     assert len(calls) == 5 and t.repeats == 3 and t.min_s >= 0
     with pytest.raises(ValueError, match='repeats'):
         measure(lambda: None, warmup=0, repeats=0)
+
+
+def test_interleaved_rounds_warm_each_case_then_alternate():
+    order = []
+    timings = measure_interleaved([lambda: order.append('a'), lambda: order.append('b')],
+                                  warmup=1, repeats=2)
+    assert order == ['a', 'b', 'a', 'b', 'a', 'b'] and [t.repeats for t in timings] == [2, 2]
 
 
 def test_ratio_targets_pass_and_fail_on_hand_made_numbers():

@@ -1,4 +1,5 @@
 """Run a preset's cases in one process, measure peak memory, profile failures, write the reports."""
+import contextlib
 import datetime
 import gc
 import os.path as osp
@@ -13,7 +14,7 @@ from . import cases as C
 from .memory import cpu_peak_in_subprocess, cuda_peak_mib
 from .profiling import profile_lines
 from .report import ENV, MEASURE, PROFILE, merge_rows, read_rows, render_markdown, write_csv, write_markdown
-from .stats import measure
+from .stats import measure_interleaved
 from .targets import FAIL, RATIO_TARGETS, evaluate, load_run_results
 
 DEFAULT_RUNS_DIR = osp.join('work_dirs', 'bench', 'runs')
@@ -107,38 +108,52 @@ def _cpu_memory(spec: C.CaseSpec, settings: BenchSettings, path: str, batch: int
     return result['peak_mib'], 'ru_maxrss of a fresh subprocess', False
 
 
-def measure_case(spec: C.CaseSpec, settings: BenchSettings, batch: int, log=print) -> dict:
-    """Peak memory (CPU: first, in a capped subprocess), then timing in this process; a row."""
-    path = config_path(settings, spec)
+def measure_cases(specs: Sequence[C.CaseSpec], settings: BenchSettings, batch: int,
+                  log=print) -> List[dict]:
+    """Peak memory of each case (CPU: first, in capped subprocesses), then all cases built in this
+    process and timed in interleaved rounds (:func:`measure_interleaved`); one row per case."""
     cpu_memory = settings.memory and not settings.device.startswith('cuda')
-    peak, method, over_cap = None, 'not measured', False
-    if cpu_memory:
-        peak, method, over_cap = _cpu_memory(spec, settings, path, batch, log)
-    timing, items = None, batch
-    if not over_cap:
-        log(f'[bench] {settings.preset}/{spec.name}: building from {path}')
-        with C.prepared(spec, path, batch, settings.input_size, settings.device,
-                        settings.cfg_options) as case:
-            timing = measure(case.run, settings.warmup, settings.repeats,
-                             _synchronize(settings.device))
-            items = case.items
+    memory = {}
+    for spec in specs:
+        memory[spec.name] = (_cpu_memory(spec, settings, config_path(settings, spec), batch, log)
+                             if cpu_memory else (None, 'not measured', False))
+    timed = [s for s in specs if not memory[s.name][2]]
+    timings = {}
+    with contextlib.ExitStack() as stack:
+        prepared = []
+        for spec in timed:
+            log(f'[bench] {settings.preset}/{spec.name}: building from {config_path(settings, spec)}')
+            prepared.append(stack.enter_context(C.prepared(
+                spec, config_path(settings, spec), batch, settings.input_size, settings.device,
+                settings.cfg_options)))
+        log(f'[bench] {settings.preset}: timing {len(timed)} cases, {settings.warmup} warm-up + '
+            f'{settings.repeats} interleaved rounds')
+        results = measure_interleaved([p.run for p in prepared], settings.warmup, settings.repeats,
+                                      _synchronize(settings.device))
+        for spec, case, timing in zip(timed, prepared, results):
+            timings[spec.name] = (timing, case.items)
             if settings.memory and not cpu_memory:
-                peak, method = cuda_peak_mib(case.run), 'torch.cuda.max_memory_allocated'
-        gc.collect()
-        log(f'[bench] {settings.preset}/{spec.name}: median {timing.median_s:.4g} s '
-            f'(min {timing.min_s:.4g}, max {timing.max_s:.4g}), {timing.per_second(items):.3g} '
-            f'items/s, peak {peak if peak is None else round(peak)} MiB')
-    else:
-        log(f'[bench] {settings.preset}/{spec.name}: {method}')
-    return dict(record=MEASURE, preset=settings.preset, case=spec.name, batch=batch,
-                input_size=settings.input_size, device=settings.device,
-                repeats=timing.repeats if timing else 0, warmup=settings.warmup,
-                median_s=timing.median_s if timing else None,
-                min_s=timing.min_s if timing else None, max_s=timing.max_s if timing else None,
-                images_per_s=timing.per_second(items) if timing else None, peak_mem_mib=peak,
-                memory_method=method, threads=torch.get_num_threads(),
-                timestamp=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-                detail=spec.description)
+                memory[spec.name] = (cuda_peak_mib(case.run), 'torch.cuda.max_memory_allocated', False)
+    gc.collect()
+    rows = []
+    for spec in specs:
+        peak, method, _ = memory[spec.name]
+        timing, items = timings.get(spec.name, (None, batch))
+        log(f'[bench] {settings.preset}/{spec.name}: ' + (
+            f'median {timing.median_s:.4g} s (min {timing.min_s:.4g}, max {timing.max_s:.4g}), '
+            f'{timing.per_second(items):.3g} items/s, ' if timing else 'not timed, ') +
+            f'peak {peak if peak is None else round(peak)} MiB')
+        rows.append(dict(
+            record=MEASURE, preset=settings.preset, case=spec.name, batch=batch,
+            input_size=settings.input_size, device=settings.device,
+            repeats=timing.repeats if timing else 0, warmup=settings.warmup,
+            median_s=timing.median_s if timing else None, min_s=timing.min_s if timing else None,
+            max_s=timing.max_s if timing else None,
+            images_per_s=timing.per_second(items) if timing else None, peak_mem_mib=peak,
+            memory_method=method, threads=torch.get_num_threads(),
+            timestamp=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+            detail=spec.description))
+    return rows
 
 
 def profile_case(spec: C.CaseSpec, settings: BenchSettings, batch: int) -> List[dict]:
@@ -171,7 +186,7 @@ def run_bench(settings: BenchSettings, log=print, describe=None) -> List:
     batch = settings.batch
     rows = [dict(record=ENV, preset=settings.preset, case=k, detail=v)
             for k, v in environment(settings).items()]
-    measured = [measure_case(spec, settings, batch, log) for spec in specs]
+    measured = measure_cases(specs, settings, batch, log)
     csv_path, md_path = osp.join(settings.out_dir, 'perf.csv'), osp.join(settings.out_dir, 'perf.md')
     all_rows = merge_rows(read_rows(csv_path), rows + measured)
     runs = load_run_results(settings.runs_dir)

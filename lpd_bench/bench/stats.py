@@ -2,7 +2,7 @@
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, List, Sequence
 
 
 @dataclass(frozen=True)
@@ -29,15 +29,27 @@ class Timing:
 def measure(fn: Callable[[], object], warmup: int, repeats: int,
             synchronize: Callable[[], None] = lambda: None) -> Timing:
     """Call ``fn`` ``warmup`` times untimed, then time ``repeats`` calls (``synchronize`` after each)."""
+    return measure_interleaved([fn], warmup, repeats, synchronize)[0]
+
+
+def measure_interleaved(fns: Sequence[Callable[[], object]], warmup: int, repeats: int,
+                        synchronize: Callable[[], None] = lambda: None) -> List[Timing]:
+    """Warm each of ``fns`` up, then time them in ``repeats`` rounds of one call each.
+
+    Round-robin order spreads slow phases of a shared machine over all cases alike, so ratios of
+    their medians are fairer than with one case timed after the other.
+    """
     if repeats < 1 or warmup < 0:
         raise ValueError(f'need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}')
-    for _ in range(warmup):
-        fn()
-        synchronize()
-    samples = []
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+            synchronize()
+    samples = [[] for _ in fns]
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        synchronize()
-        samples.append(time.perf_counter() - start)
-    return Timing.from_samples(samples)
+        for fn, out in zip(fns, samples):
+            start = time.perf_counter()
+            fn()
+            synchronize()
+            out.append(time.perf_counter() - start)
+    return [Timing.from_samples(s) for s in samples]
