@@ -1,0 +1,131 @@
+"""Every top-level config loads and builds its model and datasets; tool-side config handling."""
+import glob
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from lpd_bench.data import bcss_meta
+from test_train_e2e import CONFIG, REPO, load_tool, tiny_data  # noqa: F401 (fixture)
+
+TOP_LEVEL_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', '*.py')))
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+@pytest.fixture(scope='module')
+def common():
+    return load_tool('cli_common')
+
+
+def load(common, config, *options, work_dir=None):
+    """The config as tools/train.py and tools/test.py load it."""
+    argv = [config] + (['--cfg-options', *options] if options else [])
+    parser = load_tool('train').build_parser()
+    args = parser.parse_args(argv + (['--work-dir', work_dir] if work_dir else []))
+    return common.load_config(args)
+
+
+def test_there_are_paper_and_cpu_configs():
+    names = {osp.basename(p) for p in TOP_LEVEL_CONFIGS}
+    assert {'lpd_bcss.py', 'lpd_synth_cpu.py'} <= names
+
+
+@pytest.mark.parametrize('config', TOP_LEVEL_CONFIGS, ids=osp.basename)
+def test_config_builds_model_and_datasets(config, common, tiny_data, tmp_path):
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import DATASETS, MODELS
+    cfg = load(common, config, f'data_root={tiny_data}')
+    assert cfg.default_scope == 'mmseg'
+    init_default_scope(cfg.default_scope)
+    assert cfg.custom_imports == dict(imports=['lpd_bench', 'baselines'],
+                                      allow_failed_imports=False)
+    prototypes = cfg.model.decode_head.prototypes
+    if prototypes.get('bank_path') is not None:  # PBIP: a bank built by its stage A
+        prototypes.bank_path = write_random_bank(prototypes, tmp_path / 'bank.pth')
+    model = MODELS.build(cfg.model)
+    assert type(model).__name__ == 'WeaklySupervisedSegmentor'
+    for name in LOADERS:
+        dataset = DATASETS.build(cfg[name].dataset)
+        assert len(dataset) > 0
+        assert dataset.data_root == tiny_data
+
+
+def write_random_bank(prototypes, path):
+    """A random bank in the format of baselines.pbip.prototype_bank (PBIP configs need one)."""
+    k, dim = prototypes.num_per_class, prototypes.dim
+    bank = torch.nn.functional.normalize(torch.randn(bcss_meta.NUM_TISSUE_CLASSES * k, dim), dim=1)
+    torch.save(dict(prototypes=bank, num_per_class=k,
+                    num_classes=bcss_meta.NUM_TISSUE_CLASSES), path)
+    return str(path)
+
+
+@pytest.mark.parametrize('config', ['lpd_bcss.py', 'lpd_synth_cpu.py'])
+def test_normalisation_matches_bcss_meta(config, common):
+    cfg = load(common, osp.join(REPO, 'configs', config))
+    preprocessor = cfg.model.data_preprocessor
+    assert preprocessor.type == 'SegDataPreProcessor'
+    assert preprocessor.mean == pytest.approx(bcss_meta.MEAN_BGR_255, abs=1e-6)
+    assert preprocessor.std == pytest.approx(bcss_meta.STD_BGR_255, abs=1e-6)
+    assert preprocessor.bgr_to_rgb is False
+
+
+def test_paper_config_values(common):
+    cfg = load(common, osp.join(REPO, 'configs', 'lpd_bcss.py'))
+    backbone, head = cfg.model.backbone, cfg.model.decode_head
+    assert backbone.embed_dims == 64 and backbone.num_heads == [1, 2, 5, 8]
+    assert backbone.strides == [4, 2, 2, 1] and backbone.drop_path_rate == 0.1
+    assert head.prototypes.num_per_class == 10 and head.prototypes.dim == 512
+    assert head.loss_warmup_iters == 3000 and head.diversity_loss.loss_weight == 0.5
+    assert cfg.train_dataloader.batch_size == 10 and cfg.randomness.seed == 42
+    assert cfg.train_cfg.max_iters == 18744 and cfg.param_scheduler[0].end == 18744
+    assert cfg.optim_wrapper.optimizer == dict(type='AdamW', lr=5e-5, betas=(0.9, 0.999),
+                                               weight_decay=1e-3)
+    assert cfg.default_hooks.checkpoint.save_best == 'mIoU'
+    assert cfg.data_root == 'data/BCSS-WSSS'
+    assert all(cfg[name].dataset.data_root == 'data/BCSS-WSSS' for name in LOADERS)
+    # mixed precision and NCCL only where CUDA is: the config must load and run on CPU
+    cuda = torch.cuda.is_available()
+    assert cfg.optim_wrapper.type == ('AmpOptimWrapper' if cuda else 'OptimWrapper')
+    assert cfg.env_cfg.dist_cfg.backend == ('nccl' if cuda else 'gloo')
+
+
+def test_data_root_option_reaches_every_dataloader(common, tmp_path):
+    cfg = load(common, CONFIG, f'data_root={tmp_path}')
+    assert cfg.data_root == str(tmp_path)
+    assert [cfg[name].dataset.data_root for name in LOADERS] == [str(tmp_path)] * 3
+    # without the option the config's own value stays (None: the default synthetic set)
+    assert load(common, CONFIG).test_dataloader.dataset.data_root is None
+
+
+def test_data_root_reaches_wrapped_datasets(common):
+    leaf = dict(type='BCSSWSSSDataset', data_root='a', split='train')
+    cfg = Config(dict(
+        train_dataloader=dict(dataset=dict(type='RepeatDataset', times=2, dataset=leaf)),
+        val_dataloader=dict(dataset=dict(type='ConcatDataset', datasets=[leaf, leaf])),
+        test_dataloader=None))
+    common.set_data_root(cfg, 'b')
+    assert cfg.train_dataloader.dataset.dataset.data_root == 'b'
+    assert [d.data_root for d in cfg.val_dataloader.dataset.datasets] == ['b', 'b']
+
+
+def test_encoder_checkpoint_option(common):
+    cfg = load(common, CONFIG, 'encoder_checkpoint=enc.pth', 'randomness.seed=3')
+    assert cfg.model.decode_head.refiner_loss.encoder.checkpoint == 'enc.pth'
+    assert cfg.randomness.seed == 3
+    with pytest.raises(ValueError, match='no model.decode_head.refiner_loss'):
+        load(common, CONFIG, 'model.decode_head.refiner_loss=None', 'encoder_checkpoint=x.pth')
+
+
+def test_work_dir_defaults_to_config_name(common, tmp_path):
+    assert load(common, CONFIG).work_dir == osp.join('./work_dirs', 'lpd_synth_cpu')
+    assert load(common, CONFIG, work_dir=str(tmp_path)).work_dir == str(tmp_path)
+
+
+def test_test_tool_metrics_file(tmp_path):
+    test = load_tool('test')
+    cfg = Config(dict(work_dir=str(tmp_path), test_evaluator=dict(type='WSSSMetric')))
+    assert test.set_metrics_file(cfg, None) == osp.join(str(tmp_path), 'test_metrics.json')
+    assert test.set_metrics_file(cfg, 'x.json') == 'x.json'
+    cfg.test_evaluator.output_file = 'runner.json'  # set by --cfg-options: kept
+    assert test.set_metrics_file(cfg, None) == 'runner.json'
