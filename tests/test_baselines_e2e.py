@@ -107,12 +107,12 @@ def test_cam_trains_and_tests(data_root, tmp_path, monkeypatch):
 def test_pbip_trains_with_frozen_bank_and_tests(data_root, tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
     bank_path = str(tmp_path / 'bank.pth')
-    build_bank(data_root, bank_path, '--num-per-class', '1')
+    build_bank(data_root, bank_path, '--num-per-class', '1', '--seed', '7')  # as the runner
     bank = torch.load(bank_path, weights_only=True)['prototypes']
     runner, metrics = train_and_test(
         'configs/pbip_synth_cpu.py', data_root, tmp_path / 'run',
         **{'model.decode_head.prototypes.bank_path': bank_path,
-           'model.decode_head.prototypes.num_per_class': 1})
+           'model.decode_head.prototypes.num_per_class': 1, 'randomness.seed': 7})
     head = runner.model.decode_head
     assert type(head.prototypes).__name__ == 'ClusteredPrototypes'
     assert head.diversity_loss is None and head.refiner_loss is not None
@@ -122,4 +122,7 @@ def test_pbip_trains_with_frozen_bank_and_tests(data_root, tmp_path, monkeypatch
     stage_b = head.refiner_loss.encoder.state_dict()
     assert stage_a.keys() == stage_b.keys()
     assert all(torch.equal(stage_a[key], stage_b[key].cpu()) for key in stage_a)
+    runner.cfg.randomness.seed = 8  # another seed, another random encoder: the check can fail
+    other = training_encoder(runner.cfg, 1).state_dict()
+    assert not all(torch.equal(other[key], stage_b[key].cpu()) for key in other)
     assert 0 <= metrics['mIoU'] <= 100 and not np.isnan(metrics['mDice'])

@@ -5,8 +5,10 @@
 
 ``--cfg-options`` work as in tools/train.py (data_root, encoder_checkpoint and bank_path are
 propagated). Defaults: --out is the config's bank path, K its prototypes' ``num_per_class``
-(else 3), the k-means seed S its ``randomness.seed`` (else 0). The frozen encoder is built as in
-training (same ``randomness.seed``). Writes BANK and BANK.cost.json (this stage's cost).
+(else 3), S its ``randomness.seed`` (else 0). S is the run's seed: it seeds k-means and, unless
+``--cfg-options randomness.seed=...`` says otherwise, the model build, so that a checkpoint-less
+(random) frozen encoder is the one ``tools/train.py --cfg-options randomness.seed=S`` trains
+against. Writes BANK and BANK.cost.json (this stage's cost).
 """
 import argparse
 
@@ -24,7 +26,8 @@ def parse_args(argv=None):
     parser.add_argument('config', help='model + data config (e.g. configs/pbip_synth_cpu.py)')
     parser.add_argument('--out', help="bank file to write (default: the config's bank path)")
     parser.add_argument('--num-per-class', type=int, help='prototypes (k-means clusters) per class')
-    parser.add_argument('--seed', type=int, help='k-means seed')
+    parser.add_argument('--seed', type=int,
+                        help='run seed: k-means and (default) randomness.seed of the model build')
     parser.add_argument('--batch-size', type=int, default=32, help='images per encoder batch')
     parser.add_argument('--niter', type=int, default=50, help='k-means iterations')
     parser.add_argument('--device', help='cuda or cpu (default: cuda when available)')
@@ -45,7 +48,9 @@ def main(argv=None):
     if not out:
         raise SystemExit(f'{args.config} sets no bank path: give --out BANK.pth')
     num_per_class = args.num_per_class or prototypes.get('num_per_class', 3)
-    seed = args.seed if args.seed is not None else cfg.get('randomness', {}).get('seed', 0)
+    if args.seed is not None and 'randomness.seed' not in (args.cfg_options or {}):
+        cfg.randomness = dict(cfg.get('randomness', {}), seed=args.seed)
+    seed = args.seed if args.seed is not None else cfg.get('randomness', {}).get('seed') or 0
     bank = build_prototype_bank(cfg, num_per_class=num_per_class, seed=seed,
                                 batch_size=args.batch_size, niter=args.niter, device=args.device,
                                 num_workers=args.num_workers)
