@@ -3,8 +3,9 @@ import csv
 import os.path as osp
 
 import pytest
+import torch
 
-from lpd_bench.bench.cases import CaseSpec, case_by_name, select_cases
+from lpd_bench.bench.cases import CaseSpec, autocast_encoders, case_by_name, select_cases
 from lpd_bench.bench.memory import cpu_peak_in_subprocess
 from lpd_bench.cli import main
 
@@ -55,3 +56,8 @@ def test_memory_probe_reports_subprocess_peak():
         spec=spec.to_dict(), config=osp.join(ROOT, 'configs', 'lpd_synth_cpu.py'), batch=2, size=64,
         cfg_options=dict(zip(['model.decode_head.prototypes.num_per_class'], [2])), threads=1))
     assert 0 < result['after_build_mib'] <= result['peak_mib'] < 4096
+
+
+def test_encoder_autocast_needs_a_frozen_encoder():
+    with pytest.raises(ValueError, match='no FrozenImageEncoder'):
+        autocast_encoders(torch.nn.Linear(2, 2), 'bfloat16')

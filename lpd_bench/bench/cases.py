@@ -41,7 +41,10 @@ class CaseSpec:
     MessageHub's 'iter' before every call (None: leave it; 'warmup' would be the config's
     ``loss_warmup_iters``, resolved when preparing); ``encoder_weight_grads`` turns
     ``requires_grad`` back on for the frozen encoder's weights (after the optimizer is built, so
-    they get gradients but are never updated: the cost of a straightforward implementation).
+    they get gradients but are never updated: the cost of a straightforward implementation);
+    ``encoder_autocast`` (e.g. 'bfloat16') runs the frozen encoders' forward under
+    ``torch.autocast`` with that dtype, output cast back to float32 (a proposed optimisation,
+    measured without changing the encoder's code).
     """
     name: str
     kind: str
@@ -49,6 +52,7 @@ class CaseSpec:
     cfg_options: Dict = field(default_factory=dict)
     train_iter: Optional[object] = None
     encoder_weight_grads: bool = False
+    encoder_autocast: Optional[str] = None
     description: str = ''
 
     def to_dict(self) -> dict:
@@ -89,6 +93,11 @@ PAPER_CASES = (
            cfg_options=CHECKPOINTED),
     _after('lpd_step_after_chunk_checkpoint',
            f'frozen + checkpointing + chunks of {CHUNK_SIZE} cut-outs', cfg_options=CHUNKED_CHECKPOINTED),
+    _after('lpd_step_after_bf16', 'frozen + encoder forward under bfloat16 autocast (proposal)',
+           cfg_options=PLAIN_REFINER, encoder_autocast='bfloat16'),
+    _after('lpd_step_after_chunk_checkpoint_bf16',
+           'frozen + checkpointing + chunks + bfloat16 encoder autocast (proposal)',
+           cfg_options=CHUNKED_CHECKPOINTED, encoder_autocast='bfloat16'),
 )
 PRESETS = {
     'cpu': dict(configs={m: f'configs/{m}_synth_cpu.py' for m in ('cam', 'pbip', 'lpd')},
@@ -158,6 +167,19 @@ def write_random_bank(cfg, path: str, seed: int = 0) -> None:
 def frozen_encoders(model: torch.nn.Module) -> List[torch.nn.Module]:
     from lpd_bench.models.frozen_encoder import FrozenImageEncoder
     return [m for m in model.modules() if isinstance(m, FrozenImageEncoder)]
+
+
+def autocast_encoders(model: torch.nn.Module, dtype_name: str) -> None:
+    """Run every frozen encoder's forward under ``torch.autocast(dtype)``; float32 output."""
+    dtype = getattr(torch, dtype_name)
+    encoders = frozen_encoders(model)
+    if not encoders:
+        raise ValueError('encoder_autocast: the model has no FrozenImageEncoder')
+    for enc in encoders:
+        def forward(x, _forward=enc.forward):
+            with torch.autocast(x.device.type, dtype=dtype):
+                return _forward(x).float()
+        enc.forward = forward
 
 
 def set_train_iter(value: Optional[int]) -> None:
@@ -252,6 +274,8 @@ def prepare_case(spec: CaseSpec, config_path: str, batch: int, size: int,
                 raise ValueError(f'case {spec.name}: {config_path} has no FrozenImageEncoder')
             for enc in encoders:
                 enc.requires_grad_(True)
+        if spec.encoder_autocast:
+            autocast_encoders(model, spec.encoder_autocast)
         it = (int(cfg.model.decode_head.get('loss_warmup_iters', 0))
               if spec.train_iter == 'warmup' else spec.train_iter)
 

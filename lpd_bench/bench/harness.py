@@ -72,6 +72,7 @@ def environment(settings: BenchSettings) -> Dict[str, str]:
                       else 'cpu'),
            'python': platform.python_version(), 'versions': ', '.join(versions),
            'git commit': commit or 'unknown',
+           'load average (1, 5, 15 min) at start': ', '.join(f'{v:.1f}' for v in os.getloadavg()),
            'measured at (UTC)': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M')}
     return env
 
