@@ -31,9 +31,10 @@ class ClusteredPrototypes(PrototypeSource):
         if tuple(prototypes.shape) != expected or bank.get('num_per_class') != num_per_class:
             raise PrototypeBankError(
                 f'prototype bank {bank_path!r} has shape {tuple(prototypes.shape)} '
-                f'(num_per_class={bank.get("num_per_class")}, num_classes={bank.get("num_classes")})'
-                f', but the model expects {expected} (num_classes={num_classes}, '
-                f'num_per_class={num_per_class}, dim={dim}); rebuild it with '
+                f'(num_per_class={bank.get("num_per_class")}, '
+                f'num_classes={bank.get("num_classes")}), but the model expects {expected} '
+                f'(num_classes={num_classes}, num_per_class={num_per_class}, dim={dim}); '
+                'rebuild it with '
                 f'`python tools/build_prototype_bank.py CONFIG --out {bank_path} '
                 f'--num-per-class {num_per_class}` or change the config')
         self.bank_path = bank_path

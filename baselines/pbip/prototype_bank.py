@@ -71,8 +71,9 @@ def single_label_indices(labels: Sequence[Sequence[int]], num_classes: int,
                                  'image-level label: no prototypes can be clustered')
     short = {classes[c]: len(ix) for c, ix in enumerate(per_class) if len(ix) < num_per_class}
     if short:
-        raise PrototypeBankError(f'k={num_per_class} prototypes per class need at least {num_per_class} '
-                                 f'single-label training images per class; too few for {short}')
+        raise PrototypeBankError(f'k={num_per_class} prototypes per class need at least '
+                                 f'{num_per_class} single-label training images per class; '
+                                 f'too few for {short}')
     return per_class
 
 
@@ -133,8 +134,9 @@ def training_encoder(cfg: Config, num_per_class: int) -> torch.nn.Module:
     return model.decode_head.refiner_loss.encoder
 
 
-def build_prototype_bank(cfg: Config, num_per_class: int = 3, seed: int = 0, batch_size: int = 32,
-                         niter: int = 50, device: Optional[str] = None, num_workers: int = 0) -> dict:
+def build_prototype_bank(cfg: Config, num_per_class: int = 3, seed: int = 0,
+                         batch_size: int = 32, niter: int = 50, device: Optional[str] = None,
+                         num_workers: int = 0) -> dict:
     """Run PBIP stage A for ``cfg`` (a model + train data config); return the bank dict."""
     start = time.perf_counter()
     init_default_scope(cfg.get('default_scope', 'mmseg'))
@@ -142,8 +144,8 @@ def build_prototype_bank(cfg: Config, num_per_class: int = 3, seed: int = 0, bat
     refiner = cfg.model.decode_head.get('refiner_loss')
     if not refiner or 'encoder' not in refiner:
         raise PrototypeBankError('PBIP stage A embeds images with the frozen encoder of '
-                                 'model.decode_head.refiner_loss.encoder, which this config does not '
-                                 f'set (refiner_loss={refiner!r})')
+                                 'model.decode_head.refiner_loss.encoder, which this config does '
+                                 f'not set (refiner_loss={refiner!r})')
     encoder_cfg = refiner['encoder']
     dataset_cfg = cfg.train_dataloader.dataset.copy()
     dataset_cfg.pipeline = deterministic_pipeline(dataset_cfg.pipeline)
@@ -175,7 +177,8 @@ def build_prototype_bank(cfg: Config, num_per_class: int = 3, seed: int = 0, bat
         'num_classes': num_classes,
         'num_per_class': num_per_class,
         'classes': classes,
-        'images': {classes[c]: [infos[i]['img_path'] for i in ix] for c, ix in enumerate(per_class)},
+        'images': {classes[c]: [infos[i]['img_path'] for i in ix]
+                   for c, ix in enumerate(per_class)},
         'encoder': plain(encoder_cfg),
         'seed': seed,
         'wall_time_s': wall,
@@ -188,8 +191,9 @@ def build_prototype_bank(cfg: Config, num_per_class: int = 3, seed: int = 0, bat
 
 def bank_cost(bank: dict, bank_path: str) -> dict:
     """The bank's cost as one stage of the run result contract (ARCHITECTURE.md)."""
-    return {'name': BANK_COST_STAGE, 'wall_s': bank['wall_time_s'], 'peak_rss_mb': bank['peak_rss_mb'],
-            'peak_cuda_mb': bank['peak_cuda_mb'], 'images': sum(map(len, bank['images'].values())),
+    return {'name': BANK_COST_STAGE, 'wall_s': bank['wall_time_s'],
+            'peak_rss_mb': bank['peak_rss_mb'], 'peak_cuda_mb': bank['peak_cuda_mb'],
+            'images': sum(map(len, bank['images'].values())),
             'images_per_s': bank['images_per_s'], 'num_per_class': bank['num_per_class'],
             'seed': bank['seed'], 'bank': osp.abspath(bank_path)}
 
