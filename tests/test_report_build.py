@@ -41,6 +41,7 @@ def test_report_writes_every_table_figure_and_readme(work_dir, tmp_path):
     readme = (out / 'README.md').read_text()
     assert 'synthetic data' in readme and 'version 1, seed 7' in readme
     assert 'Seeds: [0, 1]' in readme and 'oracle' in readme
+    assert '(besides the seed): none.' in readme
     assert 'PUBLISHED' in (out / 'published.md').read_text()
     assert r'$\pm$' in (out / 'main_results.tex').read_text()
 

@@ -51,8 +51,10 @@ FAKE_TEST = textwrap.dedent('''
     miou = 50.0 + seed + int(ckpt) / 10
     block = {'IoU': {'TUM': miou}, 'mIoU': miou, 'mDice': miou + 10, 'FwIoU': miou}
     Path(options['test_evaluator.output_file']).write_text(json.dumps({
-        'protocol': {'gating': 'oracle', 'tta': True}, 'classes': ['TUM', 'STR', 'LYM', 'NEC', 'BG'],
-        'results': {g: {'bg_counted': block, 'bg_ignored': block} for g in ('oracle', 'predicted')}}))
+        'protocol': {'gating': 'oracle', 'tta': True},
+        'classes': ['TUM', 'STR', 'LYM', 'NEC', 'BG'],
+        'results': {g: {'bg_counted': block, 'bg_ignored': block}
+                    for g in ('oracle', 'predicted')}}))
 ''')
 
 FAKE_BANK = textwrap.dedent('''

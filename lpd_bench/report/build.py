@@ -155,7 +155,11 @@ def readme_text(results, data_root, manifest, written, out) -> str:
                 f'split {manifest.get("counts")}.')
     else:
         data = f'data at `{data_root}` (no manifest.json: assumed the real BCSS-WSSS).'
-    protocols = _unique(r['protocol'] for r in results)
+    protocols = _unique({k: v for k, v in r['protocol'].items() if k != 'checkpoint_path'}
+                        for r in results)
+    common = set.intersection(*[{(k, json.dumps(v)) for k, v in r['cfg_options'].items()
+                                 if k != 'randomness.seed'} for r in results])
+    overrides = ', '.join(f'`{k}={json.loads(v)}`' for k, v in sorted(common)) or 'none'
     files = '\n'.join(f'- [`{p.name}`]({p.name})' for p in written)
     lines = [
         '# lpd-bench report', '',
@@ -167,6 +171,7 @@ def readme_text(results, data_root, manifest, written, out) -> str:
         f'- Preset: {_unique(r["preset"] for r in results)}; configs: '
         f'{_unique(r["config"] for r in results)}.',
         f'- Seeds: {seeds}; tables show mean ± sample std (ddof=1) over seeds.',
+        f'- `--cfg-options` shared by every run (besides the seed): {overrides}.',
         f'- Protocol switches recorded by the runs: {protocols}',
         '- Gating: *oracle* multiplies the maps by the image labels taken from the ground-truth '
         'mask (what the public code does); *predicted* uses the classifier probability '

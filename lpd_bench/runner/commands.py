@@ -61,7 +61,8 @@ def run_command(args) -> int:
     outcome = Executor(args.work_dir, Progress(len(plan))).run_plan(plan)
     failed = [run_id for run_id, status in outcome.items() if status == 'failed']
     done = sum(status != 'failed' for status in outcome.values())
-    print(f'{done}/{len(plan)} runs complete' + (f'; failed: {", ".join(failed)}' if failed else ''))
+    print(f'{done}/{len(plan)} runs complete'
+          + (f'; failed: {", ".join(failed)}' if failed else ''))
     return 1 if failed else 0
 
 

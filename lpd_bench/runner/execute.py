@@ -111,10 +111,10 @@ class Executor:
                                   counted=outcome[spec.run_id] != 'skipped')
         return outcome
 
-    @staticmethod
-    def wants_snapshots(spec, first_seed) -> bool:
+    def wants_snapshots(self, spec, first_seed) -> bool:
         """Qualitative predictions are saved for the methods' default runs of the first seed."""
-        return spec.seed == first_seed and any(m['name'] == MAIN_GROUP for m in spec.memberships)
+        return (self.snapshot_images > 0 and spec.seed == first_seed
+                and any(m['name'] == MAIN_GROUP for m in spec.memberships))
 
     def record_failure(self, spec, err):
         run_dir = self.run_dir(spec)
@@ -238,7 +238,8 @@ class Executor:
         usage = self.stage('test', cmd, run_dir, run_dir / 'run.log')
         metrics = read_json(metrics_file)
         if not isinstance(metrics, dict) or 'results' not in metrics:
-            raise StageFailed('test', f'no valid metric JSON at {metrics_file}', run_dir / 'run.log')
+            raise StageFailed('test', f'no valid metric JSON at {metrics_file}',
+                              run_dir / 'run.log')
         hook = read_json(run_dir / 'cost_test.json') or {}
         return {'name': 'test', **self.attempts_cost(run_dir, 'test', usage),
                 'loop_wall_s': hook.get('totals', {}).get('wall_s'),

@@ -56,7 +56,8 @@ ABLATIONS = {
     'diversity_weight': tuple(
         _lpd('diversity_weight', w, (DIVERSITY, None) if w == 0 else (DIVERSITY_WEIGHT, w))
         for w in (0, 0.1, 0.25, 0.5, 1)),
-    'mask_refiner': (_lpd('mask_refiner', 'with'), _lpd('mask_refiner', 'without', (REFINER, None))),
+    'mask_refiner': (_lpd('mask_refiner', 'with'),
+                     _lpd('mask_refiner', 'without', (REFINER, None))),
     'diversity_form': (_lpd('diversity_form', 'corrected'),
                        _lpd('diversity_form', 'public', (DIVERSITY_VARIANT, 'public'))),
     'prototype_source': (
@@ -132,7 +133,8 @@ def selected_points(names, all_runs: bool) -> list:
         elif name in ABLATIONS:
             points.extend(ABLATIONS[name])
         else:
-            raise ValueError(f'unknown method or ablation group {name!r}; known: {", ".join(known)}')
+            raise ValueError(f'unknown method or ablation group {name!r}; '
+                             f'known: {", ".join(known)}')
     return points
 
 

@@ -86,7 +86,8 @@ class Progress:
         eta = self.stage_eta(mode, current, total)
         text = (f'[{self.index}/{self.total_runs}] {self.run_id}: {self.stage} {mode} '
                 f'{current}/{total} ({100 * current / max(total, 1):.0f}%), '
-                f'{mode} left {format_duration(eta)}, plan left ~{format_duration(self.plan_eta(eta))}')
+                f'{mode} left {format_duration(eta)}, '
+                f'plan left ~{format_duration(self.plan_eta(eta))}')
         self.status(text)
 
     def status(self, text):

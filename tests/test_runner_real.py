@@ -1,0 +1,38 @@
+"""The runner with the real tools/train.py and tools/test.py on a tiny schedule (slow)."""
+import io
+
+import numpy as np
+import pytest
+
+from lpd_bench.runner.execute import Executor
+from lpd_bench.runner.plan import build_plan
+from lpd_bench.runner.progress import Progress
+from lpd_bench.runner.results import load_result
+
+#: Two iterations of batch 2, four test images without TTA: the pipeline, not the method.
+TINY = {'train_cfg.max_iters': '2', 'train_dataloader.batch_size': '2',
+        'val_dataloader.dataset.indices': '2', 'test_dataloader.dataset.indices': '4',
+        'model.test_cfg.flip': 'False', 'model.test_cfg.intensities': '[1.0]',
+        'default_hooks.logger.interval': '1'}
+
+
+@pytest.mark.slow
+def test_same_seed_twice_gives_the_same_metrics_and_snapshots(tmp_path):
+    spec = build_plan(['lpd'], seeds=[0], extra_options=TINY)
+    first = Executor(tmp_path / 'a', Progress(1, stream=io.StringIO())).run_plan(spec)
+    log = tmp_path / 'a' / 'runs' / 'lpd__seed0' / 'run.log'
+    assert first == {'lpd__seed0': 'done'}, log.read_text()[-3000:]
+    second = Executor(tmp_path / 'b', Progress(1, stream=io.StringIO()), snapshot_images=0)
+    assert second.run_plan(build_plan(['lpd'], seeds=[0], extra_options=TINY)) == {
+        'lpd__seed0': 'done'}
+    a, b = (load_result(tmp_path / w / 'runs' / 'lpd__seed0') for w in 'ab')
+    assert a['metrics']['results'] == b['metrics']['results']
+    assert a['metrics']['num_images'] == 4
+    assert a['cost']['stages'][0]['iters'] == 2 and a['cost']['stages'][0]['params'] > 0
+    assert a['protocol']['checkpoint_path'].endswith('iter_2.pth')
+    # the snapshot step of the first run: 4 label maps and the prototype maps (C*k = 4*10)
+    run_dir = tmp_path / 'a' / 'runs' / 'lpd__seed0'
+    assert len(list((run_dir / 'preds').glob('*.png'))) == 4
+    maps = np.load(run_dir / 'prototype_maps.npz')
+    assert maps['maps'].shape[0] == 40 and int(maps['num_per_class']) == 10
+    assert not (tmp_path / 'b' / 'runs' / 'lpd__seed0' / 'preds').exists()
