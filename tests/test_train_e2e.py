@@ -1,0 +1,143 @@
+"""End to end: tools/train.py, resume, tools/test.py on a tiny generated synthetic set.
+
+The tools run as subprocesses (as a user runs them), on configs/lpd_synth_cpu.py with tiny
+overrides: a few iterations of batch 2, the loss warm-up ending inside the run (so the refiner
+and the diversity loss are trained too).
+"""
+import importlib.util
+import json
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIG = osp.join(REPO, 'configs', 'lpd_synth_cpu.py')
+#: A few iterations of batch 2, loss warm-up over after 2 of them, checkpoints every 2, log every 1.
+TINY_OPTIONS = (
+    'train_cfg.max_iters=4', 'train_cfg.val_interval=4', 'default_hooks.checkpoint.interval=2',
+    'default_hooks.logger.interval=1', 'model.decode_head.loss_warmup_iters=2',
+    'train_dataloader.batch_size=2', 'val_dataloader.batch_size=4',
+    'test_dataloader.batch_size=4')
+
+
+def load_tool(name):
+    """tools/<name>.py as a module (the tools directory is not a package)."""
+    tools = osp.join(REPO, 'tools')
+    if tools not in sys.path:
+        sys.path.insert(0, tools)
+    spec = importlib.util.spec_from_file_location(f'lpd_tools_{name}',
+                                                  osp.join(tools, f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_tiny_dataset(root):
+    """A handful of 64 px synthetic patches in the BCSS-WSSS layout."""
+    from lpd_bench.data.synthetic import write_synthetic_dataset
+    return str(write_synthetic_dataset(root, seed=3, n_train=8, n_val=4, n_test=4, patch_size=64))
+
+
+def run(command, timeout=300, env=None):
+    """Run ``command`` from the repository root; fail the test with its output if rc != 0."""
+    env = dict(os.environ, **(env or {}), OMP_NUM_THREADS='1')
+    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          env=env)
+    assert proc.returncode == 0, f'{command} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}'
+    return proc
+
+
+def logged_iters(work_dir):
+    """Iterations logged by each run in ``work_dir`` (from LocalVisBackend's scalars.json)."""
+    runs = {}
+    for stamp in sorted(os.listdir(work_dir)):
+        path = osp.join(work_dir, stamp, 'vis_data', 'scalars.json')
+        if osp.isfile(path):
+            with open(path) as f:
+                runs[stamp] = [rec['iter'] for rec in map(json.loads, f) if 'loss' in rec]
+    return list(runs.values())
+
+
+def checkpoint_iter(path):
+    return torch.load(path, map_location='cpu', weights_only=False)['meta']['iter']
+
+
+@pytest.fixture(scope='module')
+def tiny_data(tmp_path_factory):
+    return make_tiny_dataset(tmp_path_factory.mktemp('data') / 'BCSS-WSSS')
+
+
+@pytest.fixture(scope='module')
+def trained(tiny_data, tmp_path_factory):
+    """Work dir of a 4-iteration training run."""
+    work_dir = str(tmp_path_factory.mktemp('train'))
+    run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', work_dir, '--cfg-options',
+         f'data_root={tiny_data}', *TINY_OPTIONS])
+    return work_dir
+
+
+@pytest.mark.slow
+def test_train_runs_and_checkpoints(trained):
+    with open(osp.join(trained, 'last_checkpoint')) as f:
+        last = f.read().strip()
+    assert osp.basename(last) == 'iter_4.pth'
+    assert checkpoint_iter(last) == 4
+    assert logged_iters(trained) == [[1, 2, 3, 4]]
+    with open(osp.join(trained, 'cost_train.json')) as f:
+        assert json.load(f)['totals']['iters'] == 4
+
+
+@pytest.mark.slow
+def test_resume_continues_at_the_checkpoint_iteration(trained, tiny_data, tmp_path):
+    work_dir = str(tmp_path / 'resumed')
+    os.makedirs(work_dir)
+    # resume from a copy, so that the train fixture stays as it was for the other tests
+    shutil.copy(osp.join(trained, 'iter_4.pth'), work_dir)
+    with open(osp.join(work_dir, 'last_checkpoint'), 'w') as f:
+        f.write(osp.join(work_dir, 'iter_4.pth'))
+    run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', work_dir, '--resume',
+         '--cfg-options', f'data_root={tiny_data}', *TINY_OPTIONS, 'train_cfg.max_iters=6'])
+    assert logged_iters(work_dir) == [[5, 6]]
+    assert checkpoint_iter(osp.join(work_dir, 'iter_6.pth')) == 6
+
+
+@pytest.mark.slow
+def test_test_tool_writes_the_metric_json(trained, tiny_data, tmp_path):
+    out = tmp_path / 'metrics.json'
+    run([sys.executable, 'tools/test.py', CONFIG, osp.join(trained, 'iter_4.pth'),
+         '--work-dir', str(tmp_path / 'test'), '--out', str(out), '--cfg-options',
+         f'data_root={tiny_data}', *TINY_OPTIONS])
+    metrics = json.loads(out.read_text())
+    assert metrics['classes'] == ['TUM', 'STR', 'LYM', 'NEC', 'BG']
+    for gating in ('oracle', 'predicted'):
+        block = metrics['results'][gating]['bg_counted']
+        assert 0.0 <= block['mIoU'] <= 100.0
+        confusion = block['confusion']
+        # every pixel of the 4 test masks (64 x 64) is counted once: predictions at full size
+        assert sum(map(sum, confusion)) == 4 * 64 * 64
+
+
+def test_train_stops_on_bad_data_with_the_problem_list(tmp_path, capsys):
+    train = load_tool('train')
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    with pytest.raises(SystemExit) as err:
+        train.main([CONFIG, '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+                    f'data_root={empty}'])
+    message = str(err.value)
+    assert 'dataset check failed' in message and str(empty) in message
+    assert '--skip-data-check' in message
+
+
+def test_amp_flag_needs_cuda(tiny_data, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip('CUDA present: --amp is valid')
+    train = load_tool('train')
+    with pytest.raises(SystemExit, match='--amp needs a CUDA device'):
+        train.main([CONFIG, '--amp', '--work-dir', str(tmp_path), '--cfg-options',
+                    f'data_root={tiny_data}'])
