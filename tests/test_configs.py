@@ -109,9 +109,12 @@ def test_data_root_reaches_wrapped_datasets(common):
     assert [d.data_root for d in cfg.val_dataloader.dataset.datasets] == ['b', 'b']
 
 
-def test_encoder_checkpoint_option(common):
-    cfg = load(common, CONFIG, 'encoder_checkpoint=enc.pth', 'randomness.seed=3')
+def test_checkpoint_options(common):
+    cfg = load(common, CONFIG, 'encoder_checkpoint=enc.pth', 'backbone_checkpoint=mit_b1.pth',
+               'randomness.seed=3')
     assert cfg.model.decode_head.refiner_loss.encoder.checkpoint == 'enc.pth'
+    assert cfg.model.backbone.init_cfg == dict(type='PretrainedMiT', checkpoint='mit_b1.pth')
+    assert load(common, CONFIG).model.backbone.init_cfg is None
     assert cfg.randomness.seed == 3
     with pytest.raises(ValueError, match='no model.decode_head.refiner_loss'):
         load(common, CONFIG, 'model.decode_head.refiner_loss=None', 'encoder_checkpoint=x.pth')

@@ -23,20 +23,14 @@ from mmseg.registry import RUNNERS  # noqa: E402
 
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
-#: Top-level config variables that stand for settings deeper in the config. MMEngine fills a base
-#: config's variables in when it parses the file, so ``--cfg-options data_root=X`` alone would
-#: change nothing: the tools copy such an override to every place the variable stands for.
-ALIASES = ('data_root', 'encoder_checkpoint')
-
-
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     """Arguments of both tools (as in MMSegmentation's tools/train.py and tools/test.py)."""
     parser.add_argument('--work-dir', help='directory for logs, checkpoints and results')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, key=value (e.g. data_root=PATH, randomness.seed=0, '
-        'model.decode_head.prototypes.num_per_class=3); data_root and encoder_checkpoint are '
-        'copied to every dataloader / to the refiner encoder')
+        'model.decode_head.prototypes.num_per_class=3); data_root, backbone_checkpoint and '
+        'encoder_checkpoint are copied to every dataloader / the backbone / the refiner encoder')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--skip-data-check', action='store_true',
@@ -87,6 +81,21 @@ def set_encoder_checkpoint(cfg: Config, checkpoint) -> None:
     refiner['encoder']['checkpoint'] = checkpoint
 
 
+def set_backbone_checkpoint(cfg: Config, checkpoint) -> None:
+    """Initialise the MiT backbone from an official SegFormer ImageNet checkpoint (or not: None)."""
+    cfg.backbone_checkpoint = checkpoint
+    cfg.model.backbone['init_cfg'] = (None if checkpoint is None else
+                                      dict(type='PretrainedMiT', checkpoint=checkpoint))
+
+
+#: Top-level config variables that stand for settings deeper in the config, and their setters.
+#: MMEngine fills a base config's variables in when it parses the file, so ``--cfg-options
+#: data_root=X`` alone would change nothing: the tools copy such an override to every place the
+#: variable stands for.
+ALIASES = dict(data_root=set_data_root, encoder_checkpoint=set_encoder_checkpoint,
+               backbone_checkpoint=set_backbone_checkpoint)
+
+
 def load_config(args: argparse.Namespace) -> Config:
     """The config with ``--cfg-options`` merged (aliases propagated), launcher and work_dir set.
 
@@ -98,10 +107,8 @@ def load_config(args: argparse.Namespace) -> Config:
     aliases = {name: options.pop(name) for name in ALIASES if name in options}
     if options:
         cfg.merge_from_dict(options)
-    if 'data_root' in aliases:
-        set_data_root(cfg, aliases['data_root'])
-    if 'encoder_checkpoint' in aliases:
-        set_encoder_checkpoint(cfg, aliases['encoder_checkpoint'])
+    for name, value in aliases.items():
+        ALIASES[name](cfg, value)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:

@@ -8,10 +8,12 @@ oracle label gating; prediction gating is always computed as well).
 
 The normalisation (``model.data_preprocessor``) comes from the dataset config; top-level configs
 set ``model = dict(data_preprocessor={{_base_.data_preprocessor}})``.
-Refiner encoder weights: ``--cfg-options encoder_checkpoint=PATH`` (an mmseg-format Swin-T state
-dict; tools/train.py copies it into the encoder) or set
-``model.decode_head.refiner_loss.encoder.checkpoint``. Without one the encoder is random.
+Weights (None: random init), set in a config or with ``--cfg-options NAME=PATH`` (the tools copy
+these variables to where they are used):
+- ``backbone_checkpoint``: official SegFormer ImageNet ``mit_b1.pth`` (loaded by PretrainedMiT);
+- ``encoder_checkpoint``: mmseg-format ImageNet Swin-T state dict for the refiner's encoder.
 """
+backbone_checkpoint = None
 encoder_checkpoint = None
 
 model = dict(
@@ -31,7 +33,9 @@ model = dict(
         qkv_bias=True,
         drop_rate=0.0,
         attn_drop_rate=0.0,
-        drop_path_rate=0.1),
+        drop_path_rate=0.1,
+        init_cfg=None if backbone_checkpoint is None else dict(
+            type='PretrainedMiT', checkpoint=backbone_checkpoint)),
     decode_head=dict(
         type='PrototypeHead',
         in_channels=[64, 128, 320, 512],

@@ -2,7 +2,7 @@
 
 Changes: a narrow MiT (embed 16, one block per stage, same strides and heads: widths
 16/32/80/128), no drop path, a tiny random frozen MiT in the refiner (widths up to 128, projected
-to 512) with 56 x 56 cut-outs, and the loss warm-up at a third of ``schedules/cpu_short.py``.
+to 512) with 32 x 32 cut-outs, and the loss warm-up at a third of ``schedules/cpu_short.py``.
 Kept: k, D, stage weights, the losses and their weights, the inference protocol, so that the
 ablation knobs mean the same as in the paper setting.
 """
@@ -14,7 +14,7 @@ model = dict(
         in_channels=[16, 32, 80, 128],
         loss_warmup_iters=100,
         refiner_loss=dict(
-            cutout_size=56,
+            cutout_size=32,
             encoder=dict(
                 backbone=dict(
                     _delete_=True, type='MixVisionTransformer', in_channels=3, embed_dims=16,
