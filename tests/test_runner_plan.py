@@ -54,10 +54,13 @@ def test_subsets_data_root_and_preset():
                for s in plan)
 
 
-def test_bank_key_depends_on_seed_and_k_only_through_the_run():
+def test_bank_key_depends_on_seed_data_and_options():
     a, b = build_plan(['pbip'], seeds=[0, 1])
     assert a.bank_key() != b.bank_key() and a.bank_key().startswith('pbip_k3_seed0_')
     assert build_plan(['pbip'], seeds=[0])[0].bank_key() == a.bank_key()
+    assert build_plan(['pbip'], seeds=[0], data_root='/d')[0].bank_key() != a.bank_key()
+    other = build_plan(['pbip'], seeds=[0], extra_options={'train_cfg.max_iters': '2'})[0]
+    assert other.bank_key() != a.bank_key()
 
 
 @pytest.mark.parametrize('names, message', [([], 'pass --all'), (['lpdd'], "unknown method")])

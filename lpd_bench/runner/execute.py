@@ -197,8 +197,8 @@ class Executor:
             return {**record, 'shared': True}
         cmd = [self.tools.python, self.tools.bank, spec.config, '--out', path,
                '--num-per-class', spec.num_per_class, '--seed', spec.seed]
-        if spec.data_root is not None:
-            cmd += ['--cfg-options', f'data_root={spec.data_root}']
+        if spec.cfg_options:  # the run's own settings (data_root, extra options): same encoder
+            cmd += ['--cfg-options', *cfg_option_args(spec.cfg_options)]
         usage = self.stage('prototype_bank', cmd, banks, banks / f'{key}.log')
         tool_cost = read_json(f'{path}.cost.json') or {}
         record = {'name': 'prototype_bank', 'wall_s': usage['wall_s'],

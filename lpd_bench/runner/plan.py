@@ -91,8 +91,10 @@ class RunSpec:
         return int(self.cfg_options.get(NUM_PER_CLASS, METHOD_DEFAULTS[self.method][NUM_PER_CLASS]))
 
     def bank_key(self) -> str:
-        """Name of the prototype bank this run uses: one per seed, encoder config, k and data."""
-        ident = json.dumps([self.config, self.num_per_class, self.seed, self.data_root])
+        """Name of the prototype bank this run uses: one per config + cfg-options (encoder, k,
+        data) and seed."""
+        ident = json.dumps([self.config, sorted(self.cfg_options.items()), self.seed],
+                           default=str)
         digest = hashlib.sha1(ident.encode()).hexdigest()[:8]
         return f'{self.method}_k{self.num_per_class}_seed{self.seed}_{digest}'
 
