@@ -29,7 +29,7 @@ if ! "$VENV/bin/python" -c "import mmcv.ops" >/dev/null 2>&1; then
   MMCV_WITH_OPS=1 "${PIP[@]}" install -q --no-build-isolation "mmcv==2.1.0"
 fi
 echo "[setup] installing lpd-bench and its dependencies"
-"${PIP[@]}" install -q --no-build-isolation -e "$ROOT"
+"${PIP[@]}" install -q -e "$ROOT"
 rm -f "$VENV"/.lpd-bench-setup-*
 touch "$stamp"
 echo "[setup] done in $(( $(date +%s) - start )) s"
