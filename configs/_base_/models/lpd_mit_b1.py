@@ -63,7 +63,10 @@ model = dict(
                 checkpoint=encoder_checkpoint,
                 feature_dim=768,
                 out_dim=512),
-            chunk_size=None)),
+            # Embed the cut-outs 16 at a time with activation checkpointing: batch 10 then peaks
+            # at ~3.8 GiB instead of ~15.5 GiB on CPU, for ~25% more refiner time.
+            chunk_size=16,
+            checkpoint_encoder=True)),
     test_cfg=dict(
         flip=True,
         intensities=(0.9, 1.0, 1.1),
