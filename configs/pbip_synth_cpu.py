@@ -3,9 +3,6 @@
 Stage A: ``python tools/build_prototype_bank.py configs/pbip_synth_cpu.py``; stage B:
 ``lpd_synth_cpu.py`` with the bank (k=3) frozen in place of the learnable prototypes and no
 diversity loss.
-
-RECONSTRUCTED (23:31 UTC) by the runner engineer: a buggy runner test overwrote this uncommitted
-file with 'bank' at 23:28; rebuilt from the pattern of pbip_bcss.py. Owner: please check/replace.
 """
 _base_ = ['./lpd_synth_cpu.py']
 

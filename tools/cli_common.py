@@ -30,7 +30,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, key=value (e.g. data_root=PATH, randomness.seed=0, '
         'model.decode_head.prototypes.num_per_class=3); data_root, backbone_checkpoint and '
-        'encoder_checkpoint are copied to every dataloader / the backbone / the refiner encoder')
+        'encoder_checkpoint and bank_path are copied to every dataloader / the backbone / the '
+        'refiner encoder / the PBIP prototypes')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--skip-data-check', action='store_true',
@@ -88,12 +89,23 @@ def set_backbone_checkpoint(cfg: Config, checkpoint) -> None:
                                       dict(type='PretrainedMiT', checkpoint=checkpoint))
 
 
+def set_bank_path(cfg: Config, bank_path) -> None:
+    """Point the PBIP baseline's ``ClusteredPrototypes`` at a prototype bank file."""
+    from baselines.pbip import propagate_bank_path
+    prototypes = cfg.model.get('decode_head', {}).get('prototypes', {})
+    if prototypes.get('type') != 'ClusteredPrototypes':
+        raise ValueError(f'bank_path={bank_path!r} given, but the config\'s prototypes are '
+                         f'{prototypes.get("type")!r}, not ClusteredPrototypes')
+    cfg.bank_path = bank_path
+    propagate_bank_path(cfg)
+
+
 #: Top-level config variables that stand for settings deeper in the config, and their setters.
 #: MMEngine fills a base config's variables in when it parses the file, so ``--cfg-options
 #: data_root=X`` alone would change nothing: the tools copy such an override to every place the
 #: variable stands for.
 ALIASES = dict(data_root=set_data_root, encoder_checkpoint=set_encoder_checkpoint,
-               backbone_checkpoint=set_backbone_checkpoint)
+               backbone_checkpoint=set_backbone_checkpoint, bank_path=set_bank_path)
 
 
 def load_config(args: argparse.Namespace) -> Config:
