@@ -2,6 +2,7 @@
 # Both create/refresh the virtual environment .venv first (idempotent, fast when up to date).
 VENV ?= .venv
 PY := $(VENV)/bin/python
+SEEDS ?= 0
 ARGS ?=
 
 .PHONY: setup bench test
@@ -9,7 +10,7 @@ setup:
 	@LPD_VENV=$(VENV) bash scripts/setup_env.sh
 
 bench: setup
-	$(VENV)/bin/lpd-bench run --all $(ARGS)
+	$(VENV)/bin/lpd-bench run --all --seeds $(SEEDS) $(ARGS)
 	$(VENV)/bin/lpd-bench report
 
 test: setup

@@ -12,7 +12,8 @@ def _add_plan_arguments(parser):
                         f'({", ".join(ABLATIONS)})')
     parser.add_argument('--all', action='store_true', dest='all_runs',
                         help='every method and every ablation (shared runs are run once)')
-    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2], metavar='S')
+    parser.add_argument('--seeds', nargs='+', type=int, default=[0], metavar='S',
+                        help='training seeds (default: 0; e.g. --seeds 0 1 2 for error bars)')
     parser.add_argument('--data', default=None, metavar='PATH',
                         help='BCSS-WSSS root (passed as data_root=PATH); default: the embedded '
                         'synthetic set')
