@@ -1,4 +1,6 @@
-"""Executor with fake train/test/bank tools: skip, resume after a kill, failures, atomic results."""
+"""Executor with fake train/test/bank tools: skip, resume after a kill, failures, atomic results,
+concurrent runs (--jobs)."""
+import dataclasses
 import io
 import json
 import os
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lpd_bench.runner.execute import Executor, Tools
+from lpd_bench.runner.execute import Executor, Tools, available_cores
 from lpd_bench.runner.plan import BANK_PATH, build_plan
 from lpd_bench.runner.progress import Progress
 from lpd_bench.runner.results import last_checkpoint, load_result, run_status, write_json_atomic
@@ -32,11 +34,14 @@ FAKE_TRAIN = textwrap.dedent('''
         start = int(Path((work / 'last_checkpoint').read_text()).stem.split('_')[1])
     with open(work / 'starts.txt', 'a') as f:
         f.write(f'{start}\\n')
+    (work / 'threads.txt').write_text(os.environ.get('OMP_NUM_THREADS', '-'))
+    began = time.time()
     for it in range(start + 1, total + 1):
         time.sleep(float(os.environ.get('FAKE_SLEEP', 0)))
         print(f'Iter(train) [{it:3d}/{total}]  lr: 1e-4  loss: 0.5', flush=True)
         (work / f'iter_{it}.pth').write_text(str(it))
         (work / 'last_checkpoint').write_text(str(work / f'iter_{it}.pth'))
+    (work / 'interval.txt').write_text(f'{began} {time.time()}')
     (work / 'cost_train.json').write_text(json.dumps(
         {'params': 123, 'totals': {'iters': total, 'wall_s': 0.5}}))
 ''')
@@ -58,8 +63,9 @@ FAKE_TEST = textwrap.dedent('''
 ''')
 
 FAKE_BANK = textwrap.dedent('''
-    import json, sys
+    import json, os, sys, time
     from pathlib import Path
+    time.sleep(float(os.environ.get('FAKE_BANK_SLEEP', 0)))
     out = Path(sys.argv[sys.argv.index('--out') + 1])
     out.write_text('bank')
     Path(f'{out}.cost.json').write_text(json.dumps({'name': 'prototype_bank', 'wall_s': 0.1}))
@@ -89,8 +95,9 @@ def tools(tmp_path):
                  cwd=tmp_path)
 
 
-def executor(work_dir, tools, stream=None):
-    return Executor(work_dir, Progress(1, stream=stream or io.StringIO()), tools)
+def executor(work_dir, tools, stream=None, jobs=1, runs=1):
+    return Executor(work_dir, Progress(runs, stream=stream or io.StringIO(), jobs=jobs), tools,
+                    jobs=jobs)
 
 
 def test_run_writes_complete_result_and_skips_it_on_rerun(tmp_path, tools):
@@ -160,27 +167,40 @@ def test_half_written_result_is_not_complete(tmp_path):
     assert [p.name for p in run_dir.iterdir() if p.name.endswith('.tmp')] == ['.result.json.x.tmp']
 
 
-def test_killed_run_resumes_from_its_checkpoint(tmp_path, tools, monkeypatch):
-    """Kill the runner (and its fake training) mid-way, rerun: training resumes, result appears."""
-    work = tmp_path / 'w'
+def start_runner(tools, tmp_path, work, names, jobs=1):
+    """The runner with the fake tools in its own session (slow fake training, 40 iterations)."""
     script = textwrap.dedent(f'''
         import sys
-        from lpd_bench.runner.execute import Executor, Tools
+        from lpd_bench.runner.execute import Executor, PlanInterrupted, Tools
         from lpd_bench.runner.plan import build_plan
         from lpd_bench.runner.progress import Progress
         tools = Tools(train={tools.train!r}, test={tools.test!r}, bank={tools.bank!r},
                       snapshot={tools.snapshot!r}, cwd={str(tmp_path)!r})
-        Executor({str(work)!r}, Progress(1), tools).run_plan(build_plan(['lpd'], seeds=[0]))
+        try:
+            Executor({str(work)!r}, Progress({len(names)}), tools, jobs={jobs}).run_plan(
+                build_plan({names!r}, seeds=[0]))
+        except PlanInterrupted as err:
+            sys.exit(128 + err.signum)
     ''')
     env = {**os.environ, 'FAKE_SLEEP': '0.2', 'FAKE_ITERS': '40',
            'PYTHONPATH': os.environ.get('PYTHONPATH', str(REPO))}
-    proc = subprocess.Popen([sys.executable, '-c', script], env=env, cwd=tmp_path,
+    return subprocess.Popen([sys.executable, '-c', script], env=env, cwd=tmp_path,
                             start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    run_dir = work / 'runs' / 'lpd__seed0'
-    deadline = time.monotonic() + 30
-    while not (run_dir / 'iter_3.pth').exists() and time.monotonic() < deadline:
+
+
+def wait_for(path, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not path.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def test_killed_run_resumes_from_its_checkpoint(tmp_path, tools, monkeypatch):
+    """Kill the runner (and its fake training) mid-way, rerun: training resumes, result appears."""
+    work = tmp_path / 'w'
+    proc = start_runner(tools, tmp_path, work, ['lpd'])
+    run_dir = work / 'runs' / 'lpd__seed0'
+    wait_for(run_dir / 'iter_3.pth')
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert run_status(run_dir) == 'partial', proc.stderr.read()
@@ -204,3 +224,77 @@ def test_empty_checkpoint_pointer_falls_back_to_newest_checkpoint(tmp_path):
     assert last_checkpoint(tmp_path).name == 'iter_10.pth'
     assert (tmp_path / 'last_checkpoint').read_text().endswith('iter_10.pth')
     assert run_status(tmp_path) == 'partial'
+
+
+def test_sigterm_stops_all_running_stages_and_leaves_runs_resumable(tmp_path, tools, monkeypatch):
+    work = tmp_path / 'w'
+    proc = start_runner(tools, tmp_path, work, ['cam', 'lpd'], jobs=2)
+    runs = [work / 'runs' / run_id for run_id in ('cam__seed0', 'lpd__seed0')]
+    for run_dir in runs:
+        wait_for(run_dir / 'iter_2.pth')
+    os.kill(proc.pid, signal.SIGTERM)  # the runner only: it must stop its children itself
+    assert proc.wait(timeout=20) == 128 + signal.SIGTERM, proc.stderr.read()
+    reached = [(r / 'last_checkpoint').read_text() for r in runs]
+    time.sleep(0.5)  # the fake trainings are dead: no checkpoint appears any more
+    assert [(r / 'last_checkpoint').read_text() for r in runs] == reached
+    assert [run_status(r) for r in runs] == ['partial', 'partial']  # not failed, no result
+    monkeypatch.setenv('FAKE_ITERS', '40')
+    outcome = executor(work, tools, jobs=2).run_plan(build_plan(['cam', 'lpd'], seeds=[0]))
+    assert outcome == {'cam__seed0': 'done', 'lpd__seed0': 'done'}
+    assert all(load_result(r)['cost']['stages'][0]['resumed'] for r in runs)
+
+
+def test_two_jobs_overlap_with_their_share_of_the_threads(tmp_path, tools, monkeypatch):
+    monkeypatch.delenv('OMP_NUM_THREADS', raising=False)
+    monkeypatch.setenv('FAKE_ITERS', '4')
+    monkeypatch.setenv('FAKE_SLEEP', '0.5')  # each fake training lasts ~2 s
+    out = io.StringIO()
+    start = time.monotonic()
+    outcome = executor(tmp_path / 'w', tools, out, jobs=2, runs=2).run_plan(
+        build_plan(['cam', 'lpd'], seeds=[0]))
+    elapsed = time.monotonic() - start
+    assert outcome == {'cam__seed0': 'done', 'lpd__seed0': 'done'}
+    runs = [tmp_path / 'w' / 'runs' / run_id for run_id in outcome]
+    (a0, a1), (b0, b1) = (map(float, (r / 'interval.txt').read_text().split()) for r in runs)
+    assert a0 < b1 and b0 < a1  # the trainings ran at the same time
+    assert elapsed < (a1 - a0) + (b1 - b0)  # sequential: both trainings plus the other stages
+    threads = max(1, available_cores() // 2)
+    for run_dir in runs:
+        assert (run_dir / 'threads.txt').read_text() == str(threads)
+        assert {k: load_result(run_dir)['env'][k] for k in ('threads', 'jobs')} == {
+            'threads': threads, 'jobs': 2}
+    lines = out.getvalue().splitlines()  # progress lines name their run
+    assert any(line.startswith('[1/2] cam__seed0: train train 4/4 (100%)') for line in lines)
+    assert any(line.startswith('[2/2] lpd__seed0: train train 4/4 (100%)') for line in lines)
+
+
+def test_user_thread_setting_is_kept(tmp_path, tools, monkeypatch):
+    monkeypatch.setenv('OMP_NUM_THREADS', '3')
+    executor(tmp_path / 'w', tools, jobs=2).run_plan(build_plan(['cam', 'lpd'], seeds=[0]))
+    run_dir = tmp_path / 'w' / 'runs' / 'cam__seed0'
+    assert (run_dir / 'threads.txt').read_text() == '3'
+    assert load_result(run_dir)['env']['threads'] == 3
+
+
+def test_shared_bank_built_once_by_concurrent_runs(tmp_path, tools, monkeypatch):
+    monkeypatch.setenv('FAKE_BANK_SLEEP', '0.5')  # the second run arrives while it is built
+    spec = build_plan(['pbip'], seeds=[0])[0]
+    twin = dataclasses.replace(spec, run_id='pbip_twin__seed0')
+    assert twin.bank_key() == spec.bank_key()
+    outcome = executor(tmp_path / 'w', tools, jobs=2).run_plan([spec, twin])
+    assert outcome == {'pbip__seed0': 'done', 'pbip_twin__seed0': 'done'}
+    assert len((tmp_path / 'w' / 'banks' / 'bank_calls.txt').read_text().splitlines()) == 1
+    banks = [load_result(tmp_path / 'w' / 'runs' / r)['cost']['stages'][0] for r in outcome]
+    assert sorted(b['shared'] for b in banks) == [False, True]
+    assert banks[0]['path'] == banks[1]['path']
+
+
+def test_failing_run_does_not_stop_the_concurrent_one(tmp_path, tools, monkeypatch):
+    monkeypatch.setenv('FAKE_SLEEP', '0.05')
+    plan = build_plan(['cam', 'lpd'], seeds=[0])
+    plan[0].cfg_options['model.decode_head.refiner_loss'] = 'fail'
+    out = io.StringIO()
+    outcome = executor(tmp_path / 'w', tools, out, jobs=2, runs=2).run_plan(plan)
+    assert outcome == {'cam__seed0': 'failed', 'lpd__seed0': 'done'}
+    assert '[1/2] cam__seed0: FAILED cam__seed0: train failed: exit code 3' in out.getvalue()
+    assert run_status(tmp_path / 'w' / 'runs' / 'cam__seed0') == 'failed'

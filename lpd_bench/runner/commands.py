@@ -1,4 +1,5 @@
 """``lpd-bench run`` and ``lpd-bench list``."""
+import argparse
 from pathlib import Path
 
 from .plan import ABLATIONS, METHODS, build_plan
@@ -50,8 +51,17 @@ def _describe(spec) -> str:
     return f'{spec.run_id:32s} {spec.config:28s} {options}  [{groups}]'
 
 
+def _jobs(text):
+    """``--jobs``: 'auto' (None: one per available core) or a positive integer."""
+    if text == 'auto':
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 'auto' or a positive integer")
+    return int(text)
+
+
 def run_command(args) -> int:
-    from .execute import Executor
+    from .execute import Executor, PlanInterrupted, resolve_jobs
     from .progress import Progress
     plan = _plan(args)
     if args.dry_run:
@@ -59,7 +69,14 @@ def run_command(args) -> int:
             print(_describe(spec))
         print(f'{len(plan)} runs')
         return 0
-    outcome = Executor(args.work_dir, Progress(len(plan))).run_plan(plan)
+    jobs = resolve_jobs(args.jobs, len(plan))
+    executor = Executor(args.work_dir, Progress(len(plan), jobs=jobs), jobs=jobs)
+    print(f'{len(plan)} runs, {jobs} at a time, {executor.threads} threads each')
+    try:
+        outcome = executor.run_plan(plan)
+    except PlanInterrupted as err:
+        print(f'{err}: unfinished runs resume on the next `lpd-bench run`')
+        return 128 + err.signum
     failed = [run_id for run_id, status in outcome.items() if status == 'failed']
     done = sum(status != 'failed' for status in outcome.values())
     print(f'{done}/{len(plan)} runs complete'
@@ -85,6 +102,9 @@ def add_commands(subparsers):
     run = subparsers.add_parser('run', help='train and test methods/ablations (resumable)')
     _add_plan_arguments(run)
     run.add_argument('--dry-run', action='store_true', help='print the plan and exit')
+    run.add_argument('--jobs', type=_jobs, default=None, metavar='N',
+                     help='runs at a time (default: auto = the available CPU cores, at most one '
+                     'per run); each stage gets cores // N threads unless OMP_NUM_THREADS is set')
     run.set_defaults(func=run_command)
     lst = subparsers.add_parser('list', help='planned runs and their status')
     _add_plan_arguments(lst)

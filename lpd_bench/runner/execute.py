@@ -6,13 +6,23 @@ once per bank key under ``<work_dir>/banks/`` and shared); then ``tools/train.py
 ``result.json`` is written atomically as the very last step. Every finished stage leaves a
 ``stage_<name>.json`` marker so that a rerun skips it. The subprocess output goes to ``run.log``.
 A failed stage writes ``failed.json`` (with the log tail) and the plan goes on.
+
+Runs are executed ``jobs`` at a time by a thread pool (a run's stages stay sequential); each stage
+subprocess gets ``cpu cores // jobs`` intra-op threads (``OMP_NUM_THREADS``, unless the user set
+it), since tiny models on oversubscribed cores run far slower. A shared prototype bank is built by
+the first run that needs it while the others wait. SIGINT/SIGTERM kill every running stage's
+process group and stop the plan (:class:`PlanInterrupted`); unfinished runs stay resumable.
 """
+import ctypes
 import datetime
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +34,25 @@ from .results import (FAILED_FILE, RESULT_FILE, SCHEMA, last_checkpoint, load_re
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOG_TAIL_LINES = 30
 METRICS_FILE = 'test_metrics.json'
+THREAD_VARS = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS')
+KILL_GRACE_S = 5.0  # after SIGTERM, stages still running this long later get SIGKILL
+PR_SET_PDEATHSIG = 1
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0))
+
+
+def resolve_jobs(jobs, num_runs) -> int:
+    """Concurrent runs: ``jobs`` (None = one per available core), at most one per run."""
+    return max(1, min(jobs or available_cores(), num_runs))
+
+
+def stage_threads(jobs) -> int:
+    """Intra-op threads of each stage: the user's OMP_NUM_THREADS, else cores // jobs."""
+    user = os.environ.get('OMP_NUM_THREADS', '')
+    return int(user) if user.isdigit() else max(1, available_cores() // jobs)
 
 
 @dataclass
@@ -47,6 +76,54 @@ class RunConflict(Exception):
     """``run_dir`` holds the result of another configuration (e.g. other --data)."""
 
 
+class PlanInterrupted(Exception):
+    """The plan was stopped by a signal; ``signum`` says which."""
+
+    def __init__(self, signum):
+        super().__init__(f'interrupted by {signal.Signals(signum).name}')
+        self.signum = signum
+
+
+class StageInterrupted(Exception):
+    """A stage was not started or was killed because the plan is stopping."""
+
+
+def _die_with_parent(libc=ctypes.CDLL(None, use_errno=True)):
+    """In the forked child: get SIGKILL when the runner dies (even by SIGKILL itself)."""
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class Children:
+    """The running stage subprocesses, each in its own process group, killable all at once."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.procs = set()
+        self.stopping = threading.Event()
+
+    def spawn(self, cmd, **kwargs):
+        with self.lock:
+            if self.stopping.is_set():
+                raise StageInterrupted('the plan is stopping')
+            proc = subprocess.Popen(cmd, process_group=0, preexec_fn=_die_with_parent, **kwargs)
+            self.procs.add(proc)
+            return proc
+
+    def reaped(self, proc):
+        with self.lock:
+            self.procs.discard(proc)
+
+    def kill(self, sig):
+        """Sends ``sig`` to the process group of every running stage (and stops new ones)."""
+        with self.lock:
+            self.stopping.set()
+            for proc in self.procs:
+                try:
+                    os.killpg(proc.pid, sig)
+                except ProcessLookupError:
+                    pass
+
+
 def cfg_option_args(options: dict) -> list:
     """``key=value`` strings as MMEngine's DictAction parses them (None -> 'None')."""
     return [f'{key}={value}' for key, value in options.items()]
@@ -59,18 +136,19 @@ def log_tail(path, lines=LOG_TAIL_LINES) -> str:
         return ''
 
 
-def run_logged(cmd, cwd, log_path, on_line) -> dict:
-    """Run ``cmd``, appending its output to ``log_path`` and feeding each line to ``on_line``.
+def run_logged(cmd, cwd, log_path, on_line, children, env=None) -> dict:
+    """Run ``cmd`` (spawned by ``children``, with ``env`` added to the environment), appending
+    its output to ``log_path`` and feeding each line to ``on_line``.
 
     Returns the exit code, wall time and the child's peak resident memory (from wait4).
     """
-    env = {**os.environ, 'PYTHONUNBUFFERED': '1'}
+    env = {**os.environ, 'PYTHONUNBUFFERED': '1', **(env or {})}
     start = time.monotonic()
     with open(log_path, 'a') as log:
         log.write(f'\n$ {" ".join(map(str, cmd))}\n')
         log.flush()
-        proc = subprocess.Popen([str(c) for c in cmd], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, errors='replace', bufsize=1)
+        proc = children.spawn([str(c) for c in cmd], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, errors='replace', bufsize=1)
         try:
             for line in proc.stdout:
                 log.write(line)
@@ -79,44 +157,105 @@ def run_logged(cmd, cwd, log_path, on_line) -> dict:
             proc.stdout.close()
             _, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)
+            children.reaped(proc)
     return {'returncode': proc.returncode, 'wall_s': round(time.monotonic() - start, 3),
             'peak_rss_mb': round(usage.ru_maxrss / 1024, 1)}
 
 
 class Executor:
-    """Runs plans into ``work_dir``; ``progress`` is a :class:`progress.Progress`."""
+    """Runs plans into ``work_dir``, ``jobs`` runs at a time (None: one per available core);
+    ``progress`` is a :class:`progress.Progress`."""
 
-    def __init__(self, work_dir, progress, tools=None, snapshot_images=4):
+    def __init__(self, work_dir, progress, tools=None, snapshot_images=4, jobs=1):
         self.work_dir = Path(work_dir)
         self.progress = progress
         self.tools = tools or Tools()
         self.snapshot_images = snapshot_images
+        self.requested_jobs = jobs
+        self.jobs = jobs or available_cores()  # resolved against the plan by run_plan
+        self.threads = stage_threads(self.jobs)
+        self.children = Children()
+        self.bank_locks = {}  # bank key -> Lock: one run builds a shared bank, the others wait
+        self.bank_locks_lock = threading.Lock()
+        self.signum = None
 
     def run_dir(self, spec) -> Path:
         return self.work_dir / 'runs' / spec.run_id
 
+    def stage_env(self) -> dict:
+        """Environment additions of every stage subprocess (the intra-op thread count)."""
+        if os.environ.get('OMP_NUM_THREADS'):
+            return {}
+        return dict.fromkeys(THREAD_VARS, str(self.threads))
+
     def run_plan(self, plan) -> dict:
-        """Executes every run; returns {run_id: 'done' | 'skipped' | 'failed'}."""
-        outcome = {}
+        """Executes every run; returns {run_id: 'done' | 'skipped' | 'failed'}.
+
+        Raises :class:`PlanInterrupted` after SIGINT/SIGTERM (running stages are killed).
+        """
+        self.jobs = jobs = resolve_jobs(self.requested_jobs, len(plan))
+        self.threads = stage_threads(jobs)
+        self.progress.jobs = jobs  # the plan's time left divides by the runs at a time
         first_seed = min((spec.seed for spec in plan), default=0)
-        for index, spec in enumerate(plan, 1):
-            self.progress.start_run(index, spec.run_id)
-            try:
-                outcome[spec.run_id] = self.execute(spec, snapshots=self.wants_snapshots(
-                    spec, first_seed))
-            except (StageFailed, RunConflict) as err:
-                outcome[spec.run_id] = 'failed'
-                self.record_failure(spec, err)
-            self.progress.end_run(outcome[spec.run_id],
-                                  counted=outcome[spec.run_id] != 'skipped')
-        return outcome
+        restore = self.install_signal_handlers()
+        try:
+            with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix='run') as pool:
+                futures = {spec.run_id: pool.submit(self.run_one, index, spec, first_seed)
+                           for index, spec in enumerate(plan, 1)}
+                self.wait_all(futures.values())
+        finally:
+            restore()
+        if self.signum is not None:
+            raise PlanInterrupted(self.signum)
+        return {run_id: future.result() for run_id, future in futures.items()}
+
+    def run_one(self, index, spec, first_seed) -> str:
+        """One run of the plan (in a pool thread): its status, failures recorded and shown."""
+        if self.children.stopping.is_set():
+            return 'interrupted'
+        view = self.progress.start_run(index, spec.run_id)
+        try:
+            status = self.execute(spec, view, self.wants_snapshots(spec, first_seed))
+        except (StageFailed, RunConflict) as err:
+            status = 'failed'
+            self.record_failure(spec, err, view)
+        except StageInterrupted:
+            status = 'interrupted'
+        view.end_run(status, counted=status in ('done', 'failed'))
+        return status
+
+    def wait_all(self, futures):
+        """Waits for the runs, polling so that signal handlers run in the main thread; after a
+        stop, stages still alive after a grace period are killed with SIGKILL."""
+        pending, deadline = set(futures), None
+        while pending:
+            _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            if self.signum is not None:
+                deadline = deadline or time.monotonic() + KILL_GRACE_S
+                if time.monotonic() > deadline:
+                    self.children.kill(signal.SIGKILL)
+
+    def install_signal_handlers(self):
+        """SIGINT/SIGTERM stop the plan (main thread only); returns the restoring function."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def stop(signum, frame):
+            if self.signum is None:
+                self.progress.message(f'{signal.Signals(signum).name}: stopping the running '
+                                      'stages; rerun the same command to resume')
+            self.signum = signum
+            self.children.kill(signal.SIGTERM)
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return lambda: [signal.signal(sig, handler) for sig, handler in previous.items()]
 
     def wants_snapshots(self, spec, first_seed) -> bool:
         """Qualitative predictions are saved for the methods' default runs of the first seed."""
         return (self.snapshot_images > 0 and spec.seed == first_seed
                 and any(m['name'] == MAIN_GROUP for m in spec.memberships))
 
-    def record_failure(self, spec, err):
+    def record_failure(self, spec, err, view):
         run_dir = self.run_dir(spec)
         run_dir.mkdir(parents=True, exist_ok=True)
         tail = log_tail(err.log_path) if isinstance(err, StageFailed) else ''
@@ -124,29 +263,29 @@ class Executor:
             'run_id': spec.run_id, 'stage': getattr(err, 'stage', None), 'error': str(err),
             'log': str(getattr(err, 'log_path', '')), 'log_tail': tail,
             'time': datetime.datetime.now().isoformat(timespec='seconds')})
-        self.progress.message(f'FAILED {spec.run_id}: {err}\n--- last lines of '
-                              f'{getattr(err, "log_path", "-")} ---\n{tail}---')
+        view.message(f'FAILED {spec.run_id}: {err}\n--- last lines of '
+                     f'{getattr(err, "log_path", "-")} ---\n{tail}---')
 
-    def execute(self, spec, snapshots=False) -> str:
+    def execute(self, spec, view, snapshots=False) -> str:
         run_dir = self.run_dir(spec)
         existing = load_result(run_dir)
         if existing is not None:
             self.check_same_config(spec, existing, run_dir)
-            self.progress.message(f'{spec.run_id}: done already ({run_dir / RESULT_FILE})')
+            view.message(f'done already ({run_dir / RESULT_FILE})')
             return 'skipped'
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / FAILED_FILE).unlink(missing_ok=True)
         options = {**spec.cfg_options, 'randomness.seed': spec.seed}
         stages = []
         if spec.needs_bank:
-            bank = self.ensure_bank(spec)
+            bank = self.ensure_bank(spec, view)
             options[BANK_PATH] = bank['path']
             stages.append(bank)
-        train = self.train(spec, options, run_dir)
-        test = self.test(spec, options, run_dir, train['checkpoint'])
+        train = self.train(spec, options, run_dir, view)
+        test = self.test(spec, options, run_dir, train['checkpoint'], view)
         stages += [train, test]
         if snapshots:
-            self.snapshot(spec, options, run_dir, train['checkpoint'])
+            self.snapshot(spec, options, run_dir, train['checkpoint'], view)
         result = self.assemble(spec, options, stages, read_json(test['metrics_file']),
                                train['checkpoint'])
         write_json_atomic(run_dir / RESULT_FILE, result)
@@ -163,10 +302,14 @@ class Executor:
                 f'{run_dir / RESULT_FILE} holds another configuration ({stored}, {options}) than '
                 f'the planned {planned}, {spec.cfg_options}; use another --work-dir')
 
-    def stage(self, name, cmd, run_dir, log_path):
-        """Runs one stage subprocess; raises StageFailed on a non-zero exit."""
-        self.progress.start_stage(name)
-        usage = run_logged(cmd, self.tools.cwd, log_path, self.progress.update)
+    def stage(self, name, cmd, run_dir, log_path, view):
+        """Runs one stage subprocess; raises StageFailed on a non-zero exit, StageInterrupted
+        when the plan is stopping."""
+        view.start_stage(name)
+        usage = run_logged(cmd, self.tools.cwd, log_path, view.update, self.children,
+                           self.stage_env())
+        if self.children.stopping.is_set() and usage['returncode'] != 0:
+            raise StageInterrupted(f'{name} killed: the plan is stopping')
         with open(Path(run_dir) / 'attempts.jsonl', 'a') as f:
             f.write(json.dumps({'stage': name, **usage}) + '\n')
         if usage['returncode'] != 0:
@@ -186,11 +329,18 @@ class Executor:
         return {'wall_s': round(sum(r['wall_s'] for r in rows), 3),
                 'peak_rss_mb': max(r['peak_rss_mb'] for r in rows), 'attempts': len(rows)}
 
-    def ensure_bank(self, spec) -> dict:
-        """Stage A of PBIP: the prototype bank of this run's key, built once and shared."""
+    def ensure_bank(self, spec, view) -> dict:
+        """Stage A of PBIP: the prototype bank of this run's key, built once and shared (a run
+        needing a bank that another run is building waits for it)."""
+        key = spec.bank_key()
+        with self.bank_locks_lock:
+            lock = self.bank_locks.setdefault(key, threading.Lock())
+        with lock:
+            return self.build_bank(spec, key, view)
+
+    def build_bank(self, spec, key, view) -> dict:
         banks = self.work_dir / 'banks'
         banks.mkdir(parents=True, exist_ok=True)
-        key = spec.bank_key()
         path, marker = banks / f'{key}.pth', banks / f'{key}.json'
         record = read_json(marker)
         if record is not None and path.is_file():
@@ -199,7 +349,7 @@ class Executor:
                '--num-per-class', spec.num_per_class, '--seed', spec.seed]
         if spec.cfg_options:  # the run's own settings (data_root, extra options): same encoder
             cmd += ['--cfg-options', *cfg_option_args(spec.cfg_options)]
-        usage = self.stage('prototype_bank', cmd, banks, banks / f'{key}.log')
+        usage = self.stage('prototype_bank', cmd, banks, banks / f'{key}.log', view)
         tool_cost = read_json(f'{path}.cost.json') or {}
         record = {'name': 'prototype_bank', 'wall_s': usage['wall_s'],
                   'peak_rss_mb': usage['peak_rss_mb'], 'path': str(path.resolve()),
@@ -207,7 +357,7 @@ class Executor:
         write_json_atomic(marker, record)
         return {**record, 'shared': False}
 
-    def train(self, spec, options, run_dir) -> dict:
+    def train(self, spec, options, run_dir, view) -> dict:
         record = stage_record(run_dir, 'train')
         if record is not None:
             return record
@@ -216,7 +366,7 @@ class Executor:
         if resume:
             cmd.append('--resume')
         usage = self.stage('train', cmd + ['--cfg-options', *cfg_option_args(options)], run_dir,
-                           run_dir / 'run.log')
+                           run_dir / 'run.log', view)
         checkpoint = last_checkpoint(run_dir)
         if checkpoint is None:
             raise StageFailed('train', 'no checkpoint (last_checkpoint) in the work dir',
@@ -230,12 +380,12 @@ class Executor:
         write_json_atomic(stage_marker(run_dir, 'train'), record)
         return record
 
-    def test(self, spec, options, run_dir, checkpoint) -> dict:
+    def test(self, spec, options, run_dir, checkpoint, view) -> dict:
         metrics_file = (run_dir / METRICS_FILE).resolve()
         options = {**options, 'test_evaluator.output_file': metrics_file}
         cmd = [self.tools.python, self.tools.test, spec.config, checkpoint,
                '--work-dir', run_dir.resolve(), '--cfg-options', *cfg_option_args(options)]
-        usage = self.stage('test', cmd, run_dir, run_dir / 'run.log')
+        usage = self.stage('test', cmd, run_dir, run_dir / 'run.log', view)
         metrics = read_json(metrics_file)
         if not isinstance(metrics, dict) or 'results' not in metrics:
             raise StageFailed('test', f'no valid metric JSON at {metrics_file}',
@@ -245,16 +395,16 @@ class Executor:
                 'loop_wall_s': hook.get('totals', {}).get('wall_s'),
                 'metrics_file': str(metrics_file), 'hook': hook}
 
-    def snapshot(self, spec, options, run_dir, checkpoint):
+    def snapshot(self, spec, options, run_dir, checkpoint, view):
         """Saves predictions and prototype maps of a few test images (failure only warns)."""
         cmd = [self.tools.python, *self.tools.snapshot, spec.config, checkpoint,
                '--out', run_dir.resolve(), '--num-images', self.snapshot_images,
                '--cfg-options', *cfg_option_args(options)]
         try:
-            self.stage('snapshots', cmd, run_dir, run_dir / 'run.log')
+            self.stage('snapshots', cmd, run_dir, run_dir / 'run.log', view)
         except StageFailed as err:
-            self.progress.message(f'warning: {spec.run_id}: {err} (see {err.log_path}); '
-                                  'the report will lack its qualitative figures')
+            view.message(f'warning: {err} (see {err.log_path}); '
+                         'the report will lack its qualitative figures')
 
     def assemble(self, spec, options, stages, metrics, checkpoint) -> dict:
         memberships = [m for m in spec.memberships if m['name'] != MAIN_GROUP]
@@ -271,6 +421,6 @@ class Executor:
             'cost': {'stages': stage_costs,
                      'total_wall_s': round(sum(s['wall_s'] for s in stages), 3),
                      'peak_rss_mb': max(s['peak_rss_mb'] for s in stages)},
-            'env': environment(self.tools.cwd),
+            'env': {**environment(self.tools.cwd), 'threads': self.threads, 'jobs': self.jobs},
             'finished_at': datetime.datetime.now().isoformat(timespec='seconds'),
         }
