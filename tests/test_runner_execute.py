@@ -16,7 +16,8 @@ import pytest
 from lpd_bench.runner.execute import Executor, Tools, available_cores
 from lpd_bench.runner.plan import BANK_PATH, build_plan
 from lpd_bench.runner.progress import Progress
-from lpd_bench.runner.results import last_checkpoint, load_result, run_status, write_json_atomic
+from lpd_bench.runner.results import (PLAN_WALL_FILE, last_checkpoint, load_result, read_json,
+                                     run_status, write_json_atomic)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -120,6 +121,7 @@ def test_run_writes_complete_result_and_skips_it_on_rerun(tmp_path, tools):
     # Rerun: skipped, the training is not started again.
     assert executor(tmp_path / 'w', tools).run_plan(plan) == {'lpd__seed1': 'skipped'}
     assert (run_dir / 'starts.txt').read_text().split() == ['0']
+    assert read_json(tmp_path / 'w' / PLAN_WALL_FILE)['skipped'] == 1
 
 
 def test_rerun_with_other_data_in_same_work_dir_is_refused(tmp_path, tools):
@@ -258,6 +260,11 @@ def test_two_jobs_overlap_with_their_share_of_the_threads(tmp_path, tools, monke
     (a0, a1), (b0, b1) = (map(float, (r / 'interval.txt').read_text().split()) for r in runs)
     assert a0 < b1 and b0 < a1  # the trainings ran at the same time
     assert elapsed < (a1 - a0) + (b1 - b0)  # sequential: both trainings plus the other stages
+    plan_wall = read_json(tmp_path / 'w' / PLAN_WALL_FILE)  # the plan's own wall time
+    assert plan_wall['wall_s'] == pytest.approx(elapsed, abs=0.5)
+    assert plan_wall['wall_s'] < sum(load_result(r)['cost']['total_wall_s'] for r in runs)
+    assert {k: plan_wall[k] for k in ('runs', 'executed', 'skipped', 'failed', 'jobs')} == {
+        'runs': 2, 'executed': 2, 'skipped': 0, 'failed': 0, 'jobs': 2}
     threads = max(1, available_cores() // 2)
     for run_dir in runs:
         assert (run_dir / 'threads.txt').read_text() == str(threads)

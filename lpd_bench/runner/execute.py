@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .environment import environment
 from .plan import BANK_PATH, MAIN_GROUP
-from .results import (FAILED_FILE, RESULT_FILE, SCHEMA, last_checkpoint, load_result, read_json,
+from .results import (FAILED_FILE, PLAN_WALL_FILE, RESULT_FILE, SCHEMA, last_checkpoint, load_result, read_json,
                       stage_marker, stage_record, write_json_atomic)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -197,6 +197,7 @@ class Executor:
         self.threads = stage_threads(jobs)
         self.progress.jobs = jobs  # the plan's time left divides by the runs at a time
         first_seed = min((spec.seed for spec in plan), default=0)
+        start = time.monotonic()
         restore = self.install_signal_handlers()
         try:
             with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix='run') as pool:
@@ -207,7 +208,20 @@ class Executor:
             restore()
         if self.signum is not None:
             raise PlanInterrupted(self.signum)
-        return {run_id: future.result() for run_id, future in futures.items()}
+        outcome = {run_id: future.result() for run_id, future in futures.items()}
+        self.record_plan_wall(plan, outcome, time.monotonic() - start)
+        return outcome
+
+    def record_plan_wall(self, plan, outcome, wall_s):
+        """``<work_dir>/plan_wall.json``: wall time of this plan execution (what the runs' own
+        times cannot tell once runs overlap), read by ``lpd-bench bench`` and the report."""
+        statuses = list(outcome.values())
+        write_json_atomic(self.work_dir / PLAN_WALL_FILE, {
+            'wall_s': round(wall_s, 1), 'runs': len(plan), 'executed': statuses.count('done'),
+            'skipped': statuses.count('skipped'), 'failed': statuses.count('failed'),
+            'jobs': self.jobs, 'threads': self.threads,
+            'seeds': sorted({spec.seed for spec in plan}),
+            'finished_at': datetime.datetime.now().isoformat(timespec='seconds')})
 
     def run_one(self, index, spec, first_seed) -> str:
         """One run of the plan (in a pool thread): its status, failures recorded and shown."""

@@ -1,32 +1,18 @@
 """Files of a run directory: the atomic result (ARCHITECTURE.md "Run result contract"), the
 failure record, stage markers and the status shown by ``lpd-bench list``."""
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from ..engine.atomic_json import write_json_atomic  # noqa: F401  (the runner's writer too)
 
 RESULT_FILE = 'result.json'
 FAILED_FILE = 'failed.json'
+#: In the work dir: wall time of the last plan execution (``Executor.record_plan_wall``).
+PLAN_WALL_FILE = 'plan_wall.json'
 SCHEMA = 1
 #: Keys a result must have to count as complete.
 REQUIRED_KEYS = ('schema', 'run_id', 'method', 'seed', 'config', 'cfg_options', 'metrics', 'cost',
                  'env')
-
-
-def write_json_atomic(path, data) -> None:
-    """Write JSON to a temp file in the same folder, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'w') as f:
-            json.dump(data, f, indent=1, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_json(path):
