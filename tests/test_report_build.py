@@ -42,8 +42,19 @@ def test_report_writes_every_table_figure_and_readme(work_dir, tmp_path):
     assert 'synthetic data' in readme and 'version 1, seed 7' in readme
     assert 'Seeds: [0, 1]' in readme and 'oracle' in readme
     assert '(besides the seed): none.' in readme
+    assert 'last `lpd-bench run`: not recorded' in readme
     assert 'PUBLISHED' in (out / 'published.md').read_text()
     assert r'$\pm$' in (out / 'main_results.tex').read_text()
+
+
+def test_readme_states_the_plan_wall_time(work_dir, tmp_path):
+    (work_dir / 'plan_wall.json').write_text(json.dumps(
+        {'wall_s': 754.2, 'runs': 13, 'executed': 12, 'skipped': 1, 'failed': 0, 'jobs': 2,
+         'threads': 1, 'seeds': [0]}))
+    build_report(work_dir, tmp_path / 'reports')
+    readme = (tmp_path / 'reports' / 'README.md').read_text()
+    assert ('12.6 min for 12 runs executed (1 skipped as done, 0 failed), 2 at a time with 1 '
+            'thread(s) each, seeds [0]') in readme
 
 
 def test_main_table_mean_and_std_over_seeds(work_dir):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..runner.plan import MAIN_GROUP, METHOD_LABELS, METHODS
-from ..runner.results import iter_results
+from ..runner.results import PLAN_WALL_FILE, iter_results, read_json
 from . import figures, reference
 from .tables import (GATING_LABELS, PROTOCOL_LABELS, ablation_table, formatted, main_table,
                      mean_std, pm, scores_frame, write_table)
@@ -138,7 +138,8 @@ def build_report(work_dir, out_dir) -> list:
         if draw(run_dirs, data_root, out / name):
             written.append(out / name)
     readme = out / 'README.md'
-    readme.write_text(readme_text(results, data_root, manifest, written, out))
+    plan_wall = read_json(Path(work_dir) / PLAN_WALL_FILE)
+    readme.write_text(readme_text(results, data_root, manifest, written, out, plan_wall))
     return written + [readme]
 
 
@@ -146,7 +147,17 @@ def _unique(values) -> str:
     return ', '.join(sorted({json.dumps(v, sort_keys=True, default=str) for v in values}))
 
 
-def readme_text(results, data_root, manifest, written, out) -> str:
+def plan_wall_text(plan_wall) -> str:
+    """One line on the wall time of the last ``lpd-bench run`` in the work dir."""
+    if not plan_wall:
+        return 'not recorded (no plan_wall.json in the work dir)'
+    return (f'{plan_wall["wall_s"] / 60:.1f} min for {plan_wall["executed"]} runs executed '
+            f'({plan_wall["skipped"]} skipped as done, {plan_wall["failed"]} failed), '
+            f'{plan_wall["jobs"]} at a time with {plan_wall["threads"]} thread(s) each, seeds '
+            f'{plan_wall["seeds"]}; per-run costs are in `cost.md`')
+
+
+def readme_text(results, data_root, manifest, written, out, plan_wall=None) -> str:
     seeds = sorted({r['seed'] for r in results})
     if manifest:
         data = (f'{"synthetic" if manifest.get("synthetic") else "real"} data at `{data_root}`; '
@@ -180,6 +191,7 @@ def readme_text(results, data_root, manifest, written, out) -> str:
         f'tissue classes, tissue on background pixels is a false positive; '
         f'{PROTOCOL_LABELS["bg_ignored"]}: background ground-truth pixels ignored.',
         '- Checkpoint: the last one of each training run (recorded per run).',
+        f'- Wall time of the last `lpd-bench run`: {plan_wall_text(plan_wall)}.',
         f'- Git commits: {_unique(r["env"].get("git_commit") for r in results)} (dirty: '
         f'{_unique(r["env"].get("git_dirty") for r in results)}); packages: '
         f'{_unique(r["env"].get("packages") for r in results)}.', '',
