@@ -147,6 +147,18 @@ def _unique(values) -> str:
     return ', '.join(sorted({json.dumps(v, sort_keys=True, default=str) for v in values}))
 
 
+#: What a reader of CPU-preset numbers must know (no pretrained weights can be had on our machines).
+CPU_PRESET_CAVEATS = [
+    '## Caveats of the CPU preset',
+    '- The MiT backbone is tiny (widths 16/32/80/128) and trains from scratch for 300 '
+    'iterations at 112 px; the mask refiner\'s frozen encoder is a randomly initialised tiny '
+    'MiT seeing 32 px cut-outs. No ImageNet weights are used.',
+    '- So the PBIP-style bank clusters features of a random encoder: this handicaps the '
+    'clustered prototypes more than LPD\'s learned ones, and says nothing about PBIP with its '
+    'ImageNet Swin-T. Compare methods here as a check of the pipeline, not as a ranking.',
+    '']
+
+
 def plan_wall_text(plan_wall) -> str:
     """One line on the wall time of the last ``lpd-bench run`` in the work dir."""
     if not plan_wall:
@@ -195,6 +207,7 @@ def readme_text(results, data_root, manifest, written, out, plan_wall=None) -> s
         f'- Git commits: {_unique(r["env"].get("git_commit") for r in results)} (dirty: '
         f'{_unique(r["env"].get("git_dirty") for r in results)}); packages: '
         f'{_unique(r["env"].get("packages") for r in results)}.', '',
+        *(CPU_PRESET_CAVEATS if any(r['preset'] == 'cpu' for r in results) else []),
         '## Label-only reference row', reference.__doc__.split('\n\n', 1)[1].strip(), '',
         '## Ablations',
         'Runs shared between ablations are trained once (e.g. LPD k=10, lambda=0.5 is the LPD '
