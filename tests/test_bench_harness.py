@@ -3,9 +3,8 @@ import csv
 import os.path as osp
 
 import pytest
-import torch
 
-from lpd_bench.bench.cases import CaseSpec, autocast_encoders, case_by_name, select_cases
+from lpd_bench.bench.cases import CaseSpec, case_by_name, select_cases
 from lpd_bench.bench.memory import cpu_peak_in_subprocess
 from lpd_bench.cli import main
 
@@ -58,6 +57,13 @@ def test_memory_probe_reports_subprocess_peak():
     assert 0 < result['after_build_mib'] <= result['peak_mib'] < 4096
 
 
-def test_encoder_autocast_needs_a_frozen_encoder():
-    with pytest.raises(ValueError, match='no FrozenImageEncoder'):
-        autocast_encoders(torch.nn.Linear(2, 2), 'bfloat16')
+@pytest.mark.parametrize('preset,name,autocast,checkpointed', [
+    ('cpu', 'lpd_step_after_bf16', 'bfloat16', False),
+    ('paper', 'lpd_step_after_straightforward', None, False),
+    ('paper', 'lpd_step_after_chunk_checkpoint_bf16', 'bfloat16', True)])
+def test_case_options_set_the_refiner(preset, name, autocast, checkpointed):
+    from lpd_bench.bench.cases import PRESETS, load_config
+    spec = case_by_name(preset, name)
+    cfg = load_config(osp.join(ROOT, PRESETS[preset]['configs']['lpd']), spec.cfg_options)
+    refiner = cfg.model.decode_head.refiner_loss
+    assert refiner.encoder_autocast == autocast and refiner.checkpoint_encoder == checkpointed

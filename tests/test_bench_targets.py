@@ -90,6 +90,21 @@ def test_run_results_targets_from_runner_json(tmp_path):
     assert none_mem.status == none_wall.status == NOT_MEASURED
 
 
+def test_run_all_wall_time_read_from_plan_wall_json(tmp_path):
+    runs = tmp_path / 'bench' / 'runs'
+    for i, wall in enumerate([500, 600]):  # sum 1100 s: FAIL if summed
+        (runs / f'r{i}').mkdir(parents=True)
+        (runs / f'r{i}' / 'result.json').write_text(json.dumps(run_result(f'r{i}', 800, wall)))
+    assert run_results(load_run_results(str(runs)), str(runs))[1].value == 1100
+    (tmp_path / 'bench' / 'plan_wall.json').write_text(json.dumps({'wall_s': 650.5, 'runs': 2, 'jobs': 2}))
+    _, wall = run_results(load_run_results(str(runs)), str(runs))
+    assert wall.value == 650.5 and wall.status == PASS
+    assert 'plan_wall.json' in wall.detail and '2 at a time' in wall.detail
+    (tmp_path / 'bench' / 'plan_wall.json').write_text(json.dumps({'runs': 2}))
+    with pytest.raises(ValueError, match='plan_wall.json: expected'):
+        run_results(load_run_results(str(runs)), str(runs))
+
+
 def test_bad_result_json_names_the_file(tmp_path):
     (tmp_path / 'r0').mkdir()
     (tmp_path / 'r0' / 'result.json').write_text('{oops')

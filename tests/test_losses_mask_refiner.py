@@ -92,6 +92,8 @@ def test_registered_and_bad_arguments():
     assert isinstance(refiner, MaskRefinerLoss)
     with pytest.raises(ValueError, match='chunk_size must be None or >= 1'):
         make_refiner(chunk_size=0)
+    with pytest.raises(ValueError, match="encoder_autocast must be one of .* got 'bf16'"):
+        make_refiner(encoder_autocast='bf16')
     images, sim_maps, protos, labels, scores = random_inputs()
     with pytest.raises(ValueError, match=r'proto_scores must be \(3, 12\)'):
         refiner(images, sim_maps, protos, labels, scores[:, :-1])
@@ -129,6 +131,37 @@ def test_chunked_and_checkpointed_equal_single_call(chunk_size, checkpoint_encod
         torch.testing.assert_close(other[name], plain[name], rtol=1e-6, atol=1e-7)
     for g_other, g_plain in zip(grads_other, grads_plain):
         torch.testing.assert_close(g_other, g_plain, rtol=1e-5, atol=1e-7)
+
+
+def conv_output_dtypes(refiner, inputs):
+    """dtypes seen at the encoder's conv output during one forward, and the losses."""
+    seen = []
+    hook = refiner.encoder.conv.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    losses = refiner(*inputs)
+    hook.remove()
+    return set(seen), losses
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+@pytest.mark.parametrize('checkpoint_encoder', [False, True])
+def test_bf16_encoder_autocast_close_to_fp32(seed, checkpoint_encoder):
+    """bf16 (8-bit mantissa) vs fp32: losses within 2% relative, gradients of the maps and the
+    prototypes within 10% in relative L2 norm (observed: <= 0.9% and <= 2.7%)."""
+    inputs = random_inputs(seed=seed)
+    sim_maps, protos = inputs[1:3]
+    dtypes32, fp32 = conv_output_dtypes(make_refiner(), inputs)
+    dtypes16, bf16 = conv_output_dtypes(
+        make_refiner(encoder_autocast='bfloat16', checkpoint_encoder=checkpoint_encoder,
+                     chunk_size=4), inputs)
+    assert dtypes32 == {torch.float32} and dtypes16 == {torch.bfloat16}  # fp32 is the default
+    for name in fp32:
+        assert bf16[name].dtype == torch.float32
+        assert bf16[name].item() == pytest.approx(fp32[name].item(), rel=2e-2), name
+    grads32 = torch.autograd.grad(sum(fp32.values()), (sim_maps, protos))
+    grads16 = torch.autograd.grad(sum(bf16.values()), (sim_maps, protos))
+    for g16, g32 in zip(grads16, grads32):
+        assert g16.dtype == torch.float32 and g16.abs().sum() > 0
+        assert ((g16 - g32).norm() / g32.norm()).item() < 0.1
 
 
 def test_gradients_reach_maps_and_prototypes_not_encoder():

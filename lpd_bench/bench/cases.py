@@ -26,9 +26,12 @@ KMEANS_POINTS_PER_CLASS = 256
 REFINER = 'model.decode_head.refiner_loss.'
 #: Cut-outs per frozen-encoder call in the chunked variants.
 CHUNK_SIZE = 16
+FP32 = {REFINER + 'encoder_autocast': None}
+BF16 = {REFINER + 'encoder_autocast': 'bfloat16'}
 PLAIN_REFINER = {REFINER + 'chunk_size': None, REFINER + 'checkpoint_encoder': False}
 CHECKPOINTED = {REFINER + 'chunk_size': None, REFINER + 'checkpoint_encoder': True}
 CHUNKED_CHECKPOINTED = {REFINER + 'chunk_size': CHUNK_SIZE, REFINER + 'checkpoint_encoder': True}
+NO_REFINER = {'model.decode_head.refiner_loss': None}
 SINGLE_VIEW = {'model.test_cfg.flip': False, 'model.test_cfg.intensities': (1.0, )}
 NO_CRF = {'model.test_cfg.crf': False}
 
@@ -41,10 +44,7 @@ class CaseSpec:
     MessageHub's 'iter' before every call (None: leave it; 'warmup' would be the config's
     ``loss_warmup_iters``, resolved when preparing); ``encoder_weight_grads`` turns
     ``requires_grad`` back on for the frozen encoder's weights (after the optimizer is built, so
-    they get gradients but are never updated: the cost of a straightforward implementation);
-    ``encoder_autocast`` (e.g. 'bfloat16') runs the frozen encoders' forward under
-    ``torch.autocast`` with that dtype, output cast back to float32 (a proposed optimisation,
-    measured without changing the encoder's code).
+    they get gradients but are never updated: the cost of a straightforward implementation).
     """
     name: str
     kind: str
@@ -52,7 +52,6 @@ class CaseSpec:
     cfg_options: Dict = field(default_factory=dict)
     train_iter: Optional[object] = None
     encoder_weight_grads: bool = False
-    encoder_autocast: Optional[str] = None
     description: str = ''
 
     def to_dict(self) -> dict:
@@ -71,8 +70,10 @@ CPU_CASES = (
     CaseSpec('lpd_step_before', TRAIN_STEP, 'lpd', train_iter=0,
              description='LPD training step before the loss warm-up'),
     _after('lpd_step_after', 'LPD training step after the loss warm-up'),
-    _after('lpd_step_after_plain', 'as lpd_step_after, refiner without chunking/checkpointing',
-           cfg_options=PLAIN_REFINER),
+    _after('lpd_step_after_bf16', 'as lpd_step_after, frozen encoder under bfloat16 autocast',
+           cfg_options=BF16),
+    _after('lpd_step_after_no_refiner', 'as lpd_step_after without the mask refiner (attribution)',
+           cfg_options=NO_REFINER),
     CaseSpec('infer_single', INFERENCE, 'lpd', cfg_options=dict(SINGLE_VIEW, **NO_CRF),
              description='LPD inference, single view'),
     CaseSpec('infer_tta', INFERENCE, 'lpd', cfg_options=dict(NO_CRF),
@@ -85,21 +86,22 @@ CPU_CASES = (
 PAPER_CASES = (
     CPU_CASES[0],
     CPU_CASES[3],
-    CPU_CASES[4],
-    _after('lpd_step_after_plain', 'frozen encoder weights, no chunking, no checkpointing',
-           cfg_options=PLAIN_REFINER),
+    _after('lpd_step_after', 'LPD training step after the loss warm-up (config as committed)'),
+    _after('lpd_step_after_plain', 'frozen encoder weights, fp32, no chunking, no checkpointing',
+           cfg_options=dict(PLAIN_REFINER, **FP32)),
     _after('lpd_step_after_straightforward',
-           'straightforward refiner: one encoder call, no checkpointing, encoder weight gradients',
-           cfg_options=PLAIN_REFINER, encoder_weight_grads=True),
-    _after('lpd_step_after_checkpoint', 'frozen + encoder activation checkpointing',
-           cfg_options=CHECKPOINTED),
+           'straightforward refiner: fp32, one encoder call, no checkpointing, encoder weight gradients',
+           cfg_options=dict(PLAIN_REFINER, **FP32), encoder_weight_grads=True),
+    _after('lpd_step_after_checkpoint', 'frozen, fp32 + encoder activation checkpointing',
+           cfg_options=dict(CHECKPOINTED, **FP32)),
     _after('lpd_step_after_chunk_checkpoint',
-           f'frozen + checkpointing + chunks of {CHUNK_SIZE} cut-outs', cfg_options=CHUNKED_CHECKPOINTED),
-    _after('lpd_step_after_bf16', 'frozen + encoder forward under bfloat16 autocast (proposal)',
-           cfg_options=PLAIN_REFINER, encoder_autocast='bfloat16'),
+           f'frozen, fp32 + checkpointing + chunks of {CHUNK_SIZE} cut-outs',
+           cfg_options=dict(CHUNKED_CHECKPOINTED, **FP32)),
+    _after('lpd_step_after_bf16', 'frozen + encoder under bfloat16 autocast, no chunks/checkpointing',
+           cfg_options=dict(PLAIN_REFINER, **BF16)),
     _after('lpd_step_after_chunk_checkpoint_bf16',
-           'frozen + checkpointing + chunks + bfloat16 encoder autocast (proposal)',
-           cfg_options=CHUNKED_CHECKPOINTED, encoder_autocast='bfloat16'),
+           'frozen + checkpointing + chunks + bfloat16 encoder autocast',
+           cfg_options=dict(CHUNKED_CHECKPOINTED, **BF16)),
 )
 PRESETS = {
     'cpu': dict(configs={m: f'configs/{m}_synth_cpu.py' for m in ('cam', 'pbip', 'lpd')},
@@ -169,19 +171,6 @@ def write_random_bank(cfg, path: str, seed: int = 0) -> None:
 def frozen_encoders(model: torch.nn.Module) -> List[torch.nn.Module]:
     from lpd_bench.models.frozen_encoder import FrozenImageEncoder
     return [m for m in model.modules() if isinstance(m, FrozenImageEncoder)]
-
-
-def autocast_encoders(model: torch.nn.Module, dtype_name: str) -> None:
-    """Run every frozen encoder's forward under ``torch.autocast(dtype)``; float32 output."""
-    dtype = getattr(torch, dtype_name)
-    encoders = frozen_encoders(model)
-    if not encoders:
-        raise ValueError('encoder_autocast: the model has no FrozenImageEncoder')
-    for enc in encoders:
-        def forward(x, _forward=enc.forward):
-            with torch.autocast(x.device.type, dtype=dtype):
-                return _forward(x).float()
-        enc.forward = forward
 
 
 def set_train_iter(value: Optional[int]) -> None:
@@ -276,8 +265,6 @@ def prepare_case(spec: CaseSpec, config_path: str, batch: int, size: int,
                 raise ValueError(f'case {spec.name}: {config_path} has no FrozenImageEncoder')
             for enc in encoders:
                 enc.requires_grad_(True)
-        if spec.encoder_autocast:
-            autocast_encoders(model, spec.encoder_autocast)
         it = (int(cfg.model.decode_head.get('loss_warmup_iters', 0))
               if spec.train_iter == 'warmup' else spec.train_iter)
 
