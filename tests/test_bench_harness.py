@@ -67,3 +67,13 @@ def test_case_options_set_the_refiner(preset, name, autocast, checkpointed):
     cfg = load_config(osp.join(ROOT, PRESETS[preset]['configs']['lpd']), spec.cfg_options)
     refiner = cfg.model.decode_head.refiner_loss
     assert refiner.encoder_autocast == autocast and refiner.checkpoint_encoder == checkpointed
+
+
+def test_rows_of_removed_cases_are_dropped():
+    from lpd_bench.bench.harness import current_rows
+    rows = [dict(record='env', preset='cpu', case='CPU'),
+            dict(record='measure', preset='cpu', case='cam_step'),
+            dict(record='measure', preset='cpu', case='lpd_step_after_plain'),  # CPU case removed
+            dict(record='profile', preset='paper', case='lpd_step_after_plain')]
+    assert [(r['preset'], r['case']) for r in current_rows(rows)] == [
+        ('cpu', 'CPU'), ('cpu', 'cam_step'), ('paper', 'lpd_step_after_plain')]

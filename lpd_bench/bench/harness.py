@@ -174,6 +174,12 @@ def failed_cases(targets, preset: str, measured: Sequence[str]) -> List[str]:
             if t.name in failed and t.preset == preset and t.numerator in measured]
 
 
+def current_rows(rows: Sequence[dict]) -> List[dict]:
+    """``rows`` without measurements/profiles of cases that no preset defines any more."""
+    known = {(preset, s.name) for preset, p in C.PRESETS.items() for s in p['cases']}
+    return [r for r in rows if r['record'] == ENV or (r['preset'], r['case']) in known]
+
+
 def run_bench(settings: BenchSettings, log=print, describe=None) -> List:
     """Measure, merge into ``out_dir``/perf.csv, render perf.md; returns the target results.
 
@@ -189,7 +195,7 @@ def run_bench(settings: BenchSettings, log=print, describe=None) -> List:
             for k, v in environment(settings).items()]
     measured = measure_cases(specs, settings, batch, log)
     csv_path, md_path = osp.join(settings.out_dir, 'perf.csv'), osp.join(settings.out_dir, 'perf.md')
-    all_rows = merge_rows(read_rows(csv_path), rows + measured)
+    all_rows = merge_rows(current_rows(read_rows(csv_path)), rows + measured)
     runs = load_run_results(settings.runs_dir)
     targets = evaluate([r for r in all_rows if r['record'] == MEASURE], runs, settings.runs_dir)
     if settings.profile_failures:
