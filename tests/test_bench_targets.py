@@ -100,6 +100,14 @@ def test_run_all_wall_time_read_from_plan_wall_json(tmp_path):
     _, wall = run_results(load_run_results(str(runs)), str(runs))
     assert wall.value == 650.5 and wall.status == PASS
     assert 'plan_wall.json' in wall.detail and '2 at a time' in wall.detail
+    assert 'scaled' not in wall.detail
+    # Seeds 0 1 2 with seed 0 already done: 26 of 39 runs executed -> one seed = 13/26 of it.
+    (tmp_path / 'bench' / 'plan_wall.json').write_text(json.dumps(
+        {'wall_s': 1085.6, 'runs': 39, 'executed': 26, 'skipped': 13, 'jobs': 2,
+         'seeds': [0, 1, 2]}))
+    _, wall = run_results(load_run_results(str(runs)), str(runs))
+    assert wall.value == pytest.approx(542.8) and wall.status == PASS
+    assert "26 executed of 39 runs" in wall.detail and "scaled to one seed's 13 runs" in wall.detail
     (tmp_path / 'bench' / 'plan_wall.json').write_text(json.dumps({'runs': 2}))
     with pytest.raises(ValueError, match='plan_wall.json: expected'):
         run_results(load_run_results(str(runs)), str(runs))
