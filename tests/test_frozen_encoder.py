@@ -6,8 +6,8 @@ import pytest
 import torch
 from mmengine.model import BaseModule
 
-from lpd_bench.models.frozen_encoder import (SWIN_T_ENCODER, TINY_MIT_ENCODER,
-                                             FrozenImageEncoder)
+from encoder_configs import SWIN_T_ENCODER, TINY_MIT_ENCODER
+from lpd_bench.models.frozen_encoder import FrozenImageEncoder
 from mmseg.registry import MODELS
 
 

@@ -1,13 +1,13 @@
 """FrozenImageEncoder: a fixed backbone + global pooling + fixed random projection (PBIP/LPD refiner).
 
-Two ready encoder configs (copy them into ``configs/_base_/models/``):
+The two encoders the configs use (``configs/_base_/models/``):
 
-- ``SWIN_T_ENCODER``: the paper/public-code setting, an ImageNet Swin-T (mmseg
+- ``lpd_mit_b1.py``: the paper/public-code setting, an ImageNet Swin-T (mmseg
   ``SwinTransformer``, embed 96, depths (2, 2, 6, 2), heads (3, 6, 12, 24), window 7) whose last
   stage (768 channels) is average-pooled, then a fixed random 768 -> 512 projection. Set
   ``checkpoint`` to an mmseg-format Swin-T state dict (e.g. mmseg's converted
   ``swin_tiny_patch4_window7_224_20220317-1cdeb081.pth``); without one the weights are random.
-- ``TINY_MIT_ENCODER``: the CPU preset. A narrow one-block-per-stage MiT (widths 16/32/80/128,
+- ``lpd_mit_tiny_cpu.py``: the CPU preset. A narrow one-block-per-stage MiT (widths 16/32/80/128,
   ~0.3 M parameters) with random weights: the CPU preset has no ImageNet checkpoint anyway, and
   it costs a few MFLOPs per 224 cut-out instead of Swin-T's ~4.5 GFLOPs, which matters because
   the refiner embeds two cut-outs per selected prototype per image every iteration.
@@ -18,29 +18,6 @@ import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
-
-SWIN_T_ENCODER = dict(
-    type='FrozenImageEncoder',
-    backbone=dict(
-        type='SwinTransformer', pretrain_img_size=224, embed_dims=96, patch_size=4,
-        window_size=7, mlp_ratio=4, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24),
-        strides=(4, 2, 2, 2), out_indices=(3, ), qkv_bias=True, drop_rate=0.0,
-        attn_drop_rate=0.0, drop_path_rate=0.0, patch_norm=True),
-    checkpoint=None,
-    feature_dim=768,
-    out_dim=512)
-
-TINY_MIT_ENCODER = dict(
-    type='FrozenImageEncoder',
-    backbone=dict(
-        type='MixVisionTransformer', in_channels=3, embed_dims=16, num_stages=4,
-        num_layers=[1, 1, 1, 1], num_heads=[1, 2, 5, 8], patch_sizes=[7, 3, 3, 3],
-        strides=[4, 2, 2, 2], sr_ratios=[8, 4, 2, 1], out_indices=(3, ), mlp_ratio=4,
-        drop_rate=0.0, drop_path_rate=0.0),
-    checkpoint=None,
-    feature_dim=128,
-    out_dim=512)
-
 
 def load_state_dict_weights_only(path: str) -> dict:
     """Backbone state dict from a checkpoint file, read with ``torch.load(weights_only=True)``.
