@@ -17,7 +17,7 @@ from cli_common import load_config
 from mmengine.config import DictAction
 from mmengine.logging import print_log
 
-from baselines.pbip import build_prototype_bank, propagate_bank_path
+from baselines.pbip import build_prototype_bank
 from baselines.pbip.prototype_bank import save_prototype_bank
 
 
@@ -41,8 +41,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = load_config(args)
-    propagate_bank_path(cfg)
+    cfg = load_config(args)  # a --cfg-options bank_path=... already reached the prototypes
     prototypes = cfg.model.decode_head.get('prototypes', {})
     out = args.out or prototypes.get('bank_path') or cfg.get('bank_path', None)
     if not out:

@@ -20,12 +20,9 @@ from typing import Optional
 
 import torch
 
+from ..engine.hooks import peak_rss_mb
+
 PROBE_CALLS = 2
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident memory so far, MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def cpu_peak_in_subprocess(request: dict, timeout: Optional[float] = None) -> dict:
@@ -63,15 +60,15 @@ def probe(request: dict) -> dict:
     try:
         with prepared(spec, request['config'], request['batch'], request['size'], 'cpu',
                       request.get('cfg_options')) as case:
-            after_build = peak_rss_mib()
+            after_build = peak_rss_mb()
             for _ in range(PROBE_CALLS):
                 case.run()
     except (MemoryError, RuntimeError) as err:
         if not cap or not isinstance(err, MemoryError) and 'alloc' not in str(err):
             raise
-        return {'peak_mib': peak_rss_mib(), 'after_build_mib': after_build, 'over_cap': True,
+        return {'peak_mib': peak_rss_mb(), 'after_build_mib': after_build, 'over_cap': True,
                 'error': str(err)[:300]}
-    return {'peak_mib': peak_rss_mib(), 'after_build_mib': after_build, 'over_cap': False}
+    return {'peak_mib': peak_rss_mb(), 'after_build_mib': after_build, 'over_cap': False}
 
 
 if __name__ == '__main__':
