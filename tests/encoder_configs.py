@@ -14,5 +14,5 @@ def config_encoder(model_config: str) -> dict:
 
 #: The paper setting's ImageNet Swin-T (768 pooled -> fixed random 512), random weights here.
 SWIN_T_ENCODER = config_encoder('lpd_mit_b1.py')
-#: The CPU preset's tiny random MiT (widths 16/32/80/128).
-TINY_MIT_ENCODER = config_encoder('lpd_mit_tiny_cpu.py')
+#: The CPU preset's random two-stage PatchMLPEncoder (8 px patches, widths 64/128).
+CPU_PRESET_ENCODER = config_encoder('lpd_mit_tiny_cpu.py')

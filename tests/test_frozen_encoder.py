@@ -6,13 +6,13 @@ import pytest
 import torch
 from mmengine.model import BaseModule
 
-from encoder_configs import SWIN_T_ENCODER, TINY_MIT_ENCODER
+from encoder_configs import SWIN_T_ENCODER, CPU_PRESET_ENCODER
 from lpd_bench.models.frozen_encoder import FrozenImageEncoder
 from mmseg.registry import MODELS
 
 
 def build(**overrides):
-    cfg = copy.deepcopy(TINY_MIT_ENCODER)
+    cfg = copy.deepcopy(CPU_PRESET_ENCODER)
     cfg.update(overrides)
     return MODELS.build(cfg)
 
@@ -79,7 +79,7 @@ def test_checkpoint_loaded_with_weights_only(tmp_path):
 def test_bad_checkpoint_and_feature_dim_errors(tmp_path):
     path = tmp_path / 'other.pth'
     torch.save({'conv.weight': torch.zeros(1)}, path)
-    with pytest.raises(ValueError, match=r"other\.pth.*does not match backbone MixVisionTr"):
+    with pytest.raises(ValueError, match=r"other\.pth.*does not match backbone PatchMLPEncoder"):
         build(checkpoint=str(path))
     with pytest.raises(FileNotFoundError, match='missing.pth'):
         build(checkpoint=str(tmp_path / 'missing.pth'))
@@ -97,7 +97,7 @@ def test_model_wide_init_weights_keeps_encoder_weights():
 
     parent = Parent()
     before = {k: v.clone() for k, v in parent.encoder.state_dict().items()}
-    parent.init_weights()  # what a runner does; would re-draw MiT weights without the guard
+    parent.init_weights()  # what a runner does; would re-draw the weights without the guard
     parent.encoder.init_weights()
     assert all(torch.equal(before[k], v) for k, v in parent.encoder.state_dict().items())
 

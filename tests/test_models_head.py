@@ -131,6 +131,42 @@ def test_classification_loss_is_weighted_bce_on_mean_merged_scores(features):
         torch.testing.assert_close(losses[f'loss_cls_s{stage + 1}'], expected)
 
 
+@pytest.mark.parametrize('source', ['LearnablePrototypes', 'StageClassVectors'])
+def test_pooled_scores_equal_map_means_with_the_same_gradients(features, source):
+    """The classification loss scores stages from pooled features, without building the maps."""
+    _, feats = features
+    protos = (dict(type=source, num_per_class=3, dim=24) if source == 'LearnablePrototypes' else
+              dict(type=source))
+    head = MODELS.build(tiny_head(prototypes=protos))
+    with torch.no_grad():
+        head.logit_scales.copy_(torch.tensor([3.0, 5.0, 7.0, 11.0]))
+    feats = [f.clone().requires_grad_(True) for f in feats]
+    weights = torch.randn(2, head(feats).sim_maps[0].shape[1])
+
+    def grads(scores_of):
+        head.zero_grad(set_to_none=True)
+        for f in feats:
+            f.grad = None
+        scores = scores_of()
+        sum((scores[i] * weights).sum() for i in (1, 2, 3)).backward()
+        return ([scores[i].detach() for i in (1, 2, 3)], [f.grad.clone() for f in feats[1:]],
+                [p.grad.clone() for p in head.parameters() if p.grad is not None])
+
+    def from_maps():
+        out = head(feats)
+        return {i: out.sim_maps[i].mean(dim=(2, 3)) for i in (1, 2, 3)}
+
+    def pooled():
+        stage_protos, _ = head._stage_prototypes([1, 2, 3])
+        return head.pooled_scores(feats, stage_protos, [1, 2, 3])
+
+    expected, got = grads(from_maps), grads(pooled)
+    for want, have in zip(expected, got):
+        assert len(want) == len(have) > 0
+        for a, b in zip(want, have):
+            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
 def test_loss_reads_image_labels_only(features):
     inputs, feats = features
     head = MODELS.build(tiny_head())

@@ -7,10 +7,11 @@ The two encoders the configs use (``configs/_base_/models/``):
   stage (768 channels) is average-pooled, then a fixed random 768 -> 512 projection. Set
   ``checkpoint`` to an mmseg-format Swin-T state dict (e.g. mmseg's converted
   ``swin_tiny_patch4_window7_224_20220317-1cdeb081.pth``); without one the weights are random.
-- ``lpd_mit_tiny_cpu.py``: the CPU preset. A narrow one-block-per-stage MiT (widths 16/32/80/128,
-  ~0.3 M parameters) with random weights: the CPU preset has no ImageNet checkpoint anyway, and
-  it costs a few MFLOPs per 224 cut-out instead of Swin-T's ~4.5 GFLOPs, which matters because
-  the refiner embeds two cut-outs per selected prototype per image every iteration.
+- ``lpd_mit_tiny_cpu.py``: the CPU preset. A random two-stage ``PatchMLPEncoder`` (8 x 8 patches
+  -> 64, 2 x 2 merge -> 128; ~45 k parameters): the CPU preset has no ImageNet checkpoint anyway,
+  and its forward + input-backward on a batch's cut-outs costs ~3 ms on 2 cores (a narrow MiT
+  cost ~40 ms), which matters because the refiner embeds two cut-outs per selected prototype per
+  image every iteration.
 """
 from typing import Optional
 

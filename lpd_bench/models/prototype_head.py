@@ -132,30 +132,61 @@ class PrototypeHead(BaseModule):
     def last_stage(self) -> int:
         return self.num_stages - 1
 
-    def forward(self, feats: Sequence[Tensor],
-                stages: Optional[Sequence[int]] = None) -> PrototypeOutputs:
-        """Similarity maps of the given stages (all by default)."""
+    def _check_feats(self, feats: Sequence[Tensor]) -> None:
         if len(feats) != self.num_stages:
             raise ValueError(f'PrototypeHead expects {self.num_stages} feature maps '
                              f'(in_channels {self.in_channels}), got {len(feats)}')
-        stages = range(self.num_stages) if stages is None else stages
+
+    def _stage_prototypes(self, stages: Sequence[int]) -> tuple:
+        """(per-stage prototypes (C*k, d_i) of ``stages``, None elsewhere; raw prototypes)."""
+        stage_protos = [None] * self.num_stages
         if self.prototypes.projected:
             raw = self.prototypes()
-            source = None
+            for i in stages:
+                stage_protos[i] = self.projections[i](raw)
         else:
             raw = None
             source = self.prototypes.stage_prototypes()
+            for i in stages:
+                stage_protos[i] = source[i]
+        return stage_protos, raw
+
+    def _normalized_pair(self, i: int, feat: Tensor, protos: Tensor) -> tuple:
+        if feat.shape[1] != protos.shape[1]:
+            raise ValueError(f'stage {i + 1} features have {feat.shape[1]} channels, '
+                             f'in_channels says {protos.shape[1]}')
+        return F.normalize(feat, dim=1), F.normalize(protos, dim=1)
+
+    def _similarity_map(self, i: int, feat: Tensor, protos: Tensor) -> Tensor:
+        """(B, C*k, H_i, W_i) scaled cosine similarity of every pixel with every prototype."""
+        feat, protos = self._normalized_pair(i, feat, protos)
+        return self.logit_scales[i] * torch.einsum('bdhw,nd->bnhw', feat, protos)
+
+    def forward(self, feats: Sequence[Tensor],
+                stages: Optional[Sequence[int]] = None) -> PrototypeOutputs:
+        """Similarity maps of the given stages (all by default)."""
+        self._check_feats(feats)
+        stages = range(self.num_stages) if stages is None else stages
+        stage_protos, raw = self._stage_prototypes(stages)
         sim_maps = [None] * self.num_stages
-        stage_protos = [None] * self.num_stages
         for i in stages:
-            protos = self.projections[i](raw) if source is None else source[i]
-            if feats[i].shape[1] != protos.shape[1]:
-                raise ValueError(f'stage {i + 1} features have {feats[i].shape[1]} channels, '
-                                 f'in_channels says {protos.shape[1]}')
-            sim_maps[i] = self.logit_scales[i] * torch.einsum(
-                'bdhw,nd->bnhw', F.normalize(feats[i], dim=1), F.normalize(protos, dim=1))
-            stage_protos[i] = protos
+            sim_maps[i] = self._similarity_map(i, feats[i], stage_protos[i])
         return PrototypeOutputs(sim_maps, stage_protos, raw)
+
+    def pooled_scores(self, feats: Sequence[Tensor], stage_protos: Sequence[Optional[Tensor]],
+                      stages: Sequence[int]) -> dict:
+        """Prototype scores (B, C*k) of ``stages`` without building the similarity maps.
+
+        The score is the spatial mean of the map ``s_i * <f(x, y)/|f(x, y)|, p/|p|>``, which is
+        linear in the normalised pixel features, so it equals ``s_i * <mean_xy f/|f|, p/|p|>``:
+        one (B, d_i) x (d_i, C*k) product instead of B*C*k*H_i*W_i dot products (the same value
+        up to float rounding, with the same gradients).
+        """
+        scores = {}
+        for i in stages:
+            feat, protos = self._normalized_pair(i, feats[i], stage_protos[i])
+            scores[i] = self.logit_scales[i] * (feat.mean(dim=(2, 3)) @ protos.t())
+        return scores
 
     def losses_active(self) -> bool:
         """Whether the warm-up is over (the diversity and refiner losses are added)."""
@@ -167,11 +198,18 @@ class PrototypeHead(BaseModule):
         cls_stages = [i for i, w in enumerate(self.stage_loss_weights) if w > 0]
         extra = self.losses_active() and (self.diversity_loss is not None
                                           or self.refiner_loss is not None)
-        stages = sorted(set(cls_stages) | ({self.last_stage} if extra else set()))
-        out = self.forward(feats, stages)
+        self._check_feats(feats)
+        map_stages = [self.last_stage] if extra else []  # the extra losses need stage-4 maps
+        stage_protos, raw = self._stage_prototypes(sorted(set(cls_stages) | set(map_stages)))
+        sim_maps = [None] * self.num_stages
+        for i in map_stages:
+            sim_maps[i] = self._similarity_map(i, feats[i], stage_protos[i])
+        out = PrototypeOutputs(sim_maps, stage_protos, raw)
 
         losses = {}
-        proto_scores = {i: out.sim_maps[i].mean(dim=(2, 3)) for i in stages}
+        proto_scores = {i: sim_maps[i].mean(dim=(2, 3)) for i in map_stages}
+        proto_scores.update(
+            self.pooled_scores(feats, stage_protos, [i for i in cls_stages if i not in map_stages]))
         for i in cls_stages:
             weights = merge_weights(proto_scores[i], self.num_classes, 'mean')
             losses[f'loss_cls_s{i + 1}'] = self.stage_loss_weights[i] * \

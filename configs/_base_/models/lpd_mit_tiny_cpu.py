@@ -1,11 +1,15 @@
 """LPD for the CPU preset: the paper model shrunk to train from scratch in about a minute.
 
 Changes: a narrow MiT (embed 16, one block per stage, same strides and heads: widths
-16/32/80/128), no drop path, a tiny random frozen MiT in the refiner (widths up to 128, projected
-to 512) with 32 x 32 cut-outs embedded in one fp32 call without checkpointing (the paper's
-chunking/checkpointing saves no memory worth having here and cost 2.6x the step; bf16 autocast
-stays off: with this random encoder its losses differ by 10-30% from fp32 and the map gradients
-are unrelated, sometimes 1e8 times larger), and the loss warm-up at a third of
+16/32/80/128), no drop path, and a cheap random frozen encoder in the refiner: a two-stage
+``PatchMLPEncoder`` (8 x 8 patches -> 64, 2 x 2 merge -> 128, projected to 512) on 32 x 32
+cut-outs, embedded in one fp32 call without checkpointing. Why this encoder: the CPU preset has
+no pretrained weights, so any frozen encoder here is a random-feature extractor, and its input
+gradient is paid for two cut-outs per selected prototype per image at every step. The narrow MiT
+used before (same shape as the backbone) cost ~40 ms for the ~160 cut-outs of a batch of 8 on 2
+cores, as much as the whole CAM step (3.1x CAM for LPD's step, see reports/perf.md); this one
+costs ~3 ms. The paper's chunking/checkpointing saves no memory worth having here; bf16 autocast
+stays off (it helps only on CPUs with AVX512-BF16/AMX). The loss warm-up is at a third of
 ``schedules/cpu_short.py``.
 Kept: k, D, stage weights, the losses and their weights, the inference protocol, so that the
 ablation knobs mean the same as in the paper setting.
@@ -24,8 +28,6 @@ model = dict(
             encoder_autocast=None,
             encoder=dict(
                 backbone=dict(
-                    _delete_=True, type='MixVisionTransformer', in_channels=3, embed_dims=16,
-                    num_stages=4, num_layers=[1, 1, 1, 1], num_heads=[1, 2, 5, 8],
-                    patch_sizes=[7, 3, 3, 3], strides=[4, 2, 2, 2], sr_ratios=[8, 4, 2, 1],
-                    out_indices=(3, ), mlp_ratio=4, drop_rate=0.0, drop_path_rate=0.0),
+                    _delete_=True, type='PatchMLPEncoder', in_channels=3, patch_size=8,
+                    embed_dims=(64, 128)),
                 feature_dim=128))))

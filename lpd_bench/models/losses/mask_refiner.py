@@ -122,10 +122,10 @@ class MaskRefinerLoss(nn.Module):
         if problems:
             raise ValueError('MaskRefinerLoss: ' + '; '.join(problems))
 
-    def cutouts(self, images: torch.Tensor, sim_maps: torch.Tensor, b_idx: torch.Tensor,
-                p_idx: torch.Tensor) -> tuple:
-        """Foreground and background cut-outs (M, 3, H, W) of the pairs (b_idx[i], p_idx[i]),
-        and the fraction of each cut-out's pixels inside the hard mask (M,)."""
+    def soft_hard_masks(self, images: torch.Tensor, sim_maps: torch.Tensor, b_idx: torch.Tensor,
+                        p_idx: torch.Tensor) -> tuple:
+        """(images at the cut-out size (B, 3, H, W), soft masks (M, 1, H, W) with gradient, hard
+        masks (M, 1, H, W) float 0/1 without) of the pairs (b_idx[i], p_idx[i])."""
         size = self.cutout_size or tuple(images.shape[-2:])
         if size != tuple(images.shape[-2:]):
             images = F.interpolate(images, size=size, mode='bilinear', align_corners=False)
@@ -133,9 +133,31 @@ class MaskRefinerLoss(nn.Module):
         maps = F.interpolate(sim_maps[b_idx, p_idx][:, None], size=size, mode='bilinear',
                              align_corners=False)
         soft = maps.relu() / image_max.clamp(min=1e-6)
-        hard = (maps > 0.5 * image_max).to(maps.dtype)
+        hard = (maps.detach() > 0.5 * image_max.detach()).to(maps.dtype)
+        return images, soft, hard
+
+    def cutouts(self, images: torch.Tensor, sim_maps: torch.Tensor, b_idx: torch.Tensor,
+                p_idx: torch.Tensor) -> tuple:
+        """Foreground and background cut-outs (M, 3, H, W) of the pairs (b_idx[i], p_idx[i]),
+        and the fraction of each cut-out's pixels inside the hard mask (M,)."""
+        images, soft, hard = self.soft_hard_masks(images, sim_maps, b_idx, p_idx)
         x = images[b_idx]
         return soft * x * hard, (1 - soft) * x * (1 - hard), hard.flatten(1).mean(1)
+
+    def encoder_batch(self, images: torch.Tensor, sim_maps: torch.Tensor, b_idx: torch.Tensor,
+                      p_idx: torch.Tensor) -> tuple:
+        """The cut-outs that are embedded, in one tensor: (foreground cut-outs of the pairs
+        ``fg_ok``, then background cut-outs of the pairs ``bg_ok``), fg_ok, bg_ok.
+
+        Same values as :meth:`cutouts` filtered by coverage, built with one 3-channel product
+        (the masks are combined and gathered at one channel first; images carry no gradient).
+        """
+        images, soft, hard = self.soft_hard_masks(images, sim_maps, b_idx, p_idx)
+        covered = hard.flatten(1).mean(1)
+        fg_ok, bg_ok = covered > 0, covered < 1  # every pair has at least one of the two
+        fg_idx, bg_idx = fg_ok.nonzero()[:, 0], bg_ok.nonzero()[:, 0]
+        weights = torch.cat([soft[fg_idx] * hard[fg_idx], (1 - soft[bg_idx]) * (1 - hard[bg_idx])])
+        return weights * images[torch.cat([b_idx[fg_idx], b_idx[bg_idx]])], fg_ok, bg_ok
 
     def encode(self, cutouts: torch.Tensor) -> torch.Tensor:
         """One encoder call, under autocast if ``encoder_autocast`` is set (float32 output then)."""
@@ -164,10 +186,8 @@ class MaskRefinerLoss(nn.Module):
         if b_idx.numel() == 0:
             return dict(loss_fg=zero, loss_bg=zero.clone(), loss_act=loss_act)
 
-        fg, bg, covered = self.cutouts(images, sim_maps, b_idx, p_idx)
-        fg_ok, bg_ok = covered > 0, covered < 1  # every pair has at least one of the two
-        emb_fg, emb_bg = self.embed(torch.cat([fg[fg_ok], bg[bg_ok]])).split(
-            [int(fg_ok.sum()), int(bg_ok.sum())])
+        batch, fg_ok, bg_ok = self.encoder_batch(images, sim_maps, b_idx, p_idx)
+        emb_fg, emb_bg = self.embed(batch).split([int(fg_ok.sum()), int(bg_ok.sum())])
         protos = F.normalize(prototypes, dim=1)
         losses = dict(loss_fg=zero, loss_bg=zero.clone(), loss_act=loss_act)
         if emb_fg.numel():
