@@ -54,3 +54,34 @@ def test_markdown_has_environment_measurements_targets_and_profiles():
     assert '| 1.6x <= 1.5x | **FAIL** |' in text
     assert '100 MiB < 4096 MiB | **PASS**' in text
     assert 'op aten::mm: self CPU 1.000 s' in text and '1 target(s) failed.' in text
+
+
+def test_rerender_shows_other_machines_reports_from_subfolders(tmp_path):
+    from lpd_bench.bench.harness import rerender
+    from lpd_bench.bench.targets import NOT_MEASURED
+    here = [dict(record=ENV, preset='paper', case='CPU', detail='small box'),
+            measure_row('backbone', batch=2, median=1.0, preset='paper'),
+            measure_row('lpd_step_after', batch=2, median=10.0, preset='paper')]
+    write_csv(str(tmp_path / 'perf.csv'), here)
+    big = tmp_path / 'big_host'
+    big.mkdir()
+    write_csv(str(big / 'perf.csv'), [
+        dict(record=ENV, preset='paper', case='CPU', detail='big box'),
+        dict(record=ENV, preset='paper', case='cores (os.cpu_count)', detail='16'),
+        measure_row('lpd_step_after', batch=10, median=20.0, preset='paper'),
+        measure_row('lpd_step_after_straightforward', batch=10, median=50.0, preset='paper')])
+    targets = rerender(str(tmp_path), runs_dir=str(tmp_path / 'no_runs'), log=lambda *_: None)
+    speed = [t for t in targets if t.name.startswith('speed-up')]
+    assert [t.status for t in speed] == [NOT_MEASURED]  # this machine's own rows only
+    text = (tmp_path / 'perf.md').read_text()
+    other = text.split('## Measured on other machines')[1]
+    assert '[big_host/perf.md](big_host/perf.md)' in other and 'CPU: big box, cores (os.cpu_count): 16' in other
+    assert '| speed-up over the straightforward implementation | paper | 2.5x >= 2x | **PASS** |' in other
+    assert 'NOT MEASURED' not in other  # only what that machine measured
+    assert 'small box' in text.split('## Measured on other machines')[0]
+
+
+def test_rerender_without_csv_is_a_clear_error(tmp_path):
+    from lpd_bench.bench.harness import rerender
+    with pytest.raises(FileNotFoundError, match='no perf.csv to render'):
+        rerender(str(tmp_path))

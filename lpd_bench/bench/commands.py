@@ -31,6 +31,9 @@ def add_commands(subparsers) -> None:
     parser.add_argument('--out', default='reports', help='folder of perf.md / perf.csv')
     parser.add_argument('--runs-dir', default=None,
                         help='runner results read for the run targets (default work_dirs/bench/runs)')
+    parser.add_argument('--render-only', action='store_true',
+                        help='measure nothing: re-write OUT/perf.md from OUT/perf.csv (and the '
+                        'reports of other machines in OUT/*/perf.csv)')
     parser.add_argument('--cfg-options', nargs='+', default={}, metavar='KEY=VALUE',
                         help='config overrides applied to every config (mmengine DictAction)')
     parser.set_defaults(func=run)
@@ -60,8 +63,10 @@ def describe_command(settings, args) -> str:
 
 
 def run(args) -> int:
-    from .harness import DEFAULT_RUNS_DIR, BenchSettings, run_bench
-    from .targets import FAIL
+    from .harness import DEFAULT_RUNS_DIR, BenchSettings, rerender, run_bench
+    if args.render_only:
+        report_targets(rerender(args.out, args.runs_dir or DEFAULT_RUNS_DIR))
+        return 0
     repeats, warmup = PRESET_DEFAULTS[args.preset]
     settings = BenchSettings(
         preset=args.preset, batch=args.batch, input_size=args.input_size,
@@ -69,12 +74,17 @@ def run(args) -> int:
         warmup=args.warmup if args.warmup is not None else warmup, device=args.device,
         cases=args.cases, cfg_options=parse_cfg_options(args.cfg_options),
         memory=not args.no_memory,
-        address_space_cap_mib=args.memory_cap_gib * 1024 if args.memory_cap_gib else None, profile_failures=not args.no_profile, out_dir=args.out,
+        address_space_cap_mib=args.memory_cap_gib * 1024 if args.memory_cap_gib else None,
+        profile_failures=not args.no_profile, out_dir=args.out,
         runs_dir=args.runs_dir or DEFAULT_RUNS_DIR,
         command='')
-    targets = run_bench(settings, describe=lambda s: describe_command(s, args))
+    report_targets(run_bench(settings, describe=lambda s: describe_command(s, args)))
+    return 0
+
+
+def report_targets(targets) -> None:
+    from .targets import FAIL
     for t in targets:
         print(f'[bench] {t.status:12s} {t.name} ({t.preset}): {t.detail}')
     failed = [t for t in targets if t.status == FAIL]
     print(f'[bench] {len(failed)} target(s) failed' if failed else '[bench] no target failed')
-    return 0

@@ -2,6 +2,7 @@
 import contextlib
 import datetime
 import gc
+import glob
 import os.path as osp
 import platform
 import subprocess
@@ -15,7 +16,7 @@ from .memory import cpu_peak_in_subprocess, cuda_peak_mib
 from .profiling import profile_lines
 from .report import ENV, MEASURE, PROFILE, merge_rows, read_rows, render_markdown, write_csv, write_markdown
 from .stats import measure_interleaved
-from .targets import FAIL, RATIO_TARGETS, evaluate, load_run_results
+from .targets import FAIL, NOT_MEASURED, RATIO_TARGETS, evaluate, load_run_results
 
 DEFAULT_RUNS_DIR = osp.join('work_dirs', 'bench', 'runs')
 
@@ -65,8 +66,15 @@ def environment(settings: BenchSettings) -> Dict[str, str]:
                                 text=True, cwd=settings.root, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ''
+    # A copy of the tree without .git (e.g. on a lent machine) can say its commit in LPD_GIT_COMMIT.
+    commit = commit or os.environ.get('LPD_GIT_COMMIT', '')
+    try:
+        memory_gib = f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f}"
+    except (ValueError, OSError, AttributeError):
+        memory_gib = 'unknown'
     env = {'command': f'`{settings.command}`' if settings.command else '',
            'CPU': cpu_model(), 'cores (os.cpu_count)': str(os.cpu_count()),
+           'memory (GiB)': memory_gib,
            'torch threads': str(torch.get_num_threads()),
            'device': (torch.cuda.get_device_name() if settings.device.startswith('cuda')
                       else 'cpu'),
@@ -180,6 +188,40 @@ def current_rows(rows: Sequence[dict]) -> List[dict]:
     return [r for r in rows if r['record'] == ENV or (r['preset'], r['case']) in known]
 
 
+def other_machine_reports(out_dir: str) -> List[tuple]:
+    """(subfolder, env rows, measured targets) of each ``out_dir/<subfolder>/perf.csv``: reports
+    of the same harness run on other machines, shown in the main perf.md."""
+    others = []
+    for path in sorted(glob.glob(osp.join(out_dir, '*', 'perf.csv'))):
+        rows = current_rows(read_rows(path))
+        targets = [t for t in evaluate([r for r in rows if r['record'] == MEASURE], [], '')
+                   if t.status != NOT_MEASURED]
+        others.append((osp.basename(osp.dirname(path)), [r for r in rows if r['record'] == ENV],
+                       targets))
+    return others
+
+
+def render_report(out_dir: str, rows: Sequence[dict], runs_dir: str) -> List:
+    """Evaluate the targets on ``rows`` and write ``out_dir``/perf.csv and perf.md; returns them."""
+    runs = load_run_results(runs_dir)
+    targets = evaluate([r for r in rows if r['record'] == MEASURE], runs, runs_dir)
+    descriptions = {s.name: s.description for p in C.PRESETS.values() for s in p['cases']}
+    write_csv(osp.join(out_dir, 'perf.csv'), rows)
+    write_markdown(osp.join(out_dir, 'perf.md'), render_markdown(rows, targets, descriptions,
+                                                                 other_machine_reports(out_dir)))
+    return targets
+
+
+def rerender(out_dir: str, runs_dir: str = DEFAULT_RUNS_DIR, log=print) -> List:
+    """Re-write perf.md from the stored perf.csv (e.g. after adding another machine's report)."""
+    path = osp.join(out_dir, 'perf.csv')
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{path}: no perf.csv to render (run lpd-bench bench first)')
+    targets = render_report(out_dir, read_rows(path), runs_dir)
+    log(f'[bench] re-rendered {osp.join(out_dir, "perf.md")} from {path}')
+    return targets
+
+
 def run_bench(settings: BenchSettings, log=print, describe=None) -> List:
     """Measure, merge into ``out_dir``/perf.csv, render perf.md; returns the target results.
 
@@ -204,8 +246,6 @@ def run_bench(settings: BenchSettings, log=print, describe=None) -> List:
             log(f'[bench] {settings.preset}/{name}: profiling (a target failed)')
             profiles += profile_case(C.case_by_name(settings.preset, name), settings, batch)
         all_rows += profiles
-    descriptions = {s.name: s.description for p in C.PRESETS.values() for s in p['cases']}
-    write_csv(csv_path, all_rows)
-    write_markdown(md_path, render_markdown(all_rows, targets, descriptions))
+    targets = render_report(settings.out_dir, all_rows, settings.runs_dir)
     log(f'[bench] wrote {csv_path} and {md_path}')
     return targets

@@ -9,24 +9,34 @@ import json
 import math
 import os.path as osp
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Sequence
+from typing import Iterable, List, Optional, Sequence, Tuple
 
-PASS, FAIL, NOT_MEASURED = 'PASS', 'FAIL', 'NOT MEASURED'
+PASS, FAIL, NOT_MEASURED, REPORTED = 'PASS', 'FAIL', 'NOT MEASURED', 'REPORTED'
 GIB = 1024.0  # MiB per GiB
 
-#: The straightforward implementation runs ~33x the bare backbone at batch 2; the aim is half.
+#: The straightforward implementation runs ~33x the bare backbone at batch 2 (the issue's
+#: measurement); the aim is half. At other batches the straightforward form's ratio is unknown (at
+#: batch 10 it needs > 24 GiB), so there the ratio is only reported and the aim is checked directly
+#: by the speed-up over the straightforward form.
 STRAIGHTFORWARD_BACKBONE_RATIO = 33.0
+STRAIGHTFORWARD_BACKBONE_BATCH = 2
 
 
 @dataclass(frozen=True)
 class RatioTarget:
-    """``median(numerator) / median(denominator) <op> limit`` at one preset, batch and input size."""
+    """``median(numerator) / median(denominator) <op> limit`` at one preset, batch and input size.
+
+    ``batches``: only these batch sizes (None: every measured one). ``limit=None``: the ratio is
+    reported (status REPORTED), not checked.
+    """
     name: str
     preset: str
     numerator: str
     denominator: str
-    limit: float
+    limit: Optional[float]
     at_most: bool = True  # False: the ratio must be at least ``limit``
+    batches: Optional[Tuple[int, ...]] = None
+    exclude_batches: Tuple[int, ...] = ()
 
 
 RATIO_TARGETS = (
@@ -34,7 +44,9 @@ RATIO_TARGETS = (
     RatioTarget('LPD step before warm-up / CAM step', 'cpu', 'lpd_step_before', 'cam_step', 1.1),
     RatioTarget('TTA (6 views) / single-view inference time', 'cpu', 'infer_tta', 'infer_single', 6.5),
     RatioTarget('LPD step after warm-up / bare backbone fwd+bwd', 'paper', 'lpd_step_after', 'backbone',
-                STRAIGHTFORWARD_BACKBONE_RATIO / 2),
+                STRAIGHTFORWARD_BACKBONE_RATIO / 2, batches=(STRAIGHTFORWARD_BACKBONE_BATCH, )),
+    RatioTarget('LPD step after warm-up / bare backbone fwd+bwd', 'paper', 'lpd_step_after', 'backbone',
+                None, exclude_batches=(STRAIGHTFORWARD_BACKBONE_BATCH, )),
     RatioTarget('speed-up over the straightforward implementation', 'paper',
                 'lpd_step_after_straightforward', 'lpd_step_after', 2.0, at_most=False),
 )
@@ -64,9 +76,11 @@ def _finite(value) -> Optional[float]:
     return value if math.isfinite(value) else None
 
 
-def _check(value: Optional[float], limit: float, comparison: str) -> str:
+def _check(value: Optional[float], limit: Optional[float], comparison: str) -> str:
     if value is None:
         return NOT_MEASURED
+    if limit is None:
+        return REPORTED
     ok = {'<=': value <= limit, '<': value < limit, '>=': value >= limit}[comparison]
     return PASS if ok else FAIL
 
@@ -88,6 +102,9 @@ def ratio_results(rows: Sequence[dict], target: RatioTarget) -> List[TargetResul
     comparison = '<=' if target.at_most else '>='
     out = []
     for batch, size in _groups(rows, target.preset):
+        if (target.batches is not None and batch not in target.batches) or \
+                batch in target.exclude_batches:
+            continue
         num = _median(rows, target.preset, batch, size, target.numerator)
         den = _median(rows, target.preset, batch, size, target.denominator)
         value = num / den if num is not None and den else None
