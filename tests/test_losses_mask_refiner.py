@@ -133,6 +133,21 @@ def test_chunked_and_checkpointed_equal_single_call(chunk_size, checkpoint_encod
         torch.testing.assert_close(g_other, g_plain, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize('devices,chunked', [(None, True), (('cpu', ), True), (('cuda', ), False)])
+def test_memory_levers_apply_on_the_listed_devices_only(devices, chunked):
+    inputs = random_inputs(seed=3)
+    refiner = make_refiner(chunk_size=3, checkpoint_encoder=False, memory_saving_devices=devices)
+    sizes = []
+    hook = refiner.encoder.register_forward_hook(lambda m, i, o: sizes.append(i[0].shape[0]))
+    refiner(*inputs)
+    hook.remove()
+    assert sum(sizes) > 9  # more than three chunks' worth of cut-outs
+    if chunked:  # the inputs are on CPU
+        assert max(sizes) == 3 and len(sizes) == math.ceil(sum(sizes) / 3)
+    else:
+        assert len(sizes) == 1
+
+
 def conv_output_dtypes(refiner, inputs):
     """dtypes seen at the encoder's conv output during one forward, and the losses."""
     seen = []

@@ -29,8 +29,11 @@ CHUNK_SIZE = 16
 FP32 = {REFINER + 'encoder_autocast': None}
 BF16 = {REFINER + 'encoder_autocast': 'bfloat16'}
 PLAIN_REFINER = {REFINER + 'chunk_size': None, REFINER + 'checkpoint_encoder': False}
-CHECKPOINTED = {REFINER + 'chunk_size': None, REFINER + 'checkpoint_encoder': True}
-CHUNKED_CHECKPOINTED = {REFINER + 'chunk_size': CHUNK_SIZE, REFINER + 'checkpoint_encoder': True}
+#: The memory levers on whatever device the case runs (the paper config keeps them for CPU only).
+ALL_DEVICES = {REFINER + 'memory_saving_devices': None}
+CHECKPOINTED = {REFINER + 'chunk_size': None, REFINER + 'checkpoint_encoder': True, **ALL_DEVICES}
+CHUNKED_CHECKPOINTED = {REFINER + 'chunk_size': CHUNK_SIZE, REFINER + 'checkpoint_encoder': True,
+                        **ALL_DEVICES}
 NO_REFINER = {'model.decode_head.refiner_loss': None}
 SINGLE_VIEW = {'model.test_cfg.flip': False, 'model.test_cfg.intensities': (1.0, )}
 NO_CRF = {'model.test_cfg.crf': False}

@@ -66,8 +66,9 @@ def environment(settings: BenchSettings) -> Dict[str, str]:
                                 text=True, cwd=settings.root, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ''
-    # A copy of the tree without .git (e.g. on a lent machine) can say its commit in LPD_GIT_COMMIT.
-    commit = commit or os.environ.get('LPD_GIT_COMMIT', '')
+    # A copy of the tree sent elsewhere (e.g. to a lent machine, whose .git may be stale or
+    # missing) says its commit in LPD_GIT_COMMIT, which wins.
+    commit = os.environ.get('LPD_GIT_COMMIT', '') or commit
     try:
         memory_gib = f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f}"
     except (ValueError, OSError, AttributeError):

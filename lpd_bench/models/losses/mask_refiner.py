@@ -79,13 +79,20 @@ class MaskRefinerLoss(nn.Module):
             images, dtype)`` and its embeddings are cast back to float32 before the losses.
             Gradients still flow to the cut-outs (hence to the maps). bf16 needs AVX512-BF16/AMX on
             CPU to be faster (~2.6x for the paper's Swin-T on such a CPU); fp16 is for CUDA.
+        memory_saving_devices: device types ('cpu', 'cuda', ...) on which ``chunk_size`` and
+            ``checkpoint_encoder`` apply; None (default): every device. On other devices the
+            cut-outs go through the encoder in one call without checkpointing. The paper config
+            keeps them for CPU only: on an H100 at batch 10 they took the step from 0.23 s to
+            1.6 s (small chunks leave the GPU idle behind Python and recompute) for a peak of
+            4.7 instead of 14 GiB.
     """
 
     def __init__(self, num_classes: int, encoder: dict, loss_weight: float = 0.1,
                  temperature: float = 0.07, activation_weight: float = 0.0005,
                  chunk_size: Optional[int] = None, checkpoint_encoder: bool = False,
                  cutout_size: Union[None, int, Sequence[int]] = None,
-                 encoder_autocast: Optional[str] = None):
+                 encoder_autocast: Optional[str] = None,
+                 memory_saving_devices: Optional[Sequence[str]] = None):
         super().__init__()
         if encoder_autocast not in AUTOCAST_DTYPES:
             raise ValueError(f'MaskRefinerLoss: encoder_autocast must be one of '
@@ -103,6 +110,8 @@ class MaskRefinerLoss(nn.Module):
         self.chunk_size = chunk_size
         self.checkpoint_encoder = checkpoint_encoder
         self.encoder_autocast = encoder_autocast
+        self.memory_saving_devices = (None if memory_saving_devices is None else
+                                      tuple(memory_saving_devices))
         self.cutout_size = (cutout_size, cutout_size) if isinstance(cutout_size, int) else (
             None if cutout_size is None else tuple(cutout_size))
 
@@ -168,11 +177,14 @@ class MaskRefinerLoss(nn.Module):
             return self.encoder(cutouts).float()
 
     def embed(self, cutouts: torch.Tensor) -> torch.Tensor:
-        """Frozen-encoder embeddings (N, D) of (N, 3, H, W) cut-outs, chunked/checkpointed."""
+        """Frozen-encoder embeddings (N, D) of (N, 3, H, W) cut-outs, chunked/checkpointed (on
+        the ``memory_saving_devices``)."""
+        saving = (self.memory_saving_devices is None
+                  or cutouts.device.type in self.memory_saving_devices)
         run = self.encode
-        if self.checkpoint_encoder and torch.is_grad_enabled():
+        if saving and self.checkpoint_encoder and torch.is_grad_enabled():
             run = partial(checkpoint, self.encode, use_reentrant=False)
-        chunks = cutouts.split(self.chunk_size) if self.chunk_size else (cutouts,)
+        chunks = cutouts.split(self.chunk_size) if saving and self.chunk_size else (cutouts,)
         return torch.cat([run(chunk) for chunk in chunks])
 
     def forward(self, images: torch.Tensor, sim_maps: torch.Tensor, prototypes: torch.Tensor,
