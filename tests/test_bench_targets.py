@@ -129,3 +129,33 @@ def test_paper_memory_target_needs_batch_10():
     rows.append(row('lpd_step_after', 20.0, 'paper', 10, peak=9000.0))
     res = by_name(evaluate(rows, [], 'x'), name)[0]
     assert res.value == 9000.0 and res.status == FAIL
+
+
+def test_cuda_rows_are_not_checked_against_the_cpu_targets():
+    rows = [dict(row('lpd_step_after', 1.0, 'paper', 10), device='cuda'),
+            dict(row('lpd_step_after_straightforward', 1.2, 'paper', 10), device='cuda')]
+    results = evaluate(rows, [], '')
+    speed = [r for r in results if r.name.startswith('speed-up')]
+    assert [r.status for r in speed] == [NOT_MEASURED]
+    rows = [dict(r, device='cpu') for r in rows]
+    speed = [r for r in evaluate(rows, [], '') if r.name.startswith('speed-up')]
+    assert [(r.status, round(r.value, 2)) for r in speed] == [(FAIL, 1.2)]
+
+
+def test_ratio_is_the_median_of_per_round_ratios_when_timed_in_the_same_rounds():
+    # round 2 is a slow phase of the machine for both cases: the per-round ratios stay 1.2
+    lpd = dict(row('lpd_step_after', 1.2), session='s1', samples_s='1.2;6;1.2')
+    cam = dict(row('cam_step', 1.9), session='s1', samples_s='1;5;1')
+    target = [t for t in RATIO_TARGETS if t.numerator == 'lpd_step_after' and t.preset == 'cpu'][0]
+    (res, ) = ratio_results([lpd, cam], target)
+    assert res.value == pytest.approx(1.2) and 'median of 3 per-round ratios' in res.detail
+    # other sessions (or no samples): the ratio of the medians
+    (res, ) = ratio_results([lpd, dict(cam, session='s2')], target)
+    assert res.value == pytest.approx(1.2 / 1.9) and 'ratio of the medians' in res.detail
+    (res, ) = ratio_results([dict(lpd, samples_s=''), cam], target)
+    assert res.value == pytest.approx(1.2 / 1.9)
+
+
+def test_timing_keeps_its_samples_in_order():
+    t = Timing.from_samples([3.0, 1.0, 2.0])
+    assert t.samples == (3.0, 1.0, 2.0) and t.median_s == 2.0

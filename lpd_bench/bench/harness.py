@@ -145,6 +145,8 @@ def measure_cases(specs: Sequence[C.CaseSpec], settings: BenchSettings, batch: i
             if settings.memory and not cpu_memory:
                 memory[spec.name] = (cuda_peak_mib(case.run), 'torch.cuda.max_memory_allocated', False)
     gc.collect()
+    # Rows timed in the same interleaved rounds share a session: their per-round ratios pair up.
+    session = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='microseconds')
     rows = []
     for spec in specs:
         peak, method, _ = memory[spec.name]
@@ -162,7 +164,8 @@ def measure_cases(specs: Sequence[C.CaseSpec], settings: BenchSettings, batch: i
             images_per_s=timing.per_second(items) if timing else None, peak_mem_mib=peak,
             memory_method=method, threads=torch.get_num_threads(),
             timestamp=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-            detail=spec.description))
+            detail=spec.description, session=session if timing else '',
+            samples_s=';'.join(f'{x:.6g}' for x in timing.samples) if timing else ''))
     return rows
 
 

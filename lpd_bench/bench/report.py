@@ -16,7 +16,9 @@ from .targets import FAIL, TargetResult
 
 COLUMNS = ('record', 'preset', 'case', 'batch', 'input_size', 'device', 'repeats', 'warmup',
            'median_s', 'min_s', 'max_s', 'images_per_s', 'peak_mem_mib', 'memory_method',
-           'threads', 'timestamp', 'detail')
+           'threads', 'timestamp', 'detail', 'session', 'samples_s')
+#: Columns that older perf.csv files (and other machines' reports) may lack; read as ''.
+OPTIONAL_COLUMNS = ('session', 'samples_s')
 MEASURE, PROFILE, ENV = 'measure', 'profile', 'env'
 
 
@@ -27,10 +29,10 @@ def read_rows(path: str) -> List[dict]:
         reader = csv.DictReader(f)
         if reader.fieldnames is None:
             return []
-        missing = set(COLUMNS) - set(reader.fieldnames)
+        missing = set(COLUMNS) - set(reader.fieldnames) - set(OPTIONAL_COLUMNS)
         if missing:
             raise ValueError(f'{path}: not a perf CSV of this version (missing columns {sorted(missing)})')
-        return [dict(row) for row in reader]
+        return [dict({c: '' for c in OPTIONAL_COLUMNS}, **row) for row in reader]
 
 
 def _key(row: dict) -> tuple:
@@ -114,7 +116,9 @@ def render_other_machines(others: Sequence[tuple]) -> List[str]:
                             if r['case'] in ('CPU', 'cores (os.cpu_count)', 'torch threads', 'device',
                                              'GPU'))
         out += [f'### [{folder}/perf.md]({folder}/perf.md)', '', machine or 'machine not recorded', '']
-        out += _target_rows(targets) + ['']
+        out += (_target_rows(targets) if targets else [
+            'No target applies to what it measured (the targets are set on CPU); see its tables.'])
+        out += ['']
     return out
 
 

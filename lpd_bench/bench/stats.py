@@ -2,7 +2,7 @@
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Sequence
+from typing import Callable, List, Sequence, Tuple
 
 
 @dataclass(frozen=True)
@@ -12,6 +12,7 @@ class Timing:
     min_s: float
     max_s: float
     repeats: int
+    samples: Tuple[float, ...] = ()  # the timed calls, in round order
 
     @classmethod
     def from_samples(cls, seconds: Sequence[float]) -> 'Timing':
@@ -19,7 +20,8 @@ class Timing:
             raise ValueError('a timing needs at least one sample, got none')
         if any(s < 0 for s in seconds):
             raise ValueError(f'negative duration in timing samples {list(seconds)}')
-        return cls(statistics.median(seconds), min(seconds), max(seconds), len(seconds))
+        return cls(statistics.median(seconds), min(seconds), max(seconds), len(seconds),
+                   tuple(seconds))
 
     def per_second(self, items: int) -> float:
         """Throughput (``items`` per call divided by the median seconds per call)."""
