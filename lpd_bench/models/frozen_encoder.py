@@ -7,11 +7,11 @@ The two encoders the configs use (``configs/_base_/models/``):
   stage (768 channels) is average-pooled, then a fixed random 768 -> 512 projection. Set
   ``checkpoint`` to an mmseg-format Swin-T state dict (e.g. mmseg's converted
   ``swin_tiny_patch4_window7_224_20220317-1cdeb081.pth``); without one the weights are random.
-- ``lpd_mit_tiny_cpu.py``: the CPU preset. A random two-stage ``PatchMLPEncoder`` (8 x 8 patches
-  -> 64, 2 x 2 merge -> 128; ~45 k parameters): the CPU preset has no ImageNet checkpoint anyway,
-  and its forward + input-backward on a batch's cut-outs costs ~3 ms on 2 cores (a narrow MiT
-  cost ~40 ms), which matters because the refiner embeds two cut-outs per selected prototype per
-  image every iteration.
+- ``lpd_mit_tiny_cpu.py``: the CPU preset. A random two-stage ``PatchMLPEncoder`` (4 x 4
+  patches -> 64, 2 x 2 merge -> 128; ~36 k parameters) on 16 px cut-outs: the CPU preset has no
+  ImageNet checkpoint anyway, and its forward + input-backward on a batch's cut-outs costs a few
+  ms on 2 cores (a narrow MiT on 32 px cost ~40 ms), which matters because the refiner embeds
+  two cut-outs per selected prototype per image every iteration.
 """
 from typing import Optional
 

@@ -152,7 +152,7 @@ CPU_PRESET_CAVEATS = [
     '## Caveats of the CPU preset',
     '- The MiT backbone is tiny (widths 16/32/80/128) and trains from scratch for 300 '
     'iterations at 112 px; the mask refiner\'s frozen encoder is a randomly initialised '
-    'two-stage patch MLP (`PatchMLPEncoder`) seeing 32 px cut-outs. No ImageNet weights are used.',
+    'two-stage patch MLP (`PatchMLPEncoder`) seeing 16 px cut-outs. No ImageNet weights are used.',
     '- So the PBIP-style bank clusters features of a random encoder: this handicaps the '
     'clustered prototypes more than LPD\'s learned ones, and says nothing about PBIP with its '
     'ImageNet Swin-T. Compare methods here as a check of the pipeline, not as a ranking.',

@@ -2,14 +2,16 @@
 
 Changes: a narrow MiT (embed 16, one block per stage, same strides and heads: widths
 16/32/80/128), no drop path, and a cheap random frozen encoder in the refiner: a two-stage
-``PatchMLPEncoder`` (8 x 8 patches -> 64, 2 x 2 merge -> 128, projected to 512) on 32 x 32
-cut-outs, embedded in one fp32 call without checkpointing. Why this encoder: the CPU preset has
-no pretrained weights, so any frozen encoder here is a random-feature extractor, and its input
-gradient is paid for two cut-outs per selected prototype per image at every step. The narrow MiT
-used before (same shape as the backbone) cost ~40 ms for the ~160 cut-outs of a batch of 8 on 2
-cores, as much as the whole CAM step (3.1x CAM for LPD's step, see reports/perf.md); this one
-costs ~3 ms. The paper's chunking/checkpointing saves no memory worth having here; bf16 autocast
-stays off (it helps only on CPUs with AVX512-BF16/AMX). The loss warm-up is at a third of
+``PatchMLPEncoder`` (4 x 4 patches -> 64, 2 x 2 merge -> 128, projected to 512) on 16 x 16
+cut-outs, embedded in one fp32 call without checkpointing. Why: the CPU preset has no pretrained
+weights, so any frozen encoder here is a random-feature extractor, and its input gradient is
+paid for two cut-outs per selected prototype per image at every step. The narrow MiT used
+before (same shape as the backbone) on 32 x 32 cut-outs cost ~40 ms for the ~160 cut-outs of a
+batch of 8 on 2 cores, as much as the whole CAM step (3.1x CAM for LPD's step); this encoder
+costs ~3 ms at 32 px, and 16 px cut-outs (still above the 7 x 7 resolution of the stage-4 maps
+that shape them) halve the rest of the refiner's pixel work (LPD's step 1.26x instead of 1.38x
+CAM's in one paired measurement). The paper's chunking/checkpointing saves no memory worth
+having here; bf16 autocast stays off (it helps only on CPUs with AVX512-BF16/AMX). The loss warm-up is at a third of
 ``schedules/cpu_short.py``.
 Kept: k, D, stage weights, the losses and their weights, the inference protocol, so that the
 ablation knobs mean the same as in the paper setting.
@@ -22,12 +24,12 @@ model = dict(
         in_channels=[16, 32, 80, 128],
         loss_warmup_iters=100,
         refiner_loss=dict(
-            cutout_size=32,
+            cutout_size=16,
             chunk_size=None,
             checkpoint_encoder=False,
             encoder_autocast=None,
             encoder=dict(
                 backbone=dict(
-                    _delete_=True, type='PatchMLPEncoder', in_channels=3, patch_size=8,
+                    _delete_=True, type='PatchMLPEncoder', in_channels=3, patch_size=4,
                     embed_dims=(64, 128)),
                 feature_dim=128))))

@@ -72,8 +72,9 @@ class MaskRefinerLoss(nn.Module):
             peak memory only together with ``checkpoint_encoder`` (otherwise every chunk's
             activations are kept for backward anyway).
         checkpoint_encoder: activation checkpointing of each encoder call (recomputed in backward).
-        cutout_size: optional (H, W) or int; cut-outs are made at this resolution (image and maps
-            resized bilinearly) instead of the input size. Cheaper, not the paper setting. Off.
+        cutout_size: optional (H, W) or int; cut-outs are made at this resolution (the image
+            resized bilinearly with antialiasing, the maps bilinearly) instead of the input size.
+            Cheaper, not the paper setting. Off.
         encoder_autocast: None (default: the encoder runs in the inputs' dtype) or 'bfloat16' /
             'float16': every frozen-encoder call runs under ``torch.autocast(device_type of the
             images, dtype)`` and its embeddings are cast back to float32 before the losses.
@@ -136,8 +137,9 @@ class MaskRefinerLoss(nn.Module):
         """(images at the cut-out size (B, 3, H, W), soft masks (M, 1, H, W) with gradient, hard
         masks (M, 1, H, W) float 0/1 without) of the pairs (b_idx[i], p_idx[i])."""
         size = self.cutout_size or tuple(images.shape[-2:])
-        if size != tuple(images.shape[-2:]):
-            images = F.interpolate(images, size=size, mode='bilinear', align_corners=False)
+        if size != tuple(images.shape[-2:]):  # antialiased: shrinking 7x must not alias texture
+            images = F.interpolate(images, size=size, mode='bilinear', align_corners=False,
+                                   antialias=True)
         image_max = sim_maps.flatten(1).amax(1)[b_idx][:, None, None, None]
         maps = F.interpolate(sim_maps[b_idx, p_idx][:, None], size=size, mode='bilinear',
                              align_corners=False)
