@@ -148,6 +148,20 @@ def test_memory_levers_apply_on_the_listed_devices_only(devices, chunked):
         assert len(sizes) == 1
 
 
+@pytest.mark.parametrize('above,chunked', [(None, True), (5, True), (1000, False)])
+def test_memory_levers_apply_above_a_cutout_count_only(above, chunked):
+    inputs = random_inputs(seed=3)
+    refiner = make_refiner(chunk_size=3, memory_saving_above=above)
+    sizes = []
+    hook = refiner.encoder.register_forward_hook(lambda m, i, o: sizes.append(i[0].shape[0]))
+    refiner(*inputs)
+    hook.remove()
+    assert sum(sizes) > 5
+    assert (max(sizes) == 3) if chunked else (sizes == [sum(sizes)])
+    with pytest.raises(ValueError, match='memory_saving_above must be None or >= 0'):
+        make_refiner(memory_saving_above=-1)
+
+
 def conv_output_dtypes(refiner, inputs):
     """dtypes seen at the encoder's conv output during one forward, and the losses."""
     seen = []

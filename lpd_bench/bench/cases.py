@@ -29,8 +29,9 @@ CHUNK_SIZE = 16
 FP32 = {REFINER + 'encoder_autocast': None}
 BF16 = {REFINER + 'encoder_autocast': 'bfloat16'}
 PLAIN_REFINER = {REFINER + 'chunk_size': None, REFINER + 'checkpoint_encoder': False}
-#: The memory levers on whatever device the case runs (the paper config keeps them for CPU only).
-ALL_DEVICES = {REFINER + 'memory_saving_devices': None}
+#: The memory levers on whatever device the case runs and for any batch (the paper config keeps
+#: them for CPU and batches of more than 64 cut-outs).
+ALL_DEVICES = {REFINER + 'memory_saving_devices': None, REFINER + 'memory_saving_above': None}
 CHECKPOINTED = {REFINER + 'chunk_size': None, REFINER + 'checkpoint_encoder': True, **ALL_DEVICES}
 CHUNKED_CHECKPOINTED = {REFINER + 'chunk_size': CHUNK_SIZE, REFINER + 'checkpoint_encoder': True,
                         **ALL_DEVICES}

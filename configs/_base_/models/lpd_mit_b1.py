@@ -67,9 +67,11 @@ model = dict(
             # peaks at ~3.4 GiB instead of > 15 GiB, for ~25% more refiner time. Not on CUDA: on an
             # H100 at batch 10 they made the step 7x slower (1.6 s vs 0.23 s; peak 4.7 vs 14 GiB,
             # reports/perf_cuda_h100/). On a GPU with less than ~16 GiB add 'cuda' to the list.
+            # Only for batches of more than 64 cut-outs: batch 2 (~40) runs plain (peak ~3 GiB).
             chunk_size=16,
             checkpoint_encoder=True,
             memory_saving_devices=('cpu', ),
+            memory_saving_above=64,
             # Frozen Swin-T forward under bf16 autocast, embeddings back to fp32 before the losses:
             # ~2.6x faster on a CPU with AVX512-BF16/AMX (a CPU without them is slower: set None);
             # on CUDA AMP already autocasts (fp16) and bf16 here is fine too.
