@@ -85,3 +85,18 @@ def test_rerender_without_csv_is_a_clear_error(tmp_path):
     from lpd_bench.bench.harness import rerender
     with pytest.raises(FileNotFoundError, match='no perf.csv to render'):
         rerender(str(tmp_path))
+
+
+def test_environment_is_kept_and_shown_per_batch():
+    old = [dict(record=ENV, preset='paper', case='command', detail='legacy'),
+           dict(record=ENV, preset='paper', case='command', batch=2, input_size=224, detail='b2 cmd'),
+           measure_row('backbone', batch=2, preset='paper')]
+    new = [dict(record=ENV, preset='paper', case='command', batch=10, input_size=224,
+                detail='b10 cmd'), measure_row('backbone', batch=10, preset='paper')]
+    merged = merge_rows(old, new)
+    envs = sorted(r['detail'] for r in merged if r['record'] == ENV)
+    assert envs == ['b10 cmd', 'b2 cmd']  # the batch-less legacy record of the preset is gone
+    text = render_markdown(merged, [], {})
+    b2, b10 = text.split('### batch 2, input 224x224')[1].split('### batch 10, input 224x224')
+    assert '| command | b2 cmd |' in b2 and 'b10 cmd' not in b2
+    assert '| command | b10 cmd |' in b10

@@ -237,7 +237,8 @@ def run_bench(settings: BenchSettings, log=print, describe=None) -> List:
     if describe is not None:
         settings.command = describe(settings)
     batch = settings.batch
-    rows = [dict(record=ENV, preset=settings.preset, case=k, detail=v)
+    rows = [dict(record=ENV, preset=settings.preset, case=k, batch=batch,
+                 input_size=settings.input_size, detail=v)
             for k, v in environment(settings).items()]
     measured = measure_cases(specs, settings, batch, log)
     csv_path, md_path = osp.join(settings.out_dir, 'perf.csv'), osp.join(settings.out_dir, 'perf.md')

@@ -35,16 +35,27 @@ def read_rows(path: str) -> List[dict]:
         return [dict({c: '' for c in OPTIONAL_COLUMNS}, **row) for row in reader]
 
 
+def _setting(row: dict) -> tuple:
+    return (row['preset'], str(row.get('batch') or ''), str(row.get('input_size') or ''))
+
+
 def _key(row: dict) -> tuple:
-    if row['record'] == ENV:
-        return (ENV, row['preset'])
+    if row['record'] == ENV:  # one environment per (preset, batch, input) measured
+        return (ENV, *_setting(row), row['case'])
     return (row['preset'], row['case'], str(row['batch']), str(row['input_size']))
 
 
 def merge_rows(old: Sequence[dict], new: Sequence[dict]) -> List[dict]:
-    """``old`` minus the records that ``new`` supersedes, then ``new``."""
+    """``old`` minus the records that ``new`` supersedes, then ``new``.
+
+    New environment records replace those of their (preset, batch, input), and the environment
+    records without a batch (written by older versions) of their preset.
+    """
     replaced = {_key(r) for r in new}
-    return [r for r in old if _key(r) not in replaced] + [dict(r) for r in new]
+    new_env = {_setting(r) for r in new if r['record'] == ENV}
+    stale_env = {s for s in new_env} | {(p, '', '') for p, _, _ in new_env}
+    return [r for r in old if _key(r) not in replaced
+            and not (r['record'] == ENV and _setting(r) in stale_env)] + [dict(r) for r in new]
 
 
 def _atomic_write_text(path: str, text: str) -> None:
@@ -94,6 +105,13 @@ def _target_value(t: TargetResult) -> str:
     return f'{t.value:.3g}{unit} {limit}' if t.value is not None else f'n/a ({limit})'
 
 
+def _env_table(env: Sequence[dict]) -> List[str]:
+    if not env:
+        return []
+    return (['| environment | value |', '| --- | --- |']
+            + [f'| {r["case"]} | {r["detail"]} |' for r in env] + [''])
+
+
 def _target_rows(targets: Sequence[TargetResult]) -> List[str]:
     return ['| target | preset | value vs limit | status | detail |', '| --- | --- | --- | --- | --- |'
             ] + [f'| {t.name} | {t.preset} | {_target_value(t)} | **{t.status}** | {t.detail} |'
@@ -112,9 +130,11 @@ def render_other_machines(others: Sequence[tuple]) -> List[str]:
            'run, e.g. more memory than it has, or CUDA). Each subfolder holds that run\'s own '
            'perf.md / perf.csv.', '']
     for folder, env, targets in others:
-        machine = ', '.join(f'{r["case"]}: {r["detail"]}' for r in env
-                            if r['case'] in ('CPU', 'cores (os.cpu_count)', 'torch threads', 'device',
-                                             'GPU'))
+        wanted = ('CPU', 'cores (os.cpu_count)', 'memory (GiB)', 'torch threads', 'device')
+        first = {}
+        for r in env:  # one value per name (several settings may each have recorded it)
+            first.setdefault(r['case'], r['detail'])
+        machine = ', '.join(f'{name}: {first[name]}' for name in wanted if name in first)
         out += [f'### [{folder}/perf.md]({folder}/perf.md)', '', machine or 'machine not recorded', '']
         out += (_target_rows(targets) if targets else [
             'No target applies to what it measured (the targets are set on CPU); see its tables.'])
@@ -136,14 +156,16 @@ def render_markdown(rows: Sequence[dict], targets: Sequence[TargetResult],
            'other work, so timings carry that noise.', '']
     presets = list(dict.fromkeys(r['preset'] for r in rows))
     for preset in presets:
-        env = [r for r in rows if r['record'] == ENV and r['preset'] == preset]
-        out += [f'## Preset `{preset}`', '', '| environment | value |', '| --- | --- |']
-        out += [f'| {r["case"]} | {r["detail"]} |' for r in env]
+        out += [f'## Preset `{preset}`', '']
+        legacy_env = [r for r in rows if r['record'] == ENV and _setting(r) == (preset, '', '')]
+        out += _env_table(legacy_env)
         measures = [r for r in rows if r['record'] == MEASURE and r['preset'] == preset]
         settings = sorted({(int(r['batch']), int(r['input_size'])) for r in measures})
         for batch, size in settings:
-            out += ['', f'### batch {batch}, input {size}x{size}', '',
-                    '| case | what | median s | min s | max s | images/s | peak memory MiB | repeats |',
+            env = [r for r in rows
+                   if r['record'] == ENV and _setting(r) == (preset, str(batch), str(size))]
+            out += ['', f'### batch {batch}, input {size}x{size}', ''] + _env_table(env)
+            out += ['| case | what | median s | min s | max s | images/s | peak memory MiB | repeats |',
                     '| --- | --- | --- | --- | --- | --- | --- | --- |']
             for r in measures:
                 if (int(r['batch']), int(r['input_size'])) != (batch, size):
