@@ -205,15 +205,17 @@ def other_machine_reports(out_dir: str) -> List[tuple]:
     return others
 
 
-def render_report(out_dir: str, rows: Sequence[dict], runs_dir: str) -> List:
-    """Evaluate the targets on ``rows`` and write ``out_dir``/perf.csv and perf.md; returns them."""
-    runs = load_run_results(runs_dir)
-    targets = evaluate([r for r in rows if r['record'] == MEASURE], runs, runs_dir)
+def evaluate_rows(rows: Sequence[dict], runs_dir: str) -> List:
+    """The targets on the measurement ``rows`` and the runner's results in ``runs_dir``."""
+    return evaluate([r for r in rows if r['record'] == MEASURE], load_run_results(runs_dir), runs_dir)
+
+
+def write_report(out_dir: str, rows: Sequence[dict], targets: Sequence) -> None:
+    """``out_dir``/perf.csv (``rows``) and perf.md (rows, ``targets``, other machines' reports)."""
     descriptions = {s.name: s.description for p in C.PRESETS.values() for s in p['cases']}
     write_csv(osp.join(out_dir, 'perf.csv'), rows)
     write_markdown(osp.join(out_dir, 'perf.md'), render_markdown(rows, targets, descriptions,
                                                                  other_machine_reports(out_dir)))
-    return targets
 
 
 def rerender(out_dir: str, runs_dir: str = DEFAULT_RUNS_DIR, log=print) -> List:
@@ -221,7 +223,9 @@ def rerender(out_dir: str, runs_dir: str = DEFAULT_RUNS_DIR, log=print) -> List:
     path = osp.join(out_dir, 'perf.csv')
     if not osp.isfile(path):
         raise FileNotFoundError(f'{path}: no perf.csv to render (run lpd-bench bench first)')
-    targets = render_report(out_dir, read_rows(path), runs_dir)
+    rows = read_rows(path)
+    targets = evaluate_rows(rows, runs_dir)
+    write_report(out_dir, rows, targets)
     log(f'[bench] re-rendered {osp.join(out_dir, "perf.md")} from {path}')
     return targets
 
@@ -243,14 +247,13 @@ def run_bench(settings: BenchSettings, log=print, describe=None) -> List:
     measured = measure_cases(specs, settings, batch, log)
     csv_path, md_path = osp.join(settings.out_dir, 'perf.csv'), osp.join(settings.out_dir, 'perf.md')
     all_rows = merge_rows(current_rows(read_rows(csv_path)), rows + measured)
-    runs = load_run_results(settings.runs_dir)
-    targets = evaluate([r for r in all_rows if r['record'] == MEASURE], runs, settings.runs_dir)
+    targets = evaluate_rows(all_rows, settings.runs_dir)
     if settings.profile_failures:
         profiles = []
         for name in failed_cases(targets, settings.preset, [s.name for s in specs]):
             log(f'[bench] {settings.preset}/{name}: profiling (a target failed)')
             profiles += profile_case(C.case_by_name(settings.preset, name), settings, batch)
         all_rows += profiles
-    targets = render_report(settings.out_dir, all_rows, settings.runs_dir)
+    write_report(settings.out_dir, all_rows, targets)
     log(f'[bench] wrote {csv_path} and {md_path}')
     return targets

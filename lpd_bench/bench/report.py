@@ -53,7 +53,7 @@ def merge_rows(old: Sequence[dict], new: Sequence[dict]) -> List[dict]:
     """
     replaced = {_key(r) for r in new}
     new_env = {_setting(r) for r in new if r['record'] == ENV}
-    stale_env = {s for s in new_env} | {(p, '', '') for p, _, _ in new_env}
+    stale_env = new_env | {(p, '', '') for p, _, _ in new_env}
     return [r for r in old if _key(r) not in replaced
             and not (r['record'] == ENV and _setting(r) in stale_env)] + [dict(r) for r in new]
 
@@ -118,6 +118,10 @@ def _target_rows(targets: Sequence[TargetResult]) -> List[str]:
                  for t in targets]
 
 
+#: The environment records that say which machine another report comes from.
+MACHINE_ENV = ('CPU', 'cores (os.cpu_count)', 'memory (GiB)', 'torch threads', 'device')
+
+
 def render_other_machines(others: Sequence[tuple]) -> List[str]:
     """Section for perf reports of other machines kept in subfolders of the report folder.
 
@@ -130,11 +134,10 @@ def render_other_machines(others: Sequence[tuple]) -> List[str]:
            'run, e.g. more memory than it has, or CUDA). Each subfolder holds that run\'s own '
            'perf.md / perf.csv.', '']
     for folder, env, targets in others:
-        wanted = ('CPU', 'cores (os.cpu_count)', 'memory (GiB)', 'torch threads', 'device')
         first = {}
         for r in env:  # one value per name (several settings may each have recorded it)
             first.setdefault(r['case'], r['detail'])
-        machine = ', '.join(f'{name}: {first[name]}' for name in wanted if name in first)
+        machine = ', '.join(f'{name}: {first[name]}' for name in MACHINE_ENV if name in first)
         out += [f'### [{folder}/perf.md]({folder}/perf.md)', '', machine or 'machine not recorded', '']
         out += (_target_rows(targets) if targets else [
             'No target applies to what it measured (the targets are set on CPU); see its tables.'])
@@ -164,7 +167,8 @@ def render_markdown(rows: Sequence[dict], targets: Sequence[TargetResult],
         for batch, size in settings:
             env = [r for r in rows
                    if r['record'] == ENV and _setting(r) == (preset, str(batch), str(size))]
-            out += ['', f'### batch {batch}, input {size}x{size}', ''] + _env_table(env)
+            out += [''] * (out[-1] != '') + [f'### batch {batch}, input {size}x{size}', '']
+            out += _env_table(env)
             out += ['| case | what | median s | min s | max s | images/s | peak memory MiB | repeats |',
                     '| --- | --- | --- | --- | --- | --- | --- | --- |']
             for r in measures:

@@ -98,11 +98,6 @@ def _row(rows, preset, batch, size, case) -> Optional[dict]:
     return None
 
 
-def _median(rows, preset, batch, size, case) -> Optional[float]:
-    r = _row(rows, preset, batch, size, case)
-    return None if r is None else _finite(r['median_s'])
-
-
 def _samples(row: dict) -> List[float]:
     text = row.get('samples_s') or ''
     return [float(x) for x in text.split(';')] if text else []

@@ -162,12 +162,13 @@ class PrototypeHead(BaseModule):
         feat, protos = self._normalized_pair(i, feat, protos)
         return self.logit_scales[i] * torch.einsum('bdhw,nd->bnhw', feat, protos)
 
-    def forward(self, feats: Sequence[Tensor],
-                stages: Optional[Sequence[int]] = None) -> PrototypeOutputs:
-        """Similarity maps of the given stages (all by default)."""
+    def forward(self, feats: Sequence[Tensor], stages: Optional[Sequence[int]] = None,
+                prototype_stages: Sequence[int] = ()) -> PrototypeOutputs:
+        """Similarity maps of the given stages (all by default); the stage prototypes of those
+        stages and of ``prototype_stages`` (which get no map)."""
         self._check_feats(feats)
         stages = range(self.num_stages) if stages is None else stages
-        stage_protos, raw = self._stage_prototypes(stages)
+        stage_protos, raw = self._stage_prototypes(sorted(set(stages) | set(prototype_stages)))
         sim_maps = [None] * self.num_stages
         for i in stages:
             sim_maps[i] = self._similarity_map(i, feats[i], stage_protos[i])
@@ -198,18 +199,13 @@ class PrototypeHead(BaseModule):
         cls_stages = [i for i, w in enumerate(self.stage_loss_weights) if w > 0]
         extra = self.losses_active() and (self.diversity_loss is not None
                                           or self.refiner_loss is not None)
-        self._check_feats(feats)
         map_stages = [self.last_stage] if extra else []  # the extra losses need stage-4 maps
-        stage_protos, raw = self._stage_prototypes(sorted(set(cls_stages) | set(map_stages)))
-        sim_maps = [None] * self.num_stages
-        for i in map_stages:
-            sim_maps[i] = self._similarity_map(i, feats[i], stage_protos[i])
-        out = PrototypeOutputs(sim_maps, stage_protos, raw)
+        out = self.forward(feats, map_stages, prototype_stages=cls_stages)
 
         losses = {}
-        proto_scores = {i: sim_maps[i].mean(dim=(2, 3)) for i in map_stages}
-        proto_scores.update(
-            self.pooled_scores(feats, stage_protos, [i for i in cls_stages if i not in map_stages]))
+        proto_scores = {i: out.sim_maps[i].mean(dim=(2, 3)) for i in map_stages}
+        proto_scores.update(self.pooled_scores(
+            feats, out.stage_prototypes, [i for i in cls_stages if i not in map_stages]))
         for i in cls_stages:
             weights = merge_weights(proto_scores[i], self.num_classes, 'mean')
             losses[f'loss_cls_s{i + 1}'] = self.stage_loss_weights[i] * \
