@@ -28,8 +28,8 @@ from pathlib import Path
 
 from .environment import environment
 from .plan import BANK_PATH, MAIN_GROUP
-from .results import (FAILED_FILE, PLAN_WALL_FILE, RESULT_FILE, SCHEMA, last_checkpoint, load_result, read_json,
-                      stage_marker, stage_record, write_json_atomic)
+from .results import (FAILED_FILE, PLAN_WALL_FILE, RESULT_FILE, SCHEMA, last_checkpoint,
+                      load_result, read_json, stage_marker, stage_record, write_json_atomic)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOG_TAIL_LINES = 30
