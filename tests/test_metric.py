@@ -1,4 +1,4 @@
-"""WSSSMetric on hand-computed confusion matrices (both protocols, NaN, gatings, JSON file)."""
+"""WSSSMetric on hand-computed confusion matrices (three protocols, NaN, variants, JSON file)."""
 import json
 import logging
 import math
@@ -29,13 +29,21 @@ PRED = np.array([[0, 0, 1, 1, 4, 0],
 #   BG  1, 1 (gt STR->4), 2 (->TUM, ->LYM)           IoU 1/4   Dice 2/5
 # bg_ignored drops the gt-BG pixels: TUM FP 1, LYM FP 0, others unchanged.
 #   TUM IoU 2/4 Dice 4/6; STR 1/3, 2/4; LYM 1/2, 2/3
-# FwIoU weights = gt pixels per tissue class: TUM 3, STR 2, LYM 2 (same in both protocols).
+# bg_from_gt moves the gt-BG row to the BG column: the tissue scores of bg_ignored, and
+#   BG TP 3, FP 1 (gt STR->4), FN 0                  IoU 3/4   Dice 6/7
+# FwIoU_tissue weights = gt pixels per tissue class: TUM 3, STR 2, LYM 2 (same in every protocol).
+# FwIoU (5 classes) adds BG with weight = its gt pixels: 3 (bg_counted, bg_from_gt), 0 (bg_ignored).
 BG_COUNTED = dict(IoU=[40, 100 / 3, 100 / 3], Dice=[400 / 7, 50, 50], bg_iou=25, bg_dice=40)
 BG_IGNORED = dict(IoU=[50, 100 / 3, 50], Dice=[400 / 6, 50, 200 / 3])
+BG_FROM_GT = dict(BG_IGNORED, bg_iou=75, bg_dice=600 / 7)
 
 
-def fwiou(ious):
+def fwiou_tissue(ious):
     return (3 * ious[0] + 2 * ious[1] + 2 * ious[2]) / 7
+
+
+def fwiou(want, bg_pixels=3):
+    return (7 * fwiou_tissue(want['IoU']) + bg_pixels * want.get('bg_iou', 0)) / (7 + bg_pixels)
 
 
 def sample(gt, preds, protocol=None, path='img.png'):
@@ -57,10 +65,11 @@ def test_confusion_matrix_counts_pairs_and_ignores_padding():
     assert matrix[0, 0] == 2 and matrix[4, 2] == 1 and matrix[1, 4] == 1 and matrix[3].sum() == 0
 
 
-def test_hand_computed_scores_both_protocols(tmp_path):
+def test_hand_computed_scores_three_protocols(tmp_path):
     metric = METRICS.build(dict(type='WSSSMetric'))
     out = evaluate(metric, [sample(GT, {'pred_sem_seg_oracle': PRED})])
-    for protocol, want in (('bg_counted', BG_COUNTED), ('bg_ignored', BG_IGNORED)):
+    for protocol, want in (('bg_counted', BG_COUNTED), ('bg_ignored', BG_IGNORED),
+                           ('bg_from_gt', BG_FROM_GT)):
         prefix = f'oracle/{protocol}/'
         for name, iou, dice in zip(('TUM', 'STR', 'LYM'), want['IoU'], want['Dice']):
             assert out[f'{prefix}IoU.{name}'] == pytest.approx(iou)
@@ -68,11 +77,15 @@ def test_hand_computed_scores_both_protocols(tmp_path):
         assert math.isnan(out[f'{prefix}IoU.NEC'])
         assert out[f'{prefix}mIoU'] == pytest.approx(np.mean(want['IoU']))
         assert out[f'{prefix}mDice'] == pytest.approx(np.mean(want['Dice']))
-        assert out[f'{prefix}FwIoU'] == pytest.approx(fwiou(want['IoU']))
-    assert out['oracle/bg_counted/IoU.BG'] == pytest.approx(BG_COUNTED['bg_iou'])
-    assert out['oracle/bg_counted/Dice.BG'] == pytest.approx(BG_COUNTED['bg_dice'])
+        assert out[f'{prefix}FwIoU_tissue'] == pytest.approx(fwiou_tissue(want['IoU']))
+        bg_pixels = 0 if protocol == 'bg_ignored' else 3
+        assert out[f'{prefix}FwIoU'] == pytest.approx(fwiou(want, bg_pixels))
+    assert out['oracle/bg_counted/FwIoU'] == pytest.approx((120 + 400 / 3 + 75) / 10)
+    for protocol, want in (('bg_counted', BG_COUNTED), ('bg_from_gt', BG_FROM_GT)):
+        assert out[f'oracle/{protocol}/IoU.BG'] == pytest.approx(want['bg_iou'])
+        assert out[f'oracle/{protocol}/Dice.BG'] == pytest.approx(want['bg_dice'])
     assert 'oracle/bg_ignored/IoU.BG' not in out
-    # flat keys = oracle gating, background counted (paper protocol)
+    # flat keys = oracle gating, background counted (paper protocol); FwIoU over 5 classes
     for key in ('mIoU', 'mDice', 'FwIoU'):
         assert out[key] == out[f'oracle/bg_counted/{key}']
 
@@ -102,7 +115,9 @@ def test_absent_class_is_nan_and_warned_and_table_logged():
     assert not math.isnan(out['mIoU'])
     logged = '\n'.join(records.lines)
     assert "WARNING WSSSMetric: ['NEC'] absent from ground truth and prediction" in logged
+    assert 'WSSSMetric, oracle gating, no CRF (%)' in logged
     assert '| mean (tissue)  |     35.56      |' in logged  # the per-class table
+    assert '| FwIoU (5 cl.)  |     32.83      |' in logged
 
 
 def test_class_only_predicted_scores_zero_not_nan():
@@ -122,11 +137,34 @@ def test_multiple_gatings_are_separate():
     assert out['mIoU'] == pytest.approx(np.mean(BG_COUNTED['IoU']))  # oracle, not predicted
 
 
+def test_crf_variants_are_scored_and_flat_keys_stay_oracle_without_crf():
+    perfect = np.where(GT == 255, 0, GT)
+    out = evaluate(WSSSMetric(), [sample(GT, {'pred_sem_seg_oracle_crf': perfect,
+                                              'pred_sem_seg_oracle': PRED,
+                                              'pred_sem_seg_predicted_crf': perfect,
+                                              'pred_sem_seg_predicted': PRED})])
+    assert out['oracle_crf/bg_counted/mIoU'] == pytest.approx(100)
+    assert out['predicted_crf/bg_from_gt/FwIoU'] == pytest.approx(100)
+    # save_best reads mIoU: oracle gating, BG counted, no CRF, even though oracle_crf sorts after
+    assert out['mIoU'] == pytest.approx(np.mean(BG_COUNTED['IoU']))
+    assert out['FwIoU'] == out['oracle/bg_counted/FwIoU']
+
+
+def test_any_variant_name_is_scored():
+    out = evaluate(WSSSMetric(), [sample(GT, {'pred_sem_seg_mine': PRED})])
+    assert out['mine/bg_from_gt/IoU.BG'] == pytest.approx(BG_FROM_GT['bg_iou'])
+    assert out['mIoU'] == out['mine/bg_counted/mIoU']  # no oracle: the only variant, warned
+
+
 def test_falls_back_to_pred_sem_seg_named_by_protocol_gating():
     out = evaluate(WSSSMetric(), [sample(GT, {'pred_sem_seg': PRED}, dict(gating='predicted'))])
     assert out['predicted/bg_counted/mIoU'] == pytest.approx(np.mean(BG_COUNTED['IoU']))
     assert out['mIoU'] == out['predicted/bg_counted/mIoU']
     assert not any(key.startswith('oracle/') for key in out)
+    # with CRF on, pred_sem_seg is the CRF output of the configured gating (contract C1)
+    out = evaluate(WSSSMetric(), [sample(GT, {'pred_sem_seg': PRED},
+                                         dict(gating='oracle', crf=True))])
+    assert 'oracle_crf/bg_counted/mIoU' in out and 'oracle/bg_counted/mIoU' not in out
 
 
 def test_missing_gating_is_a_clear_error():
@@ -161,6 +199,11 @@ def test_json_output_file_is_written_atomically(tmp_path):
     ignored = result['results']['oracle']['bg_ignored']
     assert ignored['confusion'][4] == [0] * 5 and ignored['confusion'][:4] == counted['confusion'][:4]
     assert set(ignored['IoU']) == {'TUM', 'STR', 'LYM', 'NEC'}
+    from_gt = result['results']['oracle']['bg_from_gt']
+    assert from_gt['confusion'][4] == [0, 0, 0, 0, 3] and from_gt['confusion'][:4] == \
+        counted['confusion'][:4]
+    assert set(from_gt['IoU']) == set(result['classes'])
+    assert counted['FwIoU_tissue'] == pytest.approx(fwiou_tissue(BG_COUNTED['IoU']))
 
 
 def test_different_protocols_in_one_evaluation_are_rejected():

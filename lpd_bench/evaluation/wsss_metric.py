@@ -1,19 +1,30 @@
-"""WSSSMetric: dataset-level IoU / Dice / FwIoU of BCSS-WSSS under both background protocols.
+"""WSSSMetric: dataset-level IoU / Dice / FwIoU of BCSS-WSSS under three background protocols.
 
 See ARCHITECTURE.md "Metric contract" and ../shared/DESIGN.md section 5.
 
-- One 5x5 confusion matrix per gating (``oracle``, ``predicted``) over the whole split, rows =
-  ground truth, columns = prediction, class order TUM, STR, LYM, NEC, BG. Ground-truth 255
-  (padding) is ignored.
-- ``bg_counted`` (paper protocol): the full matrix. Tissue predicted on background pixels is a
-  false positive, background predicted on tissue a false negative. BG's IoU/Dice are listed for
-  information; mIoU, mDice and FwIoU are over the four tissue classes only.
-- ``bg_ignored`` (MLPS convention): pixels whose ground truth is BG are dropped (the BG row is
-  zeroed); tissue predicted as BG still counts as a false negative. Only tissue classes are listed.
+- One 5x5 confusion matrix per prediction variant over the whole split, rows = ground truth,
+  columns = prediction, class order TUM, STR, LYM, NEC, BG. Ground-truth 255 (padding) is
+  ignored. A variant is whatever ``pred_sem_seg_<variant>`` fields the samples carry: the
+  segmentor writes ``oracle``, ``predicted`` and, with CRF, ``oracle_crf``, ``predicted_crf``
+  (gating + ``_crf``); any name is scored the same way.
+- ``bg_counted`` (paper protocol, the public LPD/PBIP code): the full matrix. Tissue predicted on
+  background pixels is a false positive, background predicted on tissue a false negative.
+- ``bg_ignored`` (MLPS ignore convention): pixels whose ground truth is BG are dropped (the BG row
+  is zeroed); tissue predicted as BG still counts as a false negative.
+- ``bg_from_gt`` (WSSS-Tissue/MLPS and SSHR code): ground-truth background pixels are copied into
+  the prediction before scoring (``pred[gt == 4] = 4``). On the matrix this is exactly: the BG
+  row's counts all move to the BG column (row BG = ground truth BG; after the copy every such
+  pixel is predicted BG), so it costs no per-pixel work. Tissue predicted as BG on tissue pixels
+  still counts as a false negative of that tissue (and a false positive of BG).
 - IoU = TP / (TP + FP + FN), Dice = 2TP / (2TP + FP + FN). A class absent from both ground truth
   and prediction has no score (NaN, ``null`` in JSON) and is left out of the means, with a warning.
-- FwIoU = sum_c n_c * IoU_c / sum_c n_c over the four tissue classes c with a score, n_c = number
-  of counted ground-truth pixels of class c (BG is not in the sum, in either protocol).
+  mIoU and mDice are means over the four tissue classes in every protocol. IoU/Dice dicts list BG
+  too in ``bg_counted`` and ``bg_from_gt`` (for information), the tissues only in ``bg_ignored``.
+- ``FwIoU`` (as the public code): sum_c n_c * IoU_c / sum_c n_c over all 5 classes, n_c = ground
+  truth pixels of class c in the protocol's matrix (classes with n_c = 0 weigh nothing). In
+  ``bg_ignored`` BG has n_c = 0, so FwIoU there equals ``FwIoU_tissue``.
+- ``FwIoU_tissue`` (ours, the earlier definition): the same weighted mean over the four tissue
+  classes only.
 - All values are percentages.
 """
 import logging
@@ -32,9 +43,20 @@ from ..engine.atomic_json import write_json_atomic
 NUM_CLASSES = len(ALL_CLASSES)
 IGNORE_INDEX = 255
 PRED_PREFIX = 'pred_sem_seg_'
-PROTOCOLS = ('bg_counted', 'bg_ignored')
-#: Gating whose bg_counted numbers are the flat ``mIoU``/``mDice``/``FwIoU`` (paper protocol).
-PAPER_GATING = 'oracle'
+PROTOCOLS = ('bg_counted', 'bg_ignored', 'bg_from_gt')
+#: Protocols whose IoU/Dice dicts list BG as well (BG has ground-truth pixels there).
+PROTOCOLS_LISTING_BG = ('bg_counted', 'bg_from_gt')
+#: Variant whose bg_counted numbers are the flat ``mIoU``/``mDice``/``FwIoU`` (paper protocol,
+#: oracle gating, no CRF: the key ``save_best='mIoU'`` reads).
+PAPER_VARIANT = 'oracle'
+#: Scores of each protocol block (besides the per-class IoU/Dice dicts and the confusion).
+MEANS = ('mIoU', 'mDice', 'FwIoU', 'FwIoU_tissue')
+CRF_SUFFIX = '_crf'
+
+
+def split_variant(variant):
+    """``(gating, crf)`` of a variant name: ``'oracle_crf'`` -> ``('oracle', True)``."""
+    return variant.removesuffix(CRF_SUFFIX), variant.endswith(CRF_SUFFIX)
 
 
 def confusion_matrix(gt, pred, where=''):
@@ -55,12 +77,21 @@ def confusion_matrix(gt, pred, where=''):
 
 
 def protocol_matrix(confusion, protocol):
-    """The confusion matrix a protocol scores (``bg_ignored`` zeroes the BG ground-truth row)."""
+    """The confusion matrix a protocol scores (module docstring), from the full 5x5 matrix.
+
+    ``bg_ignored`` zeroes the BG ground-truth row; ``bg_from_gt`` moves the whole BG row into
+    its BG column (the matrix of the prediction with ground-truth BG pixels copied in).
+    """
+    confusion = np.asarray(confusion)
     if protocol == 'bg_counted':
         return confusion
+    kept = confusion.copy()
     if protocol == 'bg_ignored':
-        kept = confusion.copy()
         kept[BACKGROUND_INDEX] = 0
+        return kept
+    if protocol == 'bg_from_gt':
+        kept[BACKGROUND_INDEX] = 0
+        kept[BACKGROUND_INDEX, BACKGROUND_INDEX] = confusion[BACKGROUND_INDEX].sum()
         return kept
     raise ValueError(f'unknown protocol {protocol!r}, expected one of {PROTOCOLS}')
 
@@ -76,23 +107,29 @@ def _nan_weighted_mean(values, weights):
 
 
 def protocol_scores(confusion, protocol):
-    """IoU/Dice per class, mIoU/mDice/FwIoU (tissue only), in percent; NaN where undefined."""
-    matrix = protocol_matrix(confusion, protocol).astype(np.float64)
+    """IoU/Dice per class, mIoU/mDice (tissue), FwIoU (5 classes), FwIoU_tissue, in percent.
+
+    ``confusion`` is the full 5x5 matrix; undefined values are NaN (module docstring).
+    """
+    scored_matrix = protocol_matrix(confusion, protocol)
+    matrix = scored_matrix.astype(np.float64)
     tp = np.diag(matrix)
     fp = matrix.sum(axis=0) - tp
     fn = matrix.sum(axis=1) - tp
     iou = 100 * _ratio(tp, tp + fp + fn)
     dice = 100 * _ratio(2 * tp, 2 * tp + fp + fn)
-    listed = NUM_CLASSES if protocol == 'bg_counted' else NUM_TISSUE_CLASSES
+    listed = NUM_CLASSES if protocol in PROTOCOLS_LISTING_BG else NUM_TISSUE_CLASSES
     tissue = slice(0, NUM_TISSUE_CLASSES)
     scored = ~np.isnan(iou[tissue])
+    gt_pixels = matrix.sum(axis=1)
     return dict(
         IoU=dict(zip(ALL_CLASSES[:listed], iou[:listed].tolist())),
         Dice=dict(zip(ALL_CLASSES[:listed], dice[:listed].tolist())),
         mIoU=float(iou[tissue][scored].mean()) if scored.any() else math.nan,
         mDice=float(dice[tissue][scored].mean()) if scored.any() else math.nan,
-        FwIoU=_nan_weighted_mean(iou[tissue], matrix.sum(axis=1)[tissue]),
-        confusion=protocol_matrix(confusion, protocol).tolist())
+        FwIoU=_nan_weighted_mean(iou, gt_pixels),
+        FwIoU_tissue=_nan_weighted_mean(iou[tissue], gt_pixels[tissue]),
+        confusion=scored_matrix.tolist())
 
 
 def _nan_to_none(obj):
@@ -105,14 +142,15 @@ def _nan_to_none(obj):
 
 @METRICS.register_module()
 class WSSSMetric(BaseMetric):
-    """Confusion-matrix IoU/Dice/FwIoU per gating and background protocol (module docstring).
+    """Confusion-matrix IoU/Dice/FwIoU per prediction variant and background protocol.
 
     Args:
         output_file (str, optional): where to write the full result JSON (atomically).
         **kwargs: ``collect_device``, ``prefix``, ``collect_dir`` of ``BaseMetric``.
 
-    Each sample's result is its own small confusion matrix per gating, so that distributed
-    collection drops the samples the sampler duplicated for padding.
+    Each sample's result is its own small confusion matrix per variant, so that distributed
+    collection drops the samples the sampler duplicated for padding. The three protocols are
+    derived from the summed matrix (module docstring), so they cost nothing per pixel.
     """
 
     def __init__(self, output_file=None, **kwargs):
@@ -120,42 +158,50 @@ class WSSSMetric(BaseMetric):
         self.output_file = output_file
 
     def process(self, data_batch, data_samples):
-        """Store one confusion matrix per gating for every sample."""
+        """Store one confusion matrix per variant for every sample."""
         for sample in data_samples:
             where = sample.get('img_path', 'data sample')
             gt = sample['gt_sem_seg']['data'].squeeze().cpu().numpy()
             self.results.append(dict(
                 protocol=dict(sample.get('protocol', {})),
-                confusion={gating: confusion_matrix(gt, pred, f'{where} ({gating})')
-                           for gating, pred in self._predictions(sample, where).items()}))
+                confusion={variant: confusion_matrix(gt, pred, f'{where} ({variant})')
+                           for variant, pred in self._predictions(sample, where).items()}))
 
     @staticmethod
     def _predictions(sample, where):
-        """{gating: label map} from ``pred_sem_seg_<gating>`` or, failing that, ``pred_sem_seg``."""
+        """{variant: label map} from ``pred_sem_seg_<variant>`` or, failing that, ``pred_sem_seg``.
+
+        The fallback names ``pred_sem_seg`` after the protocol record: its ``gating``, plus
+        ``_crf`` when ``crf`` is on (contract C1: ``pred_sem_seg`` is the configured gating, with
+        CRF when crf=True).
+        """
         preds = {key[len(PRED_PREFIX):]: value['data'].squeeze().cpu().numpy()
                  for key, value in sample.items() if key.startswith(PRED_PREFIX)}
         if preds:
             return preds
-        gating = sample.get('protocol', {}).get('gating')
+        protocol = sample.get('protocol', {})
+        gating = protocol.get('gating')
         if gating is None or 'pred_sem_seg' not in sample:
-            raise KeyError(f'{where}: no pred_sem_seg_<gating> fields, and no pred_sem_seg with '
+            raise KeyError(f'{where}: no pred_sem_seg_<variant> fields, and no pred_sem_seg with '
                            "metainfo protocol['gating'] naming its gating")
-        return {gating: sample['pred_sem_seg']['data'].squeeze().cpu().numpy()}
+        variant = gating + (CRF_SUFFIX if protocol.get('crf') else '')
+        return {variant: sample['pred_sem_seg']['data'].squeeze().cpu().numpy()}
 
     def compute_metrics(self, results):
-        """Sum the matrices, score both protocols, log a table, write the JSON, return flat keys."""
+        """Sum the matrices, score every protocol, log tables, write the JSON, return flat keys."""
         logger = MMLogger.get_current_instance()
         protocol = results[0]['protocol']
         if any(result['protocol'] != protocol for result in results):
             raise ValueError('WSSSMetric: data samples carry different protocol switches; '
                              f'first is {protocol}')
-        gatings = sorted({gating for result in results for gating in result['confusion']})
+        variants = sorted({variant for result in results for variant in result['confusion']})
         scores = {}
-        for gating in gatings:
-            total = sum(r['confusion'][gating] for r in results if gating in r['confusion'])
-            scores[gating] = {name: protocol_scores(total, name) for name in PROTOCOLS}
-            self._warn_unscored(gating, scores[gating], logger)
-            print_log(f'WSSSMetric, {gating} gating (%):\n' + _table(scores[gating]), logger)
+        for variant in variants:
+            total = sum(r['confusion'][variant] for r in results if variant in r['confusion'])
+            scores[variant] = {name: protocol_scores(total, name) for name in PROTOCOLS}
+            self._warn_unscored(variant, scores[variant], logger)
+            print_log(f'WSSSMetric, {variant_title(variant)} (%):\n' + _table(scores[variant]),
+                      logger)
         if self.output_file:
             write_json_atomic(self.output_file, _nan_to_none(dict(
                 protocol=protocol, classes=list(ALL_CLASSES), num_images=len(results),
@@ -163,39 +209,49 @@ class WSSSMetric(BaseMetric):
         return _flat_metrics(scores, logger)
 
     @staticmethod
-    def _warn_unscored(gating, gating_scores, logger):
-        for protocol, result in gating_scores.items():
+    def _warn_unscored(variant, variant_scores, logger):
+        for protocol, result in variant_scores.items():
             absent = [c for c in ALL_CLASSES[:NUM_TISSUE_CLASSES] if math.isnan(result['IoU'][c])]
             if absent:
                 print_log(f'WSSSMetric: {absent} absent from ground truth and prediction '
-                          f'({gating}/{protocol}); left out of the means', logger, logging.WARNING)
+                          f'({variant}/{protocol}); left out of the means', logger, logging.WARNING)
+
+
+def variant_title(variant):
+    """'oracle gating, CRF' / 'predicted gating, no CRF' for a variant name."""
+    gating, crf = split_variant(variant)
+    return f'{gating} gating, {"CRF" if crf else "no CRF"}'
 
 
 def _flat_metrics(scores, logger):
-    """``mIoU``/``mDice``/``FwIoU`` of the paper protocol plus ``<gating>/<protocol>/<name>``."""
+    """``mIoU``/``mDice``/``FwIoU`` of the paper protocol plus ``<variant>/<protocol>/<name>``."""
     flat = {}
-    for gating, gating_scores in scores.items():
-        for protocol, result in gating_scores.items():
-            prefix = f'{gating}/{protocol}/'
-            flat.update({prefix + key: result[key] for key in ('mIoU', 'mDice', 'FwIoU')})
+    for variant, variant_scores in scores.items():
+        for protocol, result in variant_scores.items():
+            prefix = f'{variant}/{protocol}/'
+            flat.update({prefix + key: result[key] for key in MEANS})
             for kind in ('IoU', 'Dice'):
                 flat.update({f'{prefix}{kind}.{c}': v for c, v in result[kind].items()})
-    paper = PAPER_GATING if PAPER_GATING in scores else next(iter(scores))
-    if paper != PAPER_GATING:
-        print_log(f'WSSSMetric: no {PAPER_GATING} gating; mIoU/mDice/FwIoU are {paper}-gated',
+    if PAPER_VARIANT in scores:
+        paper = PAPER_VARIANT
+    else:  # prefer a variant without CRF, as the paper variant is
+        paper = next((v for v in scores if not split_variant(v)[1]), next(iter(scores)))
+        print_log(f'WSSSMetric: no {PAPER_VARIANT!r} variant; mIoU/mDice/FwIoU are {paper!r}',
                   logger, logging.WARNING)
     return {key: scores[paper]['bg_counted'][key] for key in ('mIoU', 'mDice', 'FwIoU')} | flat
 
 
-def _table(gating_scores):
-    """Per-class IoU/Dice of both protocols, then the means, as a PrettyTable string."""
+def _table(variant_scores):
+    """Per-class IoU/Dice of every protocol, then the means, as a PrettyTable string."""
     table = PrettyTable(['Class'] + [f'{kind} {protocol}' for protocol in PROTOCOLS
                                      for kind in ('IoU', 'Dice')])
-    rows = [(c, [(gating_scores[p]['IoU'].get(c), gating_scores[p]['Dice'].get(c))
+    rows = [(c, [(variant_scores[p]['IoU'].get(c), variant_scores[p]['Dice'].get(c))
                  for p in PROTOCOLS]) for c in ALL_CLASSES]
-    rows.append(('mean (tissue)', [(gating_scores[p]['mIoU'], gating_scores[p]['mDice'])
+    rows.append(('mean (tissue)', [(variant_scores[p]['mIoU'], variant_scores[p]['mDice'])
                                    for p in PROTOCOLS]))
-    rows.append(('FwIoU (tissue)', [(gating_scores[p]['FwIoU'], None) for p in PROTOCOLS]))
+    rows.append(('FwIoU (5 cl.)', [(variant_scores[p]['FwIoU'], None) for p in PROTOCOLS]))
+    rows.append(('FwIoU (tissue)', [(variant_scores[p]['FwIoU_tissue'], None)
+                                    for p in PROTOCOLS]))
     for name, pairs in rows:
         table.add_row([name] + ['-' if v is None else f'{v:.2f}' for pair in pairs for v in pair])
     return table.get_string()

@@ -8,8 +8,9 @@ import pandas as pd
 from ..runner.plan import MAIN_GROUP, METHOD_LABELS, METHODS
 from ..runner.results import PLAN_WALL_FILE, iter_results, read_json
 from . import figures, reference
-from .tables import (GATING_LABELS, PROTOCOL_LABELS, ablation_table, formatted, main_table,
-                     mean_std, pm, scores_frame, write_table)
+from .tables import (CRF_NOT_APPLICABLE, PROTOCOL_LABELS, ablation_table, split_variant,
+                     checkpoints_table, formatted, main_table, mean_std, pm, protocols_table,
+                     scores_frame, write_table)
 
 ABLATION_TITLES = {'num_per_class': 'prototypes per class k', 'diversity_weight':
                    'diversity weight lambda', 'mask_refiner': 'mask refiner',
@@ -69,15 +70,27 @@ def cost_table(costs: pd.DataFrame):
     return shown, stats
 
 
+#: Setting text of ablation points that need a word of explanation.
+SETTING_NOTES = {
+    ('num_per_class', '1'): '1 (no refiner: selects no prototype at k = 1)',
+}
+#: Variants shown in the ablation table's Markdown (paper protocol, oracle gating; the CSV has
+#: every variant).
+ABLATION_VARIANTS = (('oracle_crf', 'oracle, CRF'), ('oracle', 'oracle, no CRF'))
+
+
 def ablation_shown(numeric: pd.DataFrame) -> pd.DataFrame:
-    shown = pd.DataFrame({'Ablation': numeric['group'].map(ABLATION_TITLES),
-                          'Setting': numeric['value'].astype(str)})
-    for gating in GATING_LABELS:
-        for score in ('mIoU', 'mDice'):
-            if f'{gating}_{score}_mean' in numeric:
-                shown[f'{score} ({gating})'] = [
-                    pm(m, s) for m, s in zip(numeric[f'{gating}_{score}_mean'],
-                                             numeric[f'{gating}_{score}_std'])]
+    settings = [SETTING_NOTES.get((g, str(v)), str(v))
+                for g, v in zip(numeric['group'], numeric['value'])]
+    shown = pd.DataFrame({'Ablation': numeric['group'].map(ABLATION_TITLES), 'Setting': settings})
+    for score in ('mIoU', 'mDice'):
+        for variant, label in ABLATION_VARIANTS:
+            if f'{variant}_{score}_mean' in numeric:
+                shown[f'{score} ({label})'] = [
+                    pm(m, s) for m, s in zip(numeric[f'{variant}_{score}_mean'],
+                                             numeric[f'{variant}_{score}_std'])]
+            else:
+                shown[f'{score} ({label})'] = '-'
     shown['seeds'] = numeric.filter(like='_seeds').max(axis=1).astype(int)
     shown['runs'] = numeric['runs']
     return shown
@@ -112,13 +125,42 @@ def build_report(work_dir, out_dir) -> list:
     numeric = main_table(frame, label_only)
     data_note = ('SYNTHETIC stand-in data: not BCSS-WSSS numbers.' if synthetic
                  else f'Data: {data_root}.')
-    written += write_table(formatted(numeric, ['Gating', 'Protocol', 'Method']), numeric, out,
-                           'main_results', 'Main comparison, test split, per-class IoU and means '
-                           f'(%), mean ± std over seeds. {data_note}')
+    checkpoint_note = ('Last checkpoint of each training run (as the public code tests; '
+                       '`checkpoints.md` compares the best-on-val one).')
+    written += write_table(formatted(numeric, ['Gating', 'CRF', 'Background', 'Method']),
+                           numeric, out, 'main_results',
+                           'Main comparison, test split, per-class IoU and means (%), mean ± std '
+                           f'over seeds. {checkpoint_note} mIoU/mDice are over the 4 tissue '
+                           'classes; BG IoU is listed for information; FwIoU (5 cl.) is over all 5 '
+                           'classes (public code), FwIoU tissue (ours) over the 4 tissue classes. '
+                           f'CRF "{CRF_NOT_APPLICABLE}": the label-only reference has no score '
+                           f'maps. {data_note}')
+    shown, compact = protocols_table(numeric)
+    written += write_table(shown, compact, out, 'protocols',
+                           'mIoU (%) of each method under every gating x CRF x background '
+                           f'protocol, test split, mean ± std over seeds. {checkpoint_note} '
+                           '"-": not in the stored results (e.g. runs tested without CRF, or '
+                           'written before the protocol existed); "n/a": does not apply (the '
+                           'label-only reference is oracle-gated and has no maps for a CRF: its '
+                           'scores are in the no-CRF columns). BG ignored and BG from GT give the '
+                           'same tissue mIoU by construction (README). '
+                           f'{data_note}')
+    if len(frame):
+        shown, by_checkpoint = checkpoints_table(frame)
+        written += write_table(shown, by_checkpoint, out, 'checkpoints',
+                               'Checkpoint choice: mIoU (%) of the last vs the best-on-val '
+                               'checkpoint, paper protocol (oracle gating, BG counted), with and '
+                               'without CRF, mean ± std over seeds. "-": the run saved no '
+                               'best-on-val checkpoint or did not record its metrics. '
+                               f'{data_note}')
     ablations = ablation_table(frame)
     if len(ablations):
         written += write_table(ablation_shown(ablations), ablations, out, 'ablations',
-                               f'LPD ablations, paper protocol (%). {data_note}')
+                               'LPD ablations, paper protocol (oracle gating, BG counted), with '
+                               f'and without CRF (%). {checkpoint_note} With k = 1 the public '
+                               'refiner selection (score > class mean) selects no prototype, so '
+                               'the k = 1 point has no mask refiner. Predicted gating: '
+                               f'ablations.csv. {data_note}')
     for group in ('num_per_class', 'diversity_weight'):
         path = out / f'ablation_{group}.png'
         if figures.ablation_plot(frame, group, ABLATION_TITLES[group], path):
@@ -131,7 +173,10 @@ def build_report(work_dir, out_dir) -> list:
     published = reference.published_table()
     written += write_table(published.astype(object).fillna('-'), published, out, 'published',
                            'PUBLISHED numbers on the real BCSS-WSSS test split (%), from the '
-                           'papers; not produced by this benchmark.')
+                           'papers; not produced by this benchmark. Gating, Background, CRF, '
+                           'Checkpoint and Seeds say how each source scored its number '
+                           f'("{reference.UNSTATED}": the source does not say); published '
+                           'numbers mix these conventions (DESIGN.md sections 5 and 6).')
     run_dirs = main_run_dirs(results, work_dir)
     for name, draw in (('qualitative.png', figures.qualitative_figure),
                        ('prototype_maps.png', figures.prototype_maps_figure)):
@@ -169,6 +214,52 @@ def plan_wall_text(plan_wall) -> str:
             f'{plan_wall["seeds"]}; per-run costs are in `cost.md`')
 
 
+def protocol_text(results) -> list:
+    """README lines on the measurement protocol: gating, background, CRF, checkpoint, FwIoU."""
+    with_crf = sum(any(split_variant(v)[1] for v in r['metrics']['results']) for r in results)
+    with_best = sum(bool((r.get('metrics_by_checkpoint') or {}).get('best')) for r in results)
+    thresholds = _unique(r['protocol']['gating_threshold'] for r in results
+                         if 'gating_threshold' in (r.get('protocol') or {})) or 'not recorded'
+    return [
+        '## Measurement protocol',
+        'Every result is one 5x5 confusion matrix per prediction variant over the whole test '
+        'split; the tables read each variant under every background protocol (DESIGN.md '
+        'section 5). The variant is the gating plus, optionally, CRF.',
+        '- Gating: *oracle* multiplies the test maps by the image labels taken from the '
+        'ground-truth mask (what the public code does); *predicted* thresholds the classifier '
+        'score the model was trained on (the mean-merged stage-4 class score) at '
+        f'`test_cfg.gating_threshold` (recorded: {thresholds}; chosen on val, never on test). '
+        'Both are reported and labelled.',
+        f'- Background, three conventions found in the published numbers: '
+        f'**{PROTOCOL_LABELS["bg_counted"]}** (`bg_counted`, the public LPD/PBIP code): the full '
+        '5x5 matrix, tissue predicted on background pixels is a false positive; '
+        f'**{PROTOCOL_LABELS["bg_ignored"]}** (`bg_ignored`): pixels whose ground truth is '
+        f'background are dropped; **{PROTOCOL_LABELS["bg_from_gt"]}** (`bg_from_gt`, the '
+        'WSSS-Tissue/MLPS and SSHR code: `pred[gt == 4] = 4` before scoring), computed on the '
+        'matrix by moving its BG row into the BG column. mIoU and mDice are means over the 4 '
+        'tissue classes in all three; tissue predicted as BG is a false negative in all three. '
+        'On the tissue classes `bg_from_gt` removes exactly the false positives that '
+        '`bg_ignored` drops, so their per-tissue IoU, mIoU and mDice are equal; they differ in '
+        'the BG IoU and the 5-class FwIoU.',
+        '- CRF: DenseCRF with the public parameters (Gaussian sxy 15 / compat 30, bilateral '
+        'sxy 10 / srgb 20 / compat 50, 5 iterations, unary from the softmax over the 5 fused '
+        'channels, on the de-normalised uint8 image), part of the paper protocol. Runs tested '
+        'with `test_cfg.crf=True` record both the CRF and the no-CRF prediction of each gating; '
+        f'{with_crf} of {len(results)} stored results have CRF variants ("-" in the CRF columns '
+        'of the others).',
+        '- Checkpoint: every table shows the LAST checkpoint of each training run, as the '
+        'public code tests it; `checkpoints.md` compares it with the best-on-val checkpoint '
+        "(saved on the validation mIoU: oracle gating, BG counted, no CRF), for the "
+        f'{with_best} of {len(results)} results that recorded one.',
+        '- FwIoU: frequency-weighted IoU over all 5 classes, background included, weights = '
+        'ground-truth pixel counts (as the public code). *FwIoU tissue (ours)*: the same over '
+        'the 4 tissue classes only. Under `bg_ignored` background has no ground-truth pixels, '
+        'so the two are equal there. Results stored before the 5-class FwIoU held the tissue '
+        'one under `FwIoU`: the report reads it as FwIoU tissue and recomputes FwIoU from the '
+        'stored confusion matrix ("-" where none was stored).',
+        '']
+
+
 def readme_text(results, data_root, manifest, written, out, plan_wall=None) -> str:
     seeds = sorted({r['seed'] for r in results})
     if manifest:
@@ -190,33 +281,32 @@ def readme_text(results, data_root, manifest, written, out, plan_wall=None) -> s
         '## Setup',
         f'- Data: {data}',
         '- Synthetic numbers are never BCSS-WSSS numbers; the published BCSS-WSSS numbers are '
-        'in a separate table (`published.md`).',
+        'in a separate table (`published.md`), with the protocol each source used.',
         f'- Preset: {_unique(r["preset"] for r in results)}; configs: '
         f'{_unique(r["config"] for r in results)}.',
         f'- Seeds: {seeds}; tables show mean ± sample std (ddof=1) over seeds.',
         f'- `--cfg-options` shared by every run (besides the seed): {overrides}.',
         f'- Protocol switches recorded by the runs: {protocols}',
-        '- Gating: *oracle* multiplies the maps by the image labels taken from the ground-truth '
-        'mask (what the public code does); *predicted* uses the classifier probability '
-        'threshold. Both are reported and labelled.',
-        f'- Background: {PROTOCOL_LABELS["bg_counted"]}: 5x5 confusion matrix, means over the 4 '
-        f'tissue classes, tissue on background pixels is a false positive; '
-        f'{PROTOCOL_LABELS["bg_ignored"]}: background ground-truth pixels ignored.',
-        '- Checkpoint: the last one of each training run (recorded per run).',
         f'- Wall time of the last `lpd-bench run`: {plan_wall_text(plan_wall)}.',
         f'- Git commits: {_unique(r["env"].get("git_commit") for r in results)} (dirty: '
         f'{_unique(r["env"].get("git_dirty") for r in results)}); packages: '
         f'{_unique(r["env"].get("packages") for r in results)}.', '',
+        *protocol_text(results),
         *(CPU_PRESET_CAVEATS if any(r['preset'] == 'cpu' for r in results) else []),
         '## Label-only reference row', reference.__doc__.split('\n\n', 1)[1].strip(), '',
         '## Ablations',
         'Runs shared between ablations are trained once (e.g. LPD k=10, lambda=0.5 is the LPD '
         'default run). lambda=0 is run with the diversity loss off. Learnable vs clustered '
         'prototypes is compared at k=3: LPD k=3, LPD k=3 without diversity loss (same losses as '
-        'PBIP), PBIP k=3.', '',
+        'PBIP), PBIP k=3. With k = 1 the public refiner selection (score > class mean) selects '
+        'no prototype, so the k = 1 point has no mask refiner.', '',
         '## Files', files, '',
     ]
-    main = out / 'main_results.md'
-    if main.is_file():
-        lines += ['## Main results', main.read_text()]
+    for name, title in (('protocols.md', 'Main results: mIoU under every protocol'),
+                        ('checkpoints.md', 'Last vs best-on-val checkpoint')):
+        if (out / name).is_file():
+            lines += [f'## {title}', (out / name).read_text()]
+    if (out / 'main_results.md').is_file():
+        lines += ['Per-class IoU, mDice and FwIoU of every protocol: '
+                  '[`main_results.md`](main_results.md).', '']
     return '\n'.join(lines) + '\n'

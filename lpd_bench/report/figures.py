@@ -17,27 +17,32 @@ from PIL import Image  # noqa: E402
 
 from ..data.bcss_meta import ALL_CLASSES, PALETTE, TISSUE_CLASSES  # noqa: E402
 from ..runner.plan import METHOD_LABELS, METHODS  # noqa: E402
-from .tables import GATING_LABELS  # noqa: E402
+from .tables import split_variant, variant_label  # noqa: E402
 
 PALETTE_ARRAY = np.array(PALETTE, dtype=np.uint8)
 
 
 def ablation_plot(frame, group, xlabel, path) -> bool:
-    """mIoU (paper protocol) against the group's values, mean and std over seeds per gating."""
-    rows = frame[(frame['group'] == group) & (frame['protocol'] == 'bg_counted')].copy()
+    """mIoU (paper protocol, last checkpoint) against the group's values, mean and std over
+    seeds, one line per variant (gating, with/without CRF)."""
+    rows = frame[(frame['group'] == group) & (frame['protocol'] == 'bg_counted')
+                 & (frame['checkpoint'] == 'last')].copy()
     if rows.empty:
         return False
     rows['value'] = rows['value'].astype(float)
-    rows['gating'] = rows['gating'].map(GATING_LABELS)
+    order = sorted(rows['variant'].unique(), key=lambda v: (split_variant(v)[0] != 'oracle',
+                                                            not split_variant(v)[1], v))
+    rows['variant'] = rows['variant'].map(variant_label)
     sns.set_theme(style='whitegrid')
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    sns.lineplot(data=rows, x='value', y='mIoU', hue='gating', marker='o', errorbar='sd',
+    sns.lineplot(data=rows, x='value', y='mIoU', hue='variant',
+                 hue_order=[variant_label(v) for v in order], marker='o', errorbar='sd',
                  err_style='bars', err_kws={'capsize': 4}, ax=ax)
     ax.set_xticks(sorted(rows['value'].unique()))
     ax.set_xlabel(xlabel)
     ax.set_ylabel('mIoU (%), paper protocol')
-    ax.set_title(f'LPD: mIoU vs {xlabel} (mean ± std over seeds)', fontsize=10)
-    ax.legend(fontsize=7, title=None)
+    ax.set_title(f'LPD: mIoU vs {xlabel} (mean ± std over seeds, last checkpoint)', fontsize=9)
+    ax.legend(fontsize=7, title='gating, CRF', title_fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)

@@ -7,7 +7,8 @@ image gets the one present class that is most frequent in the *validation* masks
 prior over pixels; the test masks are not used for it). Background follows DESIGN.md's rule
 (score (1 - max class score)^10): the chosen class scores 1, so background is never predicted,
 except in an image whose label is empty, where every class scores 0 and every pixel is BG.
-It shows what oracle gating alone is worth; it is listed under oracle gating only.
+It shows what oracle gating alone is worth; it is listed under oracle gating only, for all three
+background protocols, and CRF does not apply to it (it has no score maps to refine).
 """
 from pathlib import Path
 
@@ -16,23 +17,60 @@ import pandas as pd
 from PIL import Image
 
 from ..data.bcss_meta import BACKGROUND_INDEX, NUM_TISSUE_CLASSES, VAL_SPLIT_NAMES
-from .tables import SCORES
+from .tables import MEANS, PROTOCOLS, SCORES
 
-#: DESIGN.md section 6 (BCSS-WSSS test, %): (method, mIoU, mDice, source).
+UNSTATED = 'unstated'
+#: Protocol columns of the published-numbers table, in order.
+PUBLISHED_PROTOCOL_KEYS = ('gating', 'background', 'crf', 'checkpoint', 'seeds')
+_THIRD_PARTY = 'third-party retraining under one protocol'
+_LATER = 'later/concurrent work, as the paper reports it'
+
+
+def _row(method, miou, mdice, source, note='', **protocol):
+    unknown = set(protocol) - set(PUBLISHED_PROTOCOL_KEYS)
+    if unknown:
+        raise ValueError(f'published row {method}: unknown protocol keys {sorted(unknown)}')
+    return {'method': method, 'mIoU': miou, 'mDice': mdice,
+            **{k: protocol.get(k, UNSTATED) for k in PUBLISHED_PROTOCOL_KEYS},
+            'source': source, 'note': note}
+
+
+#: DESIGN.md section 6 (BCSS-WSSS test, %). The protocol columns say how the source scored
+#: its number ('unstated' where the source does not say); for LPD, PBIP, TPRO and MLPS they
+#: come from the public code behind the number (DESIGN.md section 6, last paragraph).
 PUBLISHED = (
-    ('LPD', 71.96, 83.56, 'LPD paper, abstract'),
-    ('PBIP', 69.42, 81.84, 'implied by the LPD abstract (+2.54 mIoU, +1.72 mDice over PBIP)'),
-    ('PBIP', 69.03, 82.84, 'third-party retraining, one protocol'),
-    ('CAM', 63.32, 77.29, 'third-party retraining, one protocol'),
-    ('TPRO', 65.50, 78.90, 'third-party retraining, one protocol'),
-    ('TPRO', 65.64, None, 'reprinted by later papers'),
-    ('MLPS', 62.55, None, 'reprinted by later papers'),
-    ('OEEM', 62.37, None, 'reprinted by later papers'),
+    _row('LPD', 71.96, 83.56, 'LPD paper, abstract',
+         'protocol columns from the public LPD code', gating='oracle (GT-mask labels)',
+         background='counted (5x5 matrix, tissue means)', crf='yes (public parameters)',
+         checkpoint='last', seeds='1'),
+    _row('PBIP', 69.42, 81.84, 'implied by the LPD abstract (+2.54 mIoU, +1.72 mDice over PBIP)',
+         'protocol columns from the public PBIP code', gating='oracle (GT-mask labels)',
+         background='none predicted (argmax over 4 tissue maps)', crf='no'),
+    _row('PBIP', 69.03, 82.84, _THIRD_PARTY),
+    _row('CAM', 63.32, 77.29, _THIRD_PARTY),
+    _row('TPRO', 65.50, 78.90, _THIRD_PARTY),
+    _row('TPRO', 65.64, None, 'reprinted by later papers',
+         'gating from the public TPRO code', gating='predicted (its own class scores)'),
+    _row('MLPS', 62.55, None, 'reprinted by later papers',
+         'background column from the public WSSS-Tissue/MLPS code (SSHR does the same)',
+         background='GT BG copied into prediction'),
+    _row('OEEM', 62.37, None, 'reprinted by later papers'),
+    _row('TGAP-Net', 72.1, None, 'IEEE JBHI 2025; ' + _LATER,
+         'same 4 classes; 77.4 on LUAD-HistoSeg; no public code'),
+    _row('DualProtoSeg', 71.35, 83.14, '2026; ' + _LATER, 'frozen CONCH + text prototypes'),
+    _row('ConStruct', 70.96, 82.83, 'MIDL 2026; ' + _LATER, 'frozen CONCH'),
+    _row('PistoSeg', 70.75, None, 'AAAI 2023; ' + _LATER,
+         'after retraining (original weights lost)'),
 )
 
 
 def published_table() -> pd.DataFrame:
-    return pd.DataFrame(PUBLISHED, columns=['Method', 'mIoU', 'mDice', 'Source'])
+    """The published numbers with their protocol columns (``PUBLISHED``)."""
+    frame = pd.DataFrame(PUBLISHED)
+    return frame.rename(columns={'method': 'Method', 'gating': 'Gating',
+                                 'background': 'Background', 'crf': 'CRF',
+                                 'checkpoint': 'Checkpoint', 'seeds': 'Seeds',
+                                 'source': 'Source', 'note': 'Note'})
 
 
 def read_mask(path) -> np.ndarray:
@@ -68,8 +106,9 @@ def label_only_prediction(mask, ranking) -> np.ndarray:
 
 
 def label_only_scores(data_root) -> pd.DataFrame:
-    """Scores of the label-only predictor on the test split, in ``mean_std``'s layout."""
-    from ..evaluation.wsss_metric import PROTOCOLS, confusion_matrix, protocol_scores
+    """Scores of the label-only predictor on the test split under every background protocol,
+    in ``mean_std``'s layout (oracle gating; CRF not applicable, ``crf`` None)."""
+    from ..evaluation.wsss_metric import confusion_matrix, protocol_scores
     ranking = class_prior(split_masks(data_root, 'val'))
     total = 0
     for path in split_masks(data_root, 'test'):
@@ -78,9 +117,10 @@ def label_only_scores(data_root) -> pd.DataFrame:
     rows = []
     for protocol in PROTOCOLS:
         scores = protocol_scores(total, protocol)
-        values = {**{c: scores['IoU'][c] for c in SCORES[:NUM_TISSUE_CLASSES]},
-                  **{k: scores[k] for k in ('mIoU', 'mDice', 'FwIoU')}}
-        row = {'gating': 'oracle', 'protocol': protocol, 'method': 'label_only', 'seeds': 0}
+        values = {c: scores['IoU'].get(c, np.nan) for c in SCORES if c not in MEANS}
+        values.update({k: scores[k] for k in MEANS})
+        row = {'gating': 'oracle', 'crf': None, 'protocol': protocol, 'method': 'label_only',
+               'seeds': 0}
         row.update({f'{k}_mean': v for k, v in values.items()})
         row.update({f'{k}_std': np.nan for k in values})
         rows.append(row)

@@ -1,32 +1,118 @@
 """Score tables of stored results (pandas): one long frame, mean +- std over seeds, writers.
 
+The long frame has one row per (result, checkpoint, variant, background protocol, group
+membership). A variant is a gating plus an optional CRF (``oracle``, ``oracle_crf``, ...: contract
+C1); the checkpoint is ``last`` (``result['metrics']``, what the public code tests) or ``best``
+(``result['metrics_by_checkpoint']['best']``, the best-on-val checkpoint, when the run has one).
+Results written before CRF variants, ``bg_from_gt`` or ``metrics_by_checkpoint`` existed simply
+have fewer rows; the tables show '-' where a combination is missing.
+
 Std is the sample standard deviation over seeds (ddof=1); with one seed it is left blank.
 """
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from ..data.bcss_meta import TISSUE_CLASSES
+from ..data.bcss_meta import BACKGROUND, TISSUE_CLASSES
 from ..runner.plan import ABLATIONS, MAIN_GROUP, METHOD_LABELS, METHODS
 
-SCORES = (*TISSUE_CLASSES, 'mIoU', 'mDice', 'FwIoU')
+#: Background protocols of the metric (lpd_bench.evaluation.wsss_metric.PROTOCOLS), in order.
+PROTOCOLS = ('bg_counted', 'bg_ignored', 'bg_from_gt')
+GATINGS = ('oracle', 'predicted')
+CRF_SUFFIX = '_crf'
+MEANS = ('mIoU', 'mDice', 'FwIoU', 'FwIoU_tissue')
+SCORES = (*TISSUE_CLASSES, BACKGROUND, *MEANS)
+#: Display names of score columns that are not self-explanatory.
+SCORE_LABELS = {'FwIoU': 'FwIoU (5 cl.)', 'FwIoU_tissue': 'FwIoU tissue (ours)', BACKGROUND: 'BG'}
 GATING_LABELS = {'oracle': 'oracle (image labels from the GT mask)',
-                 'predicted': 'predicted (classifier probability > threshold)'}
-PROTOCOL_LABELS = {'bg_counted': 'paper (BG counted)', 'bg_ignored': 'MLPS (BG pixels ignored)'}
+                 'predicted': 'predicted (classifier score > threshold)'}
+PROTOCOL_LABELS = {'bg_counted': 'paper (BG counted)', 'bg_ignored': 'MLPS (BG pixels ignored)',
+                   'bg_from_gt': 'GT BG copied into prediction'}
+#: Short protocol names for column headers.
+PROTOCOL_SHORT = {'bg_counted': 'BG counted', 'bg_ignored': 'BG ignored',
+                  'bg_from_gt': 'BG from GT'}
+#: Shown in the CRF column of rows without score maps (the label-only reference).
+CRF_NOT_APPLICABLE = 'n/a (no maps)'
 ROW_LABELS = {**METHOD_LABELS, 'label_only': 'Label-only reference (oracle labels, no training)'}
+CHECKPOINTS = ('last', 'best')
+
+
+def split_variant(variant):
+    """``(gating, crf)`` of a variant name (contract C1): 'oracle_crf' -> ('oracle', True)."""
+    return variant.removesuffix(CRF_SUFFIX), variant.endswith(CRF_SUFFIX)
+
+
+def variant_name(gating, crf) -> str:
+    return gating + (CRF_SUFFIX if crf else '')
+
+
+def _no_crf_flag(crf) -> bool:
+    """True for rows where CRF does not apply (None, or NaN after a pandas round trip)."""
+    return crf is None or (isinstance(crf, float) and np.isnan(crf))
+
+
+def crf_label(crf) -> str:
+    if _no_crf_flag(crf):
+        return CRF_NOT_APPLICABLE
+    return 'CRF' if crf else 'no CRF'
+
+
+def variant_label(variant) -> str:
+    """'oracle, CRF' / 'predicted, no CRF'."""
+    gating, crf = split_variant(variant)
+    return f'{gating}, {crf_label(crf)}'
+
+
+def checkpoint_metrics(result) -> list:
+    """``[(checkpoint, metric JSON)]`` of a result: ``metrics`` (the last checkpoint, contract
+    C3) and the other entries of ``metrics_by_checkpoint`` that are not null."""
+    shown = (result.get('protocol') or {}).get('checkpoint', 'last')
+    pairs = [(shown, result['metrics'])]
+    for name, metrics in (result.get('metrics_by_checkpoint') or {}).items():
+        if name != shown and isinstance(metrics, dict) and 'results' in metrics:
+            pairs.append((name, metrics))
+    return pairs
+
+
+def block_scores(block, protocol) -> dict:
+    """Per-class IoU and the means of one metric block, old or new.
+
+    Metric JSON written before the 5-class FwIoU stored the tissue-only one as ``FwIoU`` and no
+    ``FwIoU_tissue``: it is read as ``FwIoU_tissue``, and ``FwIoU`` is recomputed from the stored
+    confusion matrix when there is one (missing otherwise).
+    """
+    values = {c: block.get('IoU', {}).get(c) for c in (*TISSUE_CLASSES, BACKGROUND)}
+    values.update({k: block.get(k) for k in ('mIoU', 'mDice', 'FwIoU', 'FwIoU_tissue')})
+    if 'FwIoU_tissue' not in block:
+        values['FwIoU_tissue'] = block.get('FwIoU')
+        values['FwIoU'] = _five_class_fwiou(block.get('confusion'), protocol)
+    return values
+
+
+def _five_class_fwiou(confusion, protocol):
+    if protocol not in PROTOCOLS or np.shape(confusion or []) != (5, 5):
+        return None
+    from ..evaluation.wsss_metric import protocol_scores
+    return protocol_scores(np.asarray(confusion, dtype=np.int64), protocol)['FwIoU']
 
 
 def score_rows(result) -> list:
-    """One row per (gating, protocol) of a result: identifiers + per-class IoU and the means."""
+    """One row per (checkpoint, variant, protocol) of a result: identifiers + scores."""
     rows = []
-    for gating, protocols in result['metrics']['results'].items():
-        for protocol, block in protocols.items():
-            row = {'run_id': result['run_id'], 'method': result['method'], 'seed': result['seed'],
-                   'gating': gating, 'protocol': protocol}
-            row.update({c: block['IoU'].get(c) for c in TISSUE_CLASSES})
-            row.update({k: block.get(k) for k in ('mIoU', 'mDice', 'FwIoU')})
-            rows.append(row)
+    for checkpoint, metrics in checkpoint_metrics(result):
+        for variant, protocols in metrics['results'].items():
+            gating, crf = split_variant(variant)
+            for protocol, block in protocols.items():
+                rows.append({'run_id': result['run_id'], 'method': result['method'],
+                             'seed': result['seed'], 'checkpoint': checkpoint,
+                             'variant': variant, 'gating': gating, 'crf': crf,
+                             'protocol': protocol, **block_scores(block, protocol)})
     return rows
+
+
+FRAME_KEYS = ['run_id', 'method', 'seed', 'checkpoint', 'variant', 'gating', 'crf', 'protocol',
+              'group', 'value']
 
 
 def scores_frame(results) -> pd.DataFrame:
@@ -36,8 +122,7 @@ def scores_frame(results) -> pd.DataFrame:
         for membership in result.get('memberships') or _legacy_memberships(result):
             rows += [{**row, 'group': membership['name'], 'value': membership['value']}
                      for row in score_rows(result)]
-    columns = ['run_id', 'method', 'seed', 'gating', 'protocol', 'group', 'value', *SCORES]
-    frame = pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame(rows, columns=[*FRAME_KEYS, *SCORES])
     frame[list(SCORES)] = frame[list(SCORES)].astype(float)
     return frame
 
@@ -67,36 +152,129 @@ def formatted(stats: pd.DataFrame, index, columns=SCORES) -> pd.DataFrame:
     """Display frame: ``index`` columns, then 'mean ± std' strings, then the seed count."""
     shown = stats[list(index)].copy()
     for column in columns:
-        shown[column] = [pm(m, s) for m, s in zip(stats[f'{column}_mean'], stats[f'{column}_std'])]
+        shown[SCORE_LABELS.get(column, column)] = [
+            pm(m, s) for m, s in zip(stats[f'{column}_mean'], stats[f'{column}_std'])]
     shown['seeds'] = ['-' if pd.isna(n) or n == 0 else int(n) for n in stats['seeds']]
     return shown
 
 
+def _order(values, known):
+    """Sort positions: ``known`` first in their order, then the rest alphabetically."""
+    rank = {v: i for i, v in enumerate(known)}
+    return [(rank.get(v, len(rank)), str(v)) for v in values]
+
+
+def _crf_rank(crf):
+    """CRF rows first (the paper protocol), then no CRF, then rows where CRF does not apply."""
+    return 2 if _no_crf_flag(crf) else (0 if crf else 1)
+
+
 def main_table(frame: pd.DataFrame, reference: pd.DataFrame = None) -> pd.DataFrame:
-    """Methods x gating x protocol (numeric mean/std), the label-only reference appended."""
-    main = frame[frame['group'] == MAIN_GROUP]
-    stats = mean_std(main, ['gating', 'protocol', 'method'])
+    """Gating x CRF x background x method, last checkpoint (numeric mean/std), the label-only
+    reference appended (oracle gating, CRF not applicable)."""
+    main = frame[(frame['group'] == MAIN_GROUP) & (frame['checkpoint'] == 'last')]
+    stats = mean_std(main, ['gating', 'crf', 'protocol', 'method'])
+    stats['crf'] = stats['crf'].astype(object)
     if reference is not None and len(reference):
+        reference = reference.copy()
+        reference['crf'] = None
         stats = pd.concat([stats, reference], ignore_index=True)
-    order = {m: i for i, m in enumerate([*METHODS, 'label_only'])}
-    stats = stats.sort_values(['gating', 'protocol', 'method'],
-                              key=lambda s: s.map(order) if s.name == 'method' else s)
-    stats.insert(0, 'Method', stats['method'].map(ROW_LABELS))
-    stats.insert(0, 'Protocol', stats['protocol'].map(PROTOCOL_LABELS))
-    stats.insert(0, 'Gating', stats['gating'].map(GATING_LABELS))
+    keys = zip(_order(stats['gating'], GATINGS), map(_crf_rank, stats['crf']),
+               _order(stats['protocol'], PROTOCOLS), _order(stats['method'],
+                                                            [*METHODS, 'label_only']))
+    stats['_order'] = list(keys)
+    stats = stats.sort_values('_order', kind='stable').drop(columns='_order')
+    stats.insert(0, 'Method', stats['method'].map(ROW_LABELS).fillna(stats['method']))
+    stats.insert(0, 'Background', stats['protocol'].map(PROTOCOL_LABELS).fillna(stats['protocol']))
+    stats.insert(0, 'CRF', stats['crf'].map(crf_label))
+    stats.insert(0, 'Gating', stats['gating'].map(GATING_LABELS).fillna(stats['gating']))
     return stats.reset_index(drop=True)
 
 
+def protocol_columns():
+    """(gating, crf, protocol) of the compact table's columns, the paper protocol first."""
+    return [(g, crf, p) for g in GATINGS for crf in (True, False) for p in PROTOCOLS]
+
+
+def protocol_column_label(gating, crf, protocol) -> str:
+    return f'{gating}, {crf_label(crf)}, {PROTOCOL_SHORT[protocol]}'
+
+
+def protocols_table(main: pd.DataFrame, score='mIoU'):
+    """One row per method, ``score`` for every (gating x CRF x background) combination.
+
+    ``main`` is :func:`main_table`'s output. Returns ``(shown, numeric)``; combinations without
+    results are '-' (older results: no CRF, no ``bg_from_gt``), and 'n/a' where they cannot
+    apply (the label-only reference has no maps for a CRF and is oracle-gated only; its
+    scores are in the no-CRF columns).
+    """
+    methods = sorted(set(main['method']), key=lambda m: _order([m], [*METHODS, 'label_only'])[0])
+    numeric = pd.DataFrame({'method': methods})
+    shown = pd.DataFrame({'Method': [ROW_LABELS.get(m, m) for m in methods]})
+    # rows where CRF does not apply are shown as they are, in the no-CRF columns
+    crf_keys = pd.Series([False if _no_crf_flag(c) else bool(c) for c in main['crf']],
+                         index=main.index)
+    for gating, crf, protocol in protocol_columns():
+        key = f'{variant_name(gating, crf)}_{protocol}'
+        means, stds, cells = [], [], []
+        for method in methods:
+            rows = main[(main['method'] == method) & (main['gating'] == gating)
+                        & (main['protocol'] == protocol) & (crf_keys == crf)]
+            mean = rows[f'{score}_mean'].iloc[0] if len(rows) else np.nan
+            std = rows[f'{score}_std'].iloc[0] if len(rows) else np.nan
+            means.append(mean)
+            stds.append(std)
+            not_applicable = method == 'label_only' and (crf or gating != 'oracle')
+            cells.append('n/a' if not_applicable else pm(mean, std))
+        numeric[f'{key}_{score}_mean'] = means
+        numeric[f'{key}_{score}_std'] = stds
+        shown[protocol_column_label(gating, crf, protocol)] = cells
+    seeds = main.groupby('method')['seeds'].max()
+    numeric['seeds'] = [seeds.get(m) for m in methods]
+    shown['seeds'] = ['-' if pd.isna(n) or n == 0 else int(n) for n in numeric['seeds']]
+    return shown, numeric
+
+
+def checkpoints_table(frame: pd.DataFrame):
+    """Per method: last vs best-on-val mIoU, paper protocol (oracle, BG counted), with and
+    without CRF. Returns ``(shown, numeric)``; '-' where no run has that checkpoint/variant."""
+    rows = frame[(frame['group'] == MAIN_GROUP) & (frame['gating'] == 'oracle')
+                 & (frame['protocol'] == 'bg_counted')]
+    stats = mean_std(rows, ['method', 'variant', 'checkpoint'], columns=('mIoU', ))
+    present = set(rows['method'])
+    methods = [m for m in METHODS if m in present] + sorted(present - set(METHODS))
+    numeric = pd.DataFrame({'method': methods})
+    shown = pd.DataFrame({'Method': [METHOD_LABELS.get(m, m) for m in methods]})
+    for crf in (True, False):
+        for checkpoint in CHECKPOINTS:
+            variant = variant_name('oracle', crf)
+            key = f'{checkpoint}_{variant}'
+            picked = [stats[(stats['method'] == m) & (stats['variant'] == variant)
+                            & (stats['checkpoint'] == checkpoint)] for m in methods]
+            numeric[f'{key}_mIoU_mean'] = [p['mIoU_mean'].iloc[0] if len(p) else np.nan
+                                           for p in picked]
+            numeric[f'{key}_mIoU_std'] = [p['mIoU_std'].iloc[0] if len(p) else np.nan
+                                          for p in picked]
+            numeric[f'{key}_seeds'] = [int(p['seeds'].iloc[0]) if len(p) else 0 for p in picked]
+            shown[f'{checkpoint}, {crf_label(crf)}'] = [
+                pm(m, s) for m, s in zip(numeric[f'{key}_mIoU_mean'], numeric[f'{key}_mIoU_std'])]
+    for checkpoint in CHECKPOINTS:
+        counts = numeric[[f'{checkpoint}_oracle_crf_seeds', f'{checkpoint}_oracle_seeds']]
+        shown[f'seeds ({checkpoint})'] = ['-' if n == 0 else int(n) for n in counts.max(axis=1)]
+    return shown, numeric
+
+
 def ablation_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every ablation point, paper protocol, both gatings side by side (numeric mean/std)."""
-    rows = frame[(frame['group'].isin(ABLATIONS)) & (frame['protocol'] == 'bg_counted')]
-    stats = mean_std(rows, ['group', 'value', 'gating'],
-                     columns=('mIoU', 'mDice'))
+    """Every ablation point, paper protocol, last checkpoint, every variant side by side
+    (numeric mean/std; columns ``<variant>_<score>_<stat>`` and ``<variant>_seeds``)."""
+    rows = frame[(frame['group'].isin(ABLATIONS)) & (frame['protocol'] == 'bg_counted')
+                 & (frame['checkpoint'] == 'last')]
+    stats = mean_std(rows, ['group', 'value', 'variant'], columns=('mIoU', 'mDice'))
     run_ids = rows.groupby(['group', 'value'], sort=False)['run_id'].agg(
         lambda ids: ', '.join(sorted({i.rsplit('__seed', 1)[0] for i in ids})))
-    wide = stats.pivot(index=['group', 'value'], columns='gating',
+    wide = stats.pivot(index=['group', 'value'], columns='variant',
                        values=['mIoU_mean', 'mIoU_std', 'mDice_mean', 'mDice_std', 'seeds'])
-    wide.columns = [f'{gating}_{name}' for name, gating in wide.columns]
+    wide.columns = [f'{variant}_{name}' for name, variant in wide.columns]
     wide = wide.reset_index()
     wide['runs'] = [run_ids[(g, v)] for g, v in zip(wide['group'], wide['value'])]
     group_order = {g: i for i, g in enumerate(ABLATIONS)}
