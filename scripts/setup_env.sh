@@ -28,8 +28,8 @@ if ! "$VENV/bin/python" -c "import mmcv.ops" >/dev/null 2>&1; then
   echo "[setup] installing full mmcv 2.1.0 with CPU ops (first build ~13 min on 2 cores, then cached by pip)"
   MMCV_WITH_OPS=1 "${PIP[@]}" install -q --no-build-isolation "mmcv==2.1.0"
 fi
-echo "[setup] installing lpd-bench and its dependencies"
-"${PIP[@]}" install -q -e "$ROOT"
+echo "[setup] installing lpd-bench, its dependencies and its test extra (pytest, transformers)"
+"${PIP[@]}" install -q -e "$ROOT[test]"
 rm -f "$VENV"/.lpd-bench-setup-*
 touch "$stamp"
 echo "[setup] done in $(( $(date +%s) - start )) s"

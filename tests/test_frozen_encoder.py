@@ -1,10 +1,11 @@
-"""FrozenImageEncoder: shape, frozen, input gradients, projection, weights_only checkpoints."""
+"""FrozenImageEncoder: shape, frozen, input gradients, projection, weights_only/safetensors files."""
 import copy
 import pickle
 
 import pytest
 import torch
 from mmengine.model import BaseModule
+from safetensors.torch import save_file
 
 from encoder_configs import SWIN_T_ENCODER, CPU_PRESET_ENCODER
 from lpd_bench.models.frozen_encoder import FrozenImageEncoder
@@ -76,6 +77,16 @@ def test_checkpoint_loaded_with_weights_only(tmp_path):
         build(checkpoint=str(unsafe))
 
 
+def test_checkpoint_read_as_safetensors_by_content(tmp_path):
+    """A safetensors file (whatever its name) is read with safetensors, mmseg keys as they are."""
+    torch.manual_seed(0)
+    source = build()
+    path = tmp_path / 'encoder.pth'  # the content decides, not the suffix
+    save_file(source.backbone.state_dict(), str(path))
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(build(checkpoint=str(path))(x), source(x))
+
+
 def test_bad_checkpoint_and_feature_dim_errors(tmp_path):
     path = tmp_path / 'other.pth'
     torch.save({'conv.weight': torch.zeros(1)}, path)
@@ -83,6 +94,17 @@ def test_bad_checkpoint_and_feature_dim_errors(tmp_path):
         build(checkpoint=str(path))
     with pytest.raises(FileNotFoundError, match='missing.pth'):
         build(checkpoint=str(tmp_path / 'missing.pth'))
+    text = tmp_path / 'weights.txt'
+    text.write_text('not weights')
+    with pytest.raises(ValueError, match=r"weights\.txt.*neither a PyTorch file"):
+        build(checkpoint=str(text))
+    wide = tmp_path / 'wide.pth'
+    state = build().backbone.state_dict()
+    key = next(k for k, v in state.items() if v.dim() == 2)
+    state[key] = torch.zeros(state[key].shape[0], state[key].shape[1] + 1)
+    torch.save(state, wide)
+    with pytest.raises(ValueError, match=rf"wide\.pth.*shapes.*{key}"):
+        build(checkpoint=str(wide))
     with pytest.raises(ValueError, match='has 128 channels, feature_dim says 64'):
         build(feature_dim=64)(torch.randn(1, 3, 32, 32))
 

@@ -2,11 +2,14 @@
 
 The two encoders the configs use (``configs/_base_/models/``):
 
-- ``lpd_mit_b1.py``: the paper/public-code setting, an ImageNet Swin-T (mmseg
-  ``SwinTransformer``, embed 96, depths (2, 2, 6, 2), heads (3, 6, 12, 24), window 7) whose last
-  stage (768 channels) is average-pooled, then a fixed random 768 -> 512 projection. Set
-  ``checkpoint`` to an mmseg-format Swin-T state dict (e.g. mmseg's converted
-  ``swin_tiny_patch4_window7_224_20220317-1cdeb081.pth``); without one the weights are random.
+- ``lpd_mit_b1.py``: the paper/public-code setting, an ImageNet Swin-T (``OriginalSwinTransformer``:
+  mmseg's ``SwinTransformer`` computing as the original/hub Swin does, embed 96, depths
+  (2, 2, 6, 2), heads (3, 6, 12, 24), window 7) whose last stage (768 channels, after its output
+  LayerNorm) is average-pooled, as ``transformers``' ``SwinModel.pooler_output``, then a fixed
+  random 768 -> 512 projection. Set ``checkpoint`` to the hub file of
+  ``microsoft/swin-tiny-patch4-window7-224`` (``model.safetensors`` or ``pytorch_model.bin``,
+  converted on load, see :mod:`lpd_bench.models.swin_hub_weights` and tools/convert_weights.py)
+  or to an mmseg-format Swin-T state dict; without one the weights are random.
 - ``lpd_mit_tiny_cpu.py``: the CPU preset. A random two-stage ``PatchMLPEncoder`` (4 x 4
   patches -> 64, 2 x 2 merge -> 128; ~36 k parameters) on 16 px cut-outs: the CPU preset has no
   ImageNet checkpoint anyway, and its forward + input-backward on a batch's cut-outs costs a few
@@ -20,16 +23,22 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
+from . import original_swin  # noqa: F401  (registers OriginalSwinTransformer, the paper encoder)
+from .swin_hub_weights import convert_hub_swin, is_hub_swin, read_weights_file
+
+
 def load_state_dict_weights_only(path: str) -> dict:
-    """Backbone state dict from a checkpoint file, read with ``torch.load(weights_only=True)``.
+    """Backbone state dict from a weights file: ``torch.load(weights_only=True)`` or safetensors.
 
     Accepts a bare state dict or one nested under 'state_dict' / 'model'; when keys carry a
     'backbone.' prefix (mmseg/mmpretrain model checkpoints) only those are kept, prefix removed.
+    A ``transformers`` Swin (the model hub's ``model.safetensors`` / ``pytorch_model.bin``, keys
+    ``swin.embeddings.*``, ``swin.encoder.*``) is converted to mmseg ``SwinTransformer`` keys.
     """
     try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(f'FrozenImageEncoder: checkpoint {path!r} does not exist') from None
+        ckpt = read_weights_file(path)
+    except (FileNotFoundError, ValueError) as error:
+        raise type(error)(f'FrozenImageEncoder: {error}') from None
     for key in ('state_dict', 'model'):
         if isinstance(ckpt, dict) and isinstance(ckpt.get(key), dict):
             ckpt = ckpt[key]
@@ -37,6 +46,8 @@ def load_state_dict_weights_only(path: str) -> dict:
     if not isinstance(ckpt, dict):
         raise ValueError(f'FrozenImageEncoder: checkpoint {path!r} holds a {type(ckpt).__name__}, '
                          'expected a state dict')
+    if is_hub_swin(ckpt):
+        return convert_hub_swin(ckpt, source=f'FrozenImageEncoder: checkpoint {path!r}')
     prefix = 'backbone.'
     if any(k.startswith(prefix) for k in ckpt):
         ckpt = {k[len(prefix):]: v for k, v in ckpt.items() if k.startswith(prefix)}
@@ -71,6 +82,13 @@ class FrozenImageEncoder(BaseModule):
             self.backbone.init_weights()
         if checkpoint is not None:
             state = load_state_dict_weights_only(checkpoint)
+            own = self.backbone.state_dict()
+            wrong = [f'{k} {tuple(v.shape)} vs {tuple(own[k].shape)}' for k, v in state.items()
+                     if k in own and v.shape != own[k].shape]
+            if wrong:
+                raise ValueError(f'FrozenImageEncoder: checkpoint {checkpoint!r} does not match '
+                                 f'backbone {backbone.get("type")}: shapes (checkpoint vs model) '
+                                 f'{wrong[:5]} ({len(wrong)} total)')
             result = self.backbone.load_state_dict(state, strict=False)
             if result.missing_keys or result.unexpected_keys:
                 raise ValueError(
