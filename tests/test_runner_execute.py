@@ -21,7 +21,8 @@ from lpd_bench.runner.results import (PLAN_WALL_FILE, last_checkpoint, load_resu
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Fake tools/train.py: one checkpoint per iteration, MMEngine-style progress lines, --resume.
+# Fake tools/train.py: one checkpoint per iteration, MMEngine-style progress lines, --resume;
+# FAKE_BEST=<n>: a best-on-val checkpoint best_mIoU_iter_<n>.pth as MMEngine names it.
 FAKE_TRAIN = textwrap.dedent('''
     import json, os, sys, time
     from pathlib import Path
@@ -42,17 +43,24 @@ FAKE_TRAIN = textwrap.dedent('''
         print(f'Iter(train) [{it:3d}/{total}]  lr: 1e-4  loss: 0.5', flush=True)
         (work / f'iter_{it}.pth').write_text(str(it))
         (work / 'last_checkpoint').write_text(str(work / f'iter_{it}.pth'))
+        if it == int(os.environ.get('FAKE_BEST', -1)):
+            (work / f'best_mIoU_iter_{it}.pth').write_text(str(it))
     (work / 'interval.txt').write_text(f'{began} {time.time()}')
     (work / 'cost_train.json').write_text(json.dumps(
         {'params': 123, 'totals': {'iters': total, 'wall_s': 0.5}}))
 ''')
 
-# Fake tools/test.py: writes a metric JSON whose numbers depend on the seed and the checkpoint.
+# Fake tools/test.py: writes a metric JSON whose numbers depend on the seed and the checkpoint;
+# appends the checkpoint's name to tested.txt; fails on a checkpoint named in FAKE_TEST_FAIL.
 FAKE_TEST = textwrap.dedent('''
-    import json, sys
+    import json, os, sys
     from pathlib import Path
     args = sys.argv[1:]
     options = dict(o.split('=', 1) for o in args[args.index('--cfg-options') + 1:])
+    with open(Path(args[args.index('--work-dir') + 1]) / 'tested.txt', 'a') as f:
+        f.write(Path(args[1]).name + '\\n')
+    if Path(args[1]).name == os.environ.get('FAKE_TEST_FAIL'):
+        print('Traceback: test boom'); sys.exit(4)
     seed, ckpt = int(options['randomness.seed']), Path(args[1]).read_text()
     miou = 50.0 + seed + int(ckpt) / 10
     block = {'IoU': {'TUM': miou}, 'mIoU': miou, 'mDice': miou + 10, 'FwIoU': miou}
@@ -84,8 +92,8 @@ FAKE_SNAPSHOT = textwrap.dedent('''
 ''')
 
 
-@pytest.fixture
-def tools(tmp_path):
+def make_tools(tmp_path) -> Tools:
+    """The fake tools written under ``tmp_path/tools``."""
     folder = tmp_path / 'tools'
     folder.mkdir()
     for name, text in (('train', FAKE_TRAIN), ('test', FAKE_TEST), ('bank', FAKE_BANK),
@@ -94,6 +102,11 @@ def tools(tmp_path):
     return Tools(train=str(folder / 'train.py'), test=str(folder / 'test.py'),
                  bank=str(folder / 'bank.py'), snapshot=[str(folder / 'snapshot.py')],
                  cwd=tmp_path)
+
+
+@pytest.fixture
+def tools(tmp_path):
+    return make_tools(tmp_path)
 
 
 def executor(work_dir, tools, stream=None, jobs=1, runs=1):
@@ -111,7 +124,9 @@ def test_run_writes_complete_result_and_skips_it_on_rerun(tmp_path, tools):
     assert result['cfg_options']['randomness.seed'] == 1
     assert result['protocol']['checkpoint'] == 'last'
     assert result['protocol']['checkpoint_path'].endswith('iter_6.pth')
-    assert [s['name'] for s in result['cost']['stages']] == ['train', 'test']
+    assert [s['name'] for s in result['cost']['stages']] == ['train', 'test']  # no best saved
+    assert result['metrics_by_checkpoint'] == {'last': result['metrics'], 'best': None}
+    assert result['checkpoints'] == {'last': result['protocol']['checkpoint_path'], 'best': None}
     assert result['cost']['stages'][0]['iters'] == 6 and result['cost']['peak_rss_mb'] > 0
     assert result['cost']['stages'][0]['loop_wall_s'] == 0.5
     assert set(result['env']['packages']) == {'torch', 'mmengine', 'mmcv', 'mmseg', 'numpy'}

@@ -30,9 +30,34 @@ def test_same_seed_twice_gives_the_same_metrics_and_snapshots(tmp_path):
     assert a['metrics']['num_images'] == 4
     assert a['cost']['stages'][0]['iters'] == 2 and a['cost']['stages'][0]['params'] > 0
     assert a['protocol']['checkpoint_path'].endswith('iter_2.pth')
+    # the CPU preset saves no best-on-val checkpoint before warm-up + one interval (150 > 2)
+    assert a['checkpoints']['best'] is None and a['metrics_by_checkpoint']['best'] is None
+    assert [s['name'] for s in a['cost']['stages']] == ['train', 'test']
     # the snapshot step of the first run: 4 label maps and the prototype maps (C*k = 4*10)
     run_dir = tmp_path / 'a' / 'runs' / 'lpd__seed0'
     assert len(list((run_dir / 'preds').glob('*.png'))) == 4
     maps = np.load(run_dir / 'prototype_maps.npz')
     assert maps['maps'].shape[0] == 40 and int(maps['num_per_class']) == 10
     assert not (tmp_path / 'b' / 'runs' / 'lpd__seed0' / 'preds').exists()
+
+
+@pytest.mark.slow
+def test_best_on_val_checkpoint_is_tested_too(tmp_path):
+    """Validation and checkpoint every iteration, best from iteration 1 on, lr 0: both
+    validations score the same, so the best stays the one of iteration 1 (a strict 'greater'),
+    tested as stage test_best; with the same weights, its metrics equal the last's."""
+    options = {**TINY, 'train_cfg.val_interval': '1', 'default_hooks.checkpoint.interval': '1',
+               'default_hooks.checkpoint.save_best_after': '1', 'optim_wrapper.optimizer.lr': '0'}
+    executor = Executor(tmp_path, Progress(1, stream=io.StringIO()), snapshot_images=0)
+    assert executor.run_plan(build_plan(['lpd'], seeds=[0], extra_options=options)) == {
+        'lpd__seed0': 'done'}
+    run_dir = tmp_path / 'runs' / 'lpd__seed0'
+    result = load_result(run_dir)
+    assert result['checkpoints']['last'].endswith('/iter_2.pth')
+    assert result['checkpoints']['best'].endswith('/best_mIoU_iter_1.pth')
+    assert sorted(p.name for p in run_dir.glob('*.pth')) == ['best_mIoU_iter_1.pth', 'iter_2.pth']
+    assert [s['name'] for s in result['cost']['stages']] == ['train', 'test', 'test_best']
+    assert 'reused_from' not in result['cost']['stages'][2]
+    best = result['metrics_by_checkpoint']['best']
+    assert best['results'] == result['metrics']['results'] and best['num_images'] == 4
+    assert (run_dir / 'test_metrics_best.json').is_file()

@@ -2,7 +2,10 @@
 
 Per run (``<work_dir>/runs/<run_id>/``): PBIP runs first get their prototype bank (stage A, built
 once per bank key under ``<work_dir>/banks/`` and shared); then ``tools/train.py`` (with
-``--resume`` when a checkpoint exists), then ``tools/test.py`` on the last checkpoint, then
+``--resume`` when a checkpoint exists), then ``tools/test.py`` on the last checkpoint (stage
+``test``, ``test_metrics.json``) and on the best-on-val checkpoint when training saved one (stage
+``test_best``, ``test_metrics_best.json``; when it is of the last iteration, the last
+checkpoint's metrics are reused instead, recorded as ``reused_from='test'``), then
 ``result.json`` is written atomically as the very last step. Every finished stage leaves a
 ``stage_<name>.json`` marker so that a rerun skips it. The subprocess output goes to ``run.log``.
 A failed stage writes ``failed.json`` (with the log tail) and the plan goes on.
@@ -28,12 +31,16 @@ from pathlib import Path
 
 from .environment import environment
 from .plan import BANK_PATH, MAIN_GROUP
-from .results import (FAILED_FILE, PLAN_WALL_FILE, RESULT_FILE, SCHEMA, last_checkpoint,
-                      load_result, read_json, stage_marker, stage_record, write_json_atomic)
+from .results import (FAILED_FILE, PLAN_WALL_FILE, RESULT_FILE, SCHEMA, best_checkpoint,
+                      checkpoint_number, last_checkpoint, load_result, read_json, stage_marker,
+                      stage_record, write_json_atomic)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOG_TAIL_LINES = 30
 METRICS_FILE = 'test_metrics.json'
+BEST_METRICS_FILE = 'test_metrics_best.json'
+#: Keys of stage records kept out of ``cost.stages`` (they are in ``checkpoints`` / metrics).
+NOT_COST_KEYS = ('metrics_file', 'checkpoint', 'checkpoint_mtime_ns', 'best_checkpoint')
 THREAD_VARS = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS')
 KILL_GRACE_S = 5.0  # after SIGTERM, stages still running this long later get SIGKILL
 PR_SET_PDEATHSIG = 1
@@ -296,12 +303,19 @@ class Executor:
             options[BANK_PATH] = bank['path']
             stages.append(bank)
         train = self.train(spec, options, run_dir, view)
-        test = self.test(spec, options, run_dir, train['checkpoint'], view)
+        checkpoints = {'last': train['checkpoint'],
+                       'best': train['best_checkpoint'] if 'best_checkpoint' in train
+                       else _path_or_none(best_checkpoint(run_dir))}  # marker of older code
+        test = self.test(spec, options, run_dir, checkpoints['last'], view)
         stages += [train, test]
+        metrics = {'last': read_json(test['metrics_file']), 'best': None}
+        if checkpoints['best'] is not None:
+            test_best = self.test_best(spec, options, run_dir, checkpoints, test, view)
+            stages.append(test_best)
+            metrics['best'] = read_json(test_best['metrics_file'])
         if snapshots:
             self.snapshot(spec, options, run_dir, train['checkpoint'], view)
-        result = self.assemble(spec, options, stages, read_json(test['metrics_file']),
-                               train['checkpoint'])
+        result = self.assemble(spec, options, stages, metrics, checkpoints)
         write_json_atomic(run_dir / RESULT_FILE, result)
         return 'done'
 
@@ -390,24 +404,48 @@ class Executor:
         record = {'name': 'train', **self.attempts_cost(run_dir, 'train', usage),
                   'iters': totals.get('iters'), 'loop_wall_s': totals.get('wall_s'),
                   'params': hook.get('params'), 'resumed': resume,
-                  'checkpoint': str(checkpoint.resolve()), 'hook': hook}
+                  'checkpoint': str(checkpoint.resolve()),
+                  'best_checkpoint': _path_or_none(best_checkpoint(run_dir)), 'hook': hook}
         write_json_atomic(stage_marker(run_dir, 'train'), record)
         return record
 
-    def test(self, spec, options, run_dir, checkpoint, view) -> dict:
-        metrics_file = (run_dir / METRICS_FILE).resolve()
+    def test(self, spec, options, run_dir, checkpoint, view, name='test',
+             metrics_name=METRICS_FILE) -> dict:
+        """Stage ``name``: tools/test.py on ``checkpoint``, metric JSON ``metrics_name`` in the
+        run dir. Skipped when its marker names the same checkpoint file (path and modification
+        time) and its metric JSON is valid."""
+        metrics_file = (run_dir / metrics_name).resolve()
+        tested = {'checkpoint': str(checkpoint),
+                  'checkpoint_mtime_ns': Path(checkpoint).stat().st_mtime_ns}
+        record = stage_record(run_dir, name)
+        if (record is not None and all(record.get(k) == v for k, v in tested.items())
+                and _valid_metrics(read_json(metrics_file))):
+            return record
+        metrics_file.unlink(missing_ok=True)  # a stale file must not pass for this test's
         options = {**options, 'test_evaluator.output_file': metrics_file}
         cmd = [self.tools.python, self.tools.test, spec.config, checkpoint,
                '--work-dir', run_dir.resolve(), '--cfg-options', *cfg_option_args(options)]
-        usage = self.stage('test', cmd, run_dir, run_dir / 'run.log', view)
-        metrics = read_json(metrics_file)
-        if not isinstance(metrics, dict) or 'results' not in metrics:
-            raise StageFailed('test', f'no valid metric JSON at {metrics_file}',
+        usage = self.stage(name, cmd, run_dir, run_dir / 'run.log', view)
+        if not _valid_metrics(read_json(metrics_file)):
+            raise StageFailed(name, f'no valid metric JSON at {metrics_file}',
                               run_dir / 'run.log')
         hook = read_json(run_dir / 'cost_test.json') or {}
-        return {'name': 'test', **self.attempts_cost(run_dir, 'test', usage),
-                'loop_wall_s': hook.get('totals', {}).get('wall_s'),
-                'metrics_file': str(metrics_file), 'hook': hook}
+        record = {'name': name, **self.attempts_cost(run_dir, name, usage),
+                  'loop_wall_s': hook.get('totals', {}).get('wall_s'),
+                  'metrics_file': str(metrics_file), **tested, 'hook': hook}
+        write_json_atomic(stage_marker(run_dir, name), record)
+        return record
+
+    def test_best(self, spec, options, run_dir, checkpoints, test, view) -> dict:
+        """Stage ``test_best``: the best-on-val checkpoint tested like the last one; when both
+        are of the same iteration (the same weights), the last one's metrics are reused."""
+        if checkpoint_number(Path(checkpoints['best'])) == checkpoint_number(
+                Path(checkpoints['last'])):
+            return {'name': 'test_best', 'wall_s': 0.0, 'peak_rss_mb': None, 'attempts': 0,
+                    'reused_from': 'test', 'metrics_file': test['metrics_file'],
+                    'checkpoint': checkpoints['best']}
+        return self.test(spec, options, run_dir, checkpoints['best'], view, name='test_best',
+                         metrics_name=BEST_METRICS_FILE)
 
     def snapshot(self, spec, options, run_dir, checkpoint, view):
         """Saves predictions and prototype maps of a few test images (failure only warns)."""
@@ -420,21 +458,34 @@ class Executor:
             view.message(f'warning: {err} (see {err.log_path}); '
                          'the report will lack its qualitative figures')
 
-    def assemble(self, spec, options, stages, metrics, checkpoint) -> dict:
+    def assemble(self, spec, options, stages, metrics, checkpoints) -> dict:
+        """The result (ARCHITECTURE.md "Run result contract"): ``metrics`` of the last
+        checkpoint, ``metrics_by_checkpoint`` and ``checkpoints`` of 'last' and 'best'."""
         memberships = [m for m in spec.memberships if m['name'] != MAIN_GROUP]
-        stage_costs = [{k: v for k, v in s.items() if k not in ('metrics_file', 'checkpoint')}
-                       for s in stages]
+        stage_costs = [{k: v for k, v in s.items() if k not in NOT_COST_KEYS} for s in stages]
+        last = metrics['last']
         return {
             'schema': SCHEMA, 'run_id': spec.run_id, 'method': spec.method,
             'ablation': memberships[0] if memberships else None,
             'memberships': spec.memberships, 'seed': spec.seed, 'preset': spec.preset,
             'data_root': spec.data_root, 'synthetic': spec.data_root is None,
-            'config': spec.config, 'cfg_options': options, 'metrics': metrics,
-            'protocol': {**metrics.get('protocol', {}), 'checkpoint': 'last',
-                         'checkpoint_path': checkpoint},
+            'config': spec.config, 'cfg_options': options, 'metrics': last,
+            'metrics_by_checkpoint': metrics, 'checkpoints': checkpoints,
+            'protocol': {**last.get('protocol', {}), 'checkpoint': 'last',
+                         'checkpoint_path': checkpoints['last']},
             'cost': {'stages': stage_costs,
                      'total_wall_s': round(sum(s['wall_s'] for s in stages), 3),
-                     'peak_rss_mb': max(s['peak_rss_mb'] for s in stages)},
+                     'peak_rss_mb': max(s['peak_rss_mb'] for s in stages
+                                        if s['peak_rss_mb'] is not None)},
             'env': {**environment(self.tools.cwd), 'threads': self.threads, 'jobs': self.jobs},
             'finished_at': datetime.datetime.now().isoformat(timespec='seconds'),
         }
+
+
+def _path_or_none(path):
+    return None if path is None else str(Path(path).resolve())
+
+
+def _valid_metrics(metrics) -> bool:
+    """A metric JSON of WSSSMetric (a dict with ``results``)."""
+    return isinstance(metrics, dict) and 'results' in metrics

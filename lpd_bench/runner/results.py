@@ -10,6 +10,11 @@ FAILED_FILE = 'failed.json'
 #: In the work dir: wall time of the last plan execution (``Executor.record_plan_wall``).
 PLAN_WALL_FILE = 'plan_wall.json'
 SCHEMA = 1
+#: Best-on-val checkpoints of a run dir (DelayedBestCheckpointHook/CheckpointHook names).
+BEST_CHECKPOINT_GLOB = 'best_*.pth'
+#: Checkpoint choices a result holds metrics of (``metrics_by_checkpoint``, ``checkpoints``);
+#: ``metrics`` is the one of ``protocol.checkpoint`` ('last').
+CHECKPOINT_CHOICES = ('last', 'best')
 #: Keys a result must have to count as complete.
 REQUIRED_KEYS = ('schema', 'run_id', 'method', 'seed', 'config', 'cfg_options', 'metrics', 'cost',
                  'env')
@@ -35,6 +40,18 @@ def load_result(run_dir):
     return result
 
 
+def checkpoint_metrics(result, choice='last'):
+    """The metric JSON of ``result`` for the checkpoint ``choice`` ('last' or 'best'), None when
+    that checkpoint was not tested (no best saved, or a result written before both were tested:
+    its ``metrics`` are the last checkpoint's)."""
+    if choice not in CHECKPOINT_CHOICES:
+        raise ValueError(f'checkpoint choice must be one of {CHECKPOINT_CHOICES}, got {choice!r}')
+    by_checkpoint = result.get('metrics_by_checkpoint')
+    if isinstance(by_checkpoint, dict) and choice in by_checkpoint:
+        return by_checkpoint[choice]
+    return result['metrics'] if choice == 'last' else None
+
+
 def stage_marker(run_dir, stage) -> Path:
     return Path(run_dir) / f'stage_{stage}.json'
 
@@ -44,7 +61,8 @@ def stage_record(run_dir, stage):
     return read_json(stage_marker(run_dir, stage))
 
 
-def _checkpoint_number(path) -> int:
+def checkpoint_number(path) -> int:
+    """The iteration (or epoch) of ``iter_<n>.pth``-like names, -1 when there is none."""
     digits = path.stem.rpartition('_')[2]
     return int(digits) if digits.isdigit() else -1
 
@@ -64,11 +82,22 @@ def last_checkpoint(run_dir):
         if path.is_file():
             return path
     saved = sorted(list(run_dir.glob('iter_*.pth')) + list(run_dir.glob('epoch_*.pth')),
-                   key=_checkpoint_number)
+                   key=checkpoint_number)
     if not saved:
         return None
     pointer.write_text(str(saved[-1].resolve()))
     return saved[-1]
+
+
+def best_checkpoint(run_dir):
+    """The best-on-val checkpoint training saved in ``run_dir`` (MMEngine names it
+    ``best_<metric>_iter_<n>.pth``, e.g. ``best_mIoU_iter_150.pth``), or None when it saved none.
+
+    MMEngine deletes the previous best before saving a new one, so there is at most one per
+    metric; should several be found, the highest-numbered is taken.
+    """
+    saved = sorted(Path(run_dir).glob(BEST_CHECKPOINT_GLOB), key=checkpoint_number)
+    return saved[-1] if saved else None
 
 
 def run_status(run_dir) -> str:

@@ -2,7 +2,9 @@
 
 One parameter group, weight decay on every parameter, no lr warm-up; mixed precision on CUDA
 (plain fp32 on CPU, where AmpOptimWrapper is not available). Validation and checkpoint once per
-epoch (23,422 / 10 = 2,343 iterations).
+epoch (23,422 / 10 = 2,343 iterations). The best-on-val checkpoint is saved from the loss warm-up
+(3,000) plus one validation interval on (iteration 5,343: the validations of epochs 3 to 8); the
+test split is scored with the last and with the best-on-val checkpoint (the public code: last).
 """
 _base_ = ['../default_runtime.py']
 

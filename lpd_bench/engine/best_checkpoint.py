@@ -1,0 +1,81 @@
+"""DelayedBestCheckpointHook: MMEngine's CheckpointHook whose best-on-val checkpoint starts late.
+
+The best-on-val checkpoint (``save_best``, e.g. ``best_mIoU_iter_7029.pth``) is created or
+replaced only by validations at iteration ``save_best_after`` or later; earlier validations are
+logged as usual but neither save a checkpoint nor set the best score (so the first validation
+from ``save_best_after`` on always saves one). Periodic checkpoints, ``max_keep_ckpts`` and the
+last checkpoint behave exactly as in ``CheckpointHook``.
+
+``save_best_after``:
+
+- ``'warmup+interval'`` (default): the model's ``decode_head.loss_warmup_iters`` (0 when the model
+  has no such head; a distributed wrapper is unwrapped) plus the train loop's validation interval
+  in iterations (an epoch-based loop: ``val_interval`` epochs x iterations per epoch). Before the
+  warm-up the refiner and diversity losses are off, so a model validated then is not the method.
+- an int >= 0: that iteration.
+
+It is resolved in ``before_train`` (and logged); the iteration compared is ``runner.iter``, the
+number of iterations done when the validation runs.
+"""
+from mmengine.hooks import CheckpointHook
+from mmengine.model import is_model_wrapper
+from mmengine.runner import EpochBasedTrainLoop
+
+from mmseg.registry import HOOKS
+
+WARMUP_PLUS_INTERVAL = 'warmup+interval'
+
+
+def loss_warmup_iters(model) -> int:
+    """``decode_head.loss_warmup_iters`` of ``model`` (unwrapped), 0 when there is none."""
+    model = model.module if is_model_wrapper(model) else model
+    head = getattr(model, 'decode_head', None)
+    return int(getattr(head, 'loss_warmup_iters', 0) or 0)
+
+
+def val_interval_iters(train_loop) -> int:
+    """Iterations between two validations of ``train_loop`` (IterBased or EpochBased)."""
+    interval = int(train_loop.val_interval)
+    if isinstance(train_loop, EpochBasedTrainLoop):
+        interval *= len(train_loop.dataloader)
+    return interval
+
+
+@HOOKS.register_module()
+class DelayedBestCheckpointHook(CheckpointHook):
+    """``CheckpointHook`` saving the best-on-val checkpoint only from ``save_best_after`` on
+    (module doc); every other argument is ``CheckpointHook``'s."""
+
+    def __init__(self, *args, save_best_after=WARMUP_PLUS_INTERVAL, **kwargs):
+        super().__init__(*args, **kwargs)
+        if save_best_after != WARMUP_PLUS_INTERVAL and not (
+                isinstance(save_best_after, int) and not isinstance(save_best_after, bool)
+                and save_best_after >= 0):
+            raise ValueError(f'DelayedBestCheckpointHook: save_best_after must be '
+                             f'{WARMUP_PLUS_INTERVAL!r} or an int >= 0, got {save_best_after!r}')
+        self.save_best_after = save_best_after
+        self.best_from_iter = save_best_after if isinstance(save_best_after, int) else None
+
+    def resolve_save_best_after(self, runner) -> int:
+        """The first iteration whose validation may save the best checkpoint."""
+        if isinstance(self.save_best_after, int):
+            return self.save_best_after
+        return loss_warmup_iters(runner.model) + val_interval_iters(runner.train_loop)
+
+    def before_train(self, runner) -> None:
+        super().before_train(runner)
+        self.best_from_iter = self.resolve_save_best_after(runner)
+        if self.save_best:
+            runner.logger.info(f'Best-on-val checkpoint ({", ".join(self.key_indicators)}) '
+                               f'saved from iteration {self.best_from_iter} on '
+                               f'(save_best_after={self.save_best_after!r}).')
+
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        if not self.save_best:
+            return
+        if self.best_from_iter is None or runner.iter < self.best_from_iter:
+            runner.logger.info(
+                f'Validation at iteration {runner.iter}: no best checkpoint before iteration '
+                f'{self.best_from_iter} (save_best_after={self.save_best_after!r}).')
+            return
+        super()._save_best_checkpoint(runner, metrics)
