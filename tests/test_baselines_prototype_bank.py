@@ -1,9 +1,11 @@
 """PBIP stage A: spherical k-means, single-label selection, bank building and saving."""
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
 from baselines.pbip.prototype_bank import (PrototypeBankError, deterministic_pipeline,
-                                           single_label_indices, spherical_kmeans)
+                                           embed_dataset, single_label_indices, spherical_kmeans)
 
 CLASSES = ('TUM', 'STR', 'LYM', 'NEC')
 
@@ -57,3 +59,26 @@ def test_deterministic_pipeline_drops_random_transforms():
                 dict(type='PackWSSSInputs')]
     assert [t['type'] for t in deterministic_pipeline(pipeline)] == ['LoadImageFromFile',
                                                                      'PackWSSSInputs']
+
+
+class _Stack:
+    """Stands in for the data preprocessor: the batch is already a list of (3, H, W) tensors."""
+
+    def __call__(self, batch, training):
+        return dict(inputs=torch.stack(batch))
+
+
+class _MeanColour(torch.nn.Module):
+    def forward(self, x):
+        return x.mean((2, 3)) + x[:, :, :1, :1].flatten(1)  # mean colour + top-left pixel
+
+
+@pytest.mark.parametrize('size', [None, 4, (8, 8)])
+def test_embed_dataset_resizes_like_the_refiner(size):
+    from lpd_bench.models.encoder_resize import resize_for_encoder
+    gen = torch.Generator().manual_seed(0)
+    dataset = [torch.randn(3, 8, 8, generator=gen) for _ in range(3)]
+    out = embed_dataset(_MeanColour(), _Stack(), dataset, [1, 2], 1, 'cpu', size=size)
+    inputs = resize_for_encoder(torch.stack(dataset[1:]), size)
+    assert tuple(inputs.shape[-2:]) == ((4, 4) if size == 4 else (8, 8))
+    torch.testing.assert_close(out, F.normalize(_MeanColour()(inputs), dim=1))

@@ -1,4 +1,5 @@
-"""MaskRefinerLoss: selection rule, vectorised == per-prototype loop, chunking, gradients."""
+"""MaskRefinerLoss: selection rule, both cut-out forms, vectorised == per-prototype loop,
+chunking, gradients. (The public form's hand-computed cases: tests/test_fidelity_training.py.)"""
 import math
 
 import pytest
@@ -43,29 +44,39 @@ def random_inputs(b=3, k=3, h=4, size=16, dim=6, seed=0):
     return images, sim_maps, prototypes, img_labels, proto_scores
 
 
+def reference_weight_and_mask(refiner, sim_maps, b, p, size):
+    """Weight map and hard mask (1, H, W) of prototype p in image b, straight from the formulas."""
+    if refiner.cutout_form == 'public':
+        up = F.interpolate(sim_maps[b][None], size=size, mode='bilinear', align_corners=True)[0]
+        m = up[p][None]
+        return m, (m >= 0.5 * up.detach().max()).float()
+    image_max = sim_maps[b].max()
+    m = F.interpolate(sim_maps[b, p][None, None], size=size, mode='bilinear',
+                      align_corners=False)[0]
+    return m.clamp(min=0) / image_max.clamp(min=1e-6), (m > 0.5 * image_max).float()
+
+
 def reference_refiner(refiner, images, sim_maps, prototypes, img_labels, proto_scores):
     """One prototype at a time: selection, cut-outs, one encoder call per cut-out, losses."""
     n = prototypes.shape[0]
     k = n // C
     t, w = refiner.temperature, refiner.loss_weight
+    single = refiner.selection == 'all_if_single'
+    skip = refiner.blank_cutouts == 'skip'
     fg_losses, bg_losses = [], []
     for b in range(images.shape[0]):
-        image_max = sim_maps[b].max()
         for c in range(C):
             scores = proto_scores[b, c * k:(c + 1) * k]
             for j in range(k):
-                if img_labels[b, c] == 0 or (k > 1 and not scores[j] > scores.mean()):
+                if img_labels[b, c] == 0 or not ((k == 1 and single) or scores[j] > scores.mean()):
                     continue
                 p = c * k + j
-                m = F.interpolate(sim_maps[b, p][None, None], size=images.shape[-2:],
-                                  mode='bilinear', align_corners=False)[0]
-                soft = m.clamp(min=0) / image_max.clamp(min=1e-6)
-                hard = (m > 0.5 * image_max).float()
-                if hard.any():  # empty foreground: left out
+                soft, hard = reference_weight_and_mask(refiner, sim_maps, b, p, images.shape[-2:])
+                if hard.any() or not skip:  # empty foreground: left out
                     fg = refiner.encoder((soft * images[b] * hard)[None])[0]
                     sim = torch.stack([F.cosine_similarity(fg, prototypes[q], 0) for q in range(n)])
                     fg_losses.append(torch.logsumexp(sim / t, 0) - sim[p] / t)
-                if not hard.all():  # empty background: left out
+                if not hard.all() or not skip:  # empty background: left out
                     bg = refiner.encoder(((1 - soft) * images[b] * (1 - hard))[None])[0]
                     sim = torch.stack([F.cosine_similarity(bg, prototypes[q], 0) for q in range(n)])
                     others = [q for q in range(n) if q != p]
@@ -76,14 +87,18 @@ def reference_refiner(refiner, images, sim_maps, prototypes, img_labels, proto_s
                 loss_act=w * refiner.activation_weight * sim_maps.mean())
 
 
-def test_selection_rule():
+@pytest.mark.parametrize('selection', ['public', 'all_if_single'])
+def test_selection_rule(selection):
     scores = torch.tensor([[3., 1., 2., 0., 0., 0., 5., 5., -1., 1., 1., 4.]])  # C=4, k=3
     labels = torch.tensor([[1., 0., 1., 1.]])
     # TUM: mean 2 -> only 3 selected; STR absent; LYM: mean 3 -> both 5s; NEC: mean 2 -> 4.
     expected = [[1, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 1]]
-    assert select_prototypes(scores, labels, C).int().tolist() == expected
-    k1 = select_prototypes(torch.randn(2, C), torch.tensor([[1., 0., 0., 1.], [0., 1., 0., 0.]]), C)
-    assert k1.int().tolist() == [[1, 0, 0, 1], [0, 1, 0, 0]]
+    assert select_prototypes(scores, labels, C, selection).int().tolist() == expected
+    k1 = select_prototypes(torch.randn(2, C), torch.tensor([[1., 0., 0., 1.], [0., 1., 0., 0.]]), C,
+                           selection)
+    # public: a single score is never above its own mean; all_if_single: the earlier rule
+    assert k1.int().tolist() == ([[0] * 4] * 2 if selection == 'public' else
+                                 [[1, 0, 0, 1], [0, 1, 0, 0]])
 
 
 def test_registered_and_bad_arguments():
@@ -94,6 +109,12 @@ def test_registered_and_bad_arguments():
         make_refiner(chunk_size=0)
     with pytest.raises(ValueError, match="encoder_autocast must be one of .* got 'bf16'"):
         make_refiner(encoder_autocast='bf16')
+    with pytest.raises(ValueError, match="cutout_form must be one of .* got 'soft'"):
+        make_refiner(cutout_form='soft')
+    with pytest.raises(ValueError, match="selection must be one of .* got 'all'"):
+        make_refiner(selection='all')
+    with pytest.raises(ValueError, match="blank_cutouts must be one of .* got 'drop'"):
+        make_refiner(blank_cutouts='drop')
     images, sim_maps, protos, labels, scores = random_inputs()
     with pytest.raises(ValueError, match=r'proto_scores must be \(3, 12\)'):
         refiner(images, sim_maps, protos, labels, scores[:, :-1])
@@ -103,9 +124,13 @@ def test_registered_and_bad_arguments():
         refiner(images, sim_maps, protos, labels[:, :3], scores)
 
 
-@pytest.mark.parametrize('k,seed', [(3, 0), (3, 1), (1, 2)])
-def test_vectorised_matches_per_prototype_loop(k, seed):
-    refiner = make_refiner(loss_weight=0.1, activation_weight=0.0005)
+@pytest.mark.parametrize('form', ['public', 'soft_normalized'])
+@pytest.mark.parametrize('k,seed,selection,blank', [
+    (3, 0, 'public', 'skip'), (3, 1, 'public', 'skip'), (1, 2, 'all_if_single', 'skip'),
+    (3, 1, 'public', 'embed')])
+def test_vectorised_matches_per_prototype_loop(form, k, seed, selection, blank):
+    refiner = make_refiner(loss_weight=0.1, activation_weight=0.0005, cutout_form=form,
+                           selection=selection, blank_cutouts=blank)
     inputs = random_inputs(k=k, seed=seed)
     fast = refiner(*inputs)
     ref = reference_refiner(refiner, *inputs)
@@ -225,16 +250,19 @@ def test_foreground_loss_prefers_the_selected_prototype():
     assert good < refiner.loss_weight * math.log(C * 2) < bad
 
 
-def test_cutouts_are_masked_by_the_map():
-    refiner = make_refiner()
+@pytest.mark.parametrize('form', ['public', 'soft_normalized'])
+def test_cutouts_are_masked_by_the_map(form):
+    refiner = make_refiner(cutout_form=form)
     images = torch.ones(1, 3, 8, 8)
     sim_maps = torch.zeros(1, C, 2, 2)
     sim_maps[0, 0, 0, 0] = 4.0  # top-left quadrant of prototype 0 is the image max
     fg, bg, covered = refiner.cutouts(images, sim_maps, torch.tensor([0]), torch.tensor([0]))
     assert 0 < covered.item() < 1
-    assert fg[0, :, 0, 0].tolist() == [1.0, 1.0, 1.0] and fg[0, :, 7, 7].abs().sum() == 0
+    # public: the raw map (4 at the corner, align_corners=True); soft_normalized: map / max
+    corner = 4.0 if form == 'public' else 1.0
+    assert fg[0, :, 0, 0].tolist() == [corner] * 3 and fg[0, :, 7, 7].abs().sum() == 0
     assert bg[0, :, 0, 0].abs().sum() == 0 and bg[0, :, 7, 7].tolist() == [1.0, 1.0, 1.0]
-    assert ((fg >= 0) & (fg <= 1)).all()
+    assert ((fg >= 0) & (fg <= corner)).all()
 
 
 def test_no_selection_gives_zero_losses_with_graph():
@@ -266,8 +294,9 @@ def test_with_frozen_image_encoder():
     assert all(p.grad is None for p in refiner.encoder.parameters())
 
 
-def test_empty_cutouts_are_left_out():
-    refiner = make_refiner(activation_weight=0.0)
+@pytest.mark.parametrize('form', ['public', 'soft_normalized'])
+def test_empty_cutouts_are_left_out(form):
+    refiner = make_refiner(activation_weight=0.0, cutout_form=form)
     images, _, protos, _, _ = random_inputs(b=1, k=2, seed=9)
     labels = torch.tensor([[1., 1., 0., 0.]])
     scores = torch.tensor([[1., 0., 1., 0., 0., 0., 0., 0.]])  # prototypes 0 (TUM), 2 (STR)
@@ -279,3 +308,23 @@ def test_empty_cutouts_are_left_out():
     only_tum = refiner(images, sim_maps, protos, labels, scores * torch.tensor([1.] * 2 + [0.] * 6))
     assert both['loss_fg'].item() == pytest.approx(only_tum['loss_fg'].item())
     assert both['loss_bg'].item() != pytest.approx(only_tum['loss_bg'].item())
+
+
+def test_blank_cutouts_embedded_when_asked():
+    images, _, protos, _, _ = random_inputs(b=1, k=2, seed=9)
+    labels = torch.tensor([[1., 1., 0., 0.]])
+    scores = torch.tensor([[1., 0., 1., 0., 0., 0., 0., 0.]])  # prototypes 0 (TUM), 2 (STR)
+    sim_maps = torch.zeros(1, 8, 4, 4)
+    sim_maps[0, 0, :2] = 2.0  # TUM: both cut-outs non-empty
+    sim_maps[0, 2] = -1.0  # STR: empty hard mask, a blank foreground cut-out
+    sizes = {}
+    for blank in ('skip', 'embed'):
+        refiner = make_refiner(blank_cutouts=blank)
+        seen = []
+        hook = refiner.encoder.register_forward_hook(lambda m, i, o: seen.append(i[0]))
+        refiner(images, sim_maps, protos, labels, scores)
+        hook.remove()
+        sizes[blank] = sum(len(x) for x in seen)
+        if blank == 'embed':  # foreground TUM, foreground STR (all zero), then 2 backgrounds
+            assert seen[0][1].abs().sum() == 0 and seen[0][0].abs().sum() > 0
+    assert sizes == {'skip': 3, 'embed': 4}

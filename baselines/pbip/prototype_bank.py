@@ -24,6 +24,7 @@ from mmengine.utils import ProgressBar
 
 from lpd_bench.engine.atomic_json import write_json_atomic
 from lpd_bench.engine.hooks import peak_rss_mb
+from lpd_bench.models import encoder_resize
 from mmseg.registry import DATASETS, MODELS
 
 BANK_COST_STAGE = 'prototype_bank'
@@ -88,8 +89,10 @@ def embed_dataset(encoder: torch.nn.Module, preprocessor: torch.nn.Module, datas
                   num_workers: int = 0) -> torch.Tensor:
     """Unit-norm encoder embeddings (len(indices), D) of ``dataset[indices]``, in that order.
 
-    ``size`` (int or (H, W)): resize the normalised images bilinearly first, as the mask refiner
-    does with its ``cutout_size``.
+    ``size`` (int or (H, W); None: as loaded): the encoder's input size, the config's
+    ``refiner_loss.cutout_size``. The normalised images reach it through
+    :func:`~lpd_bench.models.encoder_resize.resize_for_encoder`, the function the mask refiner's
+    cut-outs go through (bilinear, ``align_corners=False``, antialiased when shrinking).
     """
     loader = torch.utils.data.DataLoader(
         torch.utils.data.Subset(dataset, list(indices)), batch_size=batch_size, shuffle=False,
@@ -98,8 +101,7 @@ def embed_dataset(encoder: torch.nn.Module, preprocessor: torch.nn.Module, datas
     out = []
     for batch in loader:
         inputs = preprocessor(batch, training=False)['inputs'].to(device)
-        if size is not None:
-            inputs = F.interpolate(inputs, size=size, mode='bilinear', align_corners=False)
+        inputs = encoder_resize.resize_for_encoder(inputs, size)
         out.append(F.normalize(encoder(inputs).float(), dim=1).cpu())
         for _ in range(len(inputs)):
             progress.update()

@@ -253,7 +253,11 @@ def prepare_case(spec: CaseSpec, config_path: str, batch: int, size: int,
     if spec.kind == BANK_ENCODE:
         from mmseg.registry import MODELS
         encoder = MODELS.build(cfg.model.decode_head.refiner_loss.encoder).to(device).eval()
+        from lpd_bench.models.encoder_resize import resize_for_encoder
         inputs = MODELS.build(cfg.model.data_preprocessor).to(device)(data, False)['inputs']
+        size = cfg.model.decode_head.refiner_loss.get('cutout_size')  # as stage A embeds them
+        if size is not None:
+            inputs = resize_for_encoder(inputs, size)
 
         def encode():
             with torch.no_grad():

@@ -1,8 +1,10 @@
 """Data transforms of the WSSS pipelines (registered in mmseg TRANSFORMS).
 
 The public code augments training images with a horizontal flip (p=0.5), an independent vertical
-flip (p=0.5) and a random 90-degree rotation. mmseg's ``RandomFlip`` with a list of directions
-picks at most one of them, so two ``RandomFlip`` transforms are used: see ``TRAIN_AUGMENTATION``.
+flip (p=0.5) and a random 90-degree rotation (albumentations ``RandomRotate90``, p=0.5: when
+applied, k*90 degrees with k uniform in 0..3, so k=0 can be drawn too). mmseg's ``RandomFlip``
+with a list of directions picks at most one of them, so two ``RandomFlip`` transforms are used:
+see ``TRAIN_AUGMENTATION``.
 """
 import inspect
 
@@ -20,7 +22,7 @@ WSSS_META_KEYS = tuple(
 TRAIN_AUGMENTATION = (
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='RandomFlip', prob=0.5, direction='vertical'),
-    dict(type='RandomRotate90', prob=1.0),
+    dict(type='RandomRotate90', prob=0.5),
 )
 
 
@@ -45,10 +47,14 @@ class PackWSSSInputs(PackSegInputs):
 class RandomRotate90(BaseTransform):
     """With probability ``prob``, rotate the image and seg maps by k*90 degrees, k uniform in 0..3.
 
+    As albumentations' ``RandomRotate90`` (default p=0.5, the public code's setting): applied with
+    probability ``prob``, then k drawn uniformly from 0..3 (k = 0 leaves the image as it is), so an
+    image is rotated by a non-zero angle with probability 0.75 * prob.
+
     Added keys: ``rotate90_k`` (the k used, 0 when not rotated). Updated: img, seg maps, img_shape.
     """
 
-    def __init__(self, prob: float = 1.0):
+    def __init__(self, prob: float = 0.5):
         if not 0 <= prob <= 1:
             raise ValueError(f'prob must be in [0, 1], got {prob}')
         self.prob = prob

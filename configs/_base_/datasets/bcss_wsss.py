@@ -19,12 +19,14 @@ data_preprocessor = dict(
     seg_pad_val=255,
     size_divisor=1)  # no padding: a batch is stacked as is (all patches have one size)
 
-# Augmentation of the public code: horizontal flip, vertical flip, random 90-degree rotation.
+# Augmentation of the public code: horizontal flip, vertical flip, random 90-degree rotation
+# (albumentations RandomRotate90, p=0.5; when applied k*90 degrees, k uniform in 0..3).
+# lpd_bench.data.transforms.TRAIN_AUGMENTATION: the same steps (tests/test_fidelity_training.py).
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='RandomFlip', prob=0.5, direction='vertical'),
-    dict(type='RandomRotate90'),
+    dict(type='RandomRotate90', prob=0.5),
     dict(type='PackWSSSInputs'),
 ]
 test_pipeline = [

@@ -33,27 +33,42 @@ def masked_log_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
 class PrototypeDiversityLoss(nn.Module):
     """exp(-Jeffrey's divergence) between the spatial distributions of one class's prototypes.
 
-    For each image b and class c present in ``img_labels`` the region R_bc is the set of pixels
-    the pseudo-label map (:func:`pseudo_label_map`) gives to c. Each prototype u of c defines a
-    distribution over R_bc, U = softmax_{x in R_bc}(cos(f_x, p_u) / temperature). For every ordered
-    pair u != w of c's prototypes the penalty is exp(-(KL(U||W) + KL(W||U))); it is averaged over
-    pairs, then over the valid classes of the image, then over images with a valid class.
+    Inputs: stage-4 pixel features f (B, D, H, W), the prototypes p the head compares them with
+    (C*k, D; which ones, raw or projected, is the head's ``diversity_prototypes``), the stage-4
+    similarity maps (for the pseudo-label only) and the image labels.
 
-    A (b, c) pair is valid when c is present and R_bc has at least 2 pixels (with 0 pixels there is
-    no distribution, with 1 every prototype gives the same point mass: constant penalty, no
-    gradient). With k = 1 there are no pairs. When nothing is valid the loss is a zero that is
-    still connected to ``feats`` and ``protos`` (so backward works).
+    For image b and class c the region R_bc is the set of pixels the pseudo-label map
+    (:func:`pseudo_label_map`) gives to c. Each prototype u of c defines a distribution over R_bc,
+    U = softmax_{x in R_bc}(cos(f_x, p_u) / temperature). For every ordered pair u != w of c's
+    prototypes the penalty is exp(-(KL(U||W) + KL(W||U))), averaged over the pairs: P_bc. With
+    k = 1 there are no pairs. When nothing contributes the loss is a zero that is still connected
+    to ``feats`` and ``protos`` (so backward works).
 
-    ``variant='public'`` reproduces the authors' code (both defects of DESIGN.md section 3): the
-    region of class c is pseudo-label value c in a map where 0 is background (TUM reads background
-    pixels, STR reads TUM, ..., NEC pixels are never used), and the distribution is the softmax of
-    the already softmaxed cosines (both over the region, no temperature: ``temperature`` is
-    ignored), which is nearly uniform, so the penalty is ~1 with almost no gradient.
+    ``variant='corrected'`` (default, DESIGN.md section 3): pseudo-label value c is class c (the
+    background is C); a (b, c) pair contributes when c is in the image label and R_bc has at
+    least 2 pixels (with 0 pixels there is no distribution, with 1 every prototype gives the same
+    point mass: constant penalty, no gradient); loss = mean over images with a contributing class
+    of the mean of P_bc over its contributing classes. The distribution has ONE softmax, of the
+    cosine divided by ``temperature``. The temperature is ours: the public code has none (it
+    applies softmax twice, see below); 0.1 in the configs is our choice, not a published value.
+
+    ``variant='public'`` reproduces the authors' code, pixel selection and reduction included:
+
+    - the region of class c is pseudo-label value c in a map where 0 is background (the
+      off-by-one defect: TUM reads background pixels, STR reads TUM, ..., NEC pixels are never
+      used);
+    - a (b, c) pair contributes whenever R_bc is not empty (one pixel is enough), whatever the
+      image label says;
+    - loss = (sum of P_bc over the contributing pairs) / B, B the batch size (classes are summed,
+      not averaged, and the division is by B, not by the number of images that contribute);
+    - the distribution is the softmax of the already softmaxed cosines (both over the region, no
+      temperature: ``temperature`` is ignored), which is nearly uniform, so each P_bc is ~1 with
+      almost no gradient.
 
     Args:
         num_classes: C, tissue classes.
         variant: 'corrected' (default) or 'public'.
-        temperature: divides the cosine before the softmax (corrected form only).
+        temperature: divides the cosine before the softmax (corrected form only; ours).
         bg_score: constant background score of the pseudo-label argmax.
         loss_weight: the returned loss is already multiplied by it (lambda_div).
     """
@@ -104,7 +119,10 @@ class PrototypeDiversityLoss(nn.Module):
         # Region of class c: label value c in both forms (the public off-by-one lives in the map).
         class_ids = torch.arange(c, device=labels.device)
         regions = labels[:, None, :] == class_ids[None, :, None]  # (B, C, HW)
-        valid = (img_labels > 0) & (regions.sum(-1) >= 2)  # (B, C)
+        if self.variant == 'corrected':
+            valid = (img_labels > 0) & (regions.sum(-1) >= 2)  # (B, C)
+        else:
+            valid = regions.any(-1)
         if not valid.any():
             return zero
 
@@ -126,8 +144,9 @@ class PrototypeDiversityLoss(nn.Module):
         per_class = torch.exp(-jeffreys)[..., off_diag].mean(-1)  # (B, C)
 
         valid_f = valid.to(per_class.dtype)
+        if self.variant == 'public':
+            return self.loss_weight * (per_class * valid_f).sum() / b
         n_valid = valid_f.sum(1)
         per_image = (per_class * valid_f).sum(1) / n_valid.clamp(min=1)
-        has_valid = n_valid > 0
-        loss = per_image[has_valid].mean()
+        loss = per_image[n_valid > 0].mean()
         return self.loss_weight * loss
