@@ -188,6 +188,7 @@ def test_warmup_switches_diversity_and_refiner_on(features, message_hub):
     head = MODELS.build(
         tiny_head(loss_warmup_iters=5,
                   diversity_loss=dict(type='PrototypeDiversityLoss', loss_weight=0.5),
+                  diversity_prototypes='projected',  # P is 24-d, stage 4 is 128 wide
                   refiner_loss=tiny_refiner()))
     samples = samples_with_labels([[1, 0, 1, 0], [0, 1, 0, 1]])
     message_hub.update_info('iter', 4)
@@ -234,5 +235,9 @@ def test_predict_class_maps_and_probabilities(features):
     assert tuple(class_maps[1].shape) == (2, 4, 8, 6) and tuple(class_maps[2].shape) == (2, 4, 4, 3)
     out = head(feats)
     scores = out.sim_maps[3].mean(dim=(2, 3))
-    expected = merge_scores(scores, merge_weights(scores, NUM_CLASSES, 'softmax')).sigmoid()
+    # default gating score: the mean merge the classification loss trains
+    expected = merge_scores(scores, merge_weights(scores, NUM_CLASSES, 'mean')).sigmoid()
     torch.testing.assert_close(probs, expected)
+    _, soft_probs = head.predict_class_maps(feats, stages=[1, 2], gating_score='softmax')
+    expected = merge_scores(scores, merge_weights(scores, NUM_CLASSES, 'softmax')).sigmoid()
+    torch.testing.assert_close(soft_probs, expected)

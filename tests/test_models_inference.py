@@ -1,4 +1,6 @@
-"""Inference functions on hand-made maps: min-max, gating, background, fusion, TTA, CRF, protocol."""
+"""Inference functions on hand-made maps: min-max, gating, background, fusion, TTA, CRF, protocol.
+
+The public-code fidelity cases are in test_fidelity_inference.py."""
 import sys
 
 import numpy as np
@@ -41,22 +43,38 @@ def test_background_is_one_minus_max_to_the_alpha_as_last_channel():
 def test_fusion_weights_upsample_and_skip_zero_weight_stages():
     torch.manual_seed(0)
     stage2, stage3 = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 4, 4)
-    fused = fuse_stage_maps([None, stage2, stage3, stage3], (0.0, 0.3, 0.3, 0.4), (16, 16))
-    up = lambda m: F.interpolate(normalize_class_maps(m), size=(16, 16), mode='bilinear',  # noqa
-                                 align_corners=False)
-    torch.testing.assert_close(fused, 0.3 * up(stage2) + 0.7 * up(stage3))
-    assert fused.shape == (1, 4, 16, 16)
+    for align_corners in (True, False):  # default (public code) and the old option
+        fused = fuse_stage_maps([None, stage2, stage3, stage3], (0.0, 0.3, 0.3, 0.4), (16, 16),
+                                align_corners)
+        up = lambda m: F.interpolate(normalize_class_maps(m), size=(16, 16),  # noqa: E731
+                                     mode='bilinear', align_corners=align_corners)
+        torch.testing.assert_close(fused, 0.3 * up(stage2) + 0.7 * up(stage3))
+        assert fused.shape == (1, 4, 16, 16)
+    torch.testing.assert_close(
+        fuse_stage_maps([None, stage2, stage3, stage3], (0.0, 0.3, 0.3, 0.4), (16, 16)),
+        fuse_stage_maps([None, stage2, stage3, stage3], (0.0, 0.3, 0.3, 0.4), (16, 16), True))
     with pytest.raises(ValueError, match='stage 1 has fusion weight 0.5 but no class maps'):
         fuse_stage_maps([None, stage2], (0.5, 0.5), (16, 16))
     with pytest.raises(ValueError, match='2 fusion weights for 3 stages'):
         fuse_stage_maps([stage2] * 3, (0.5, 0.5), (16, 16))
 
 
-def test_tta_views_scale_raw_intensity_and_merge_flips_back():
+def test_tta_views_scale_the_normalised_tensor_and_merge_flips_back():
+    x = torch.randn(2, 3, 4, 5)
+    views, flipped = tta_views(x, True, (0.9, 1.0, 1.1))
+    assert views.shape == (12, 3, 4, 5) and flipped == [False] * 3 + [True] * 3
+    per_view = views.view(6, 2, 3, 4, 5)
+    torch.testing.assert_close(per_view[0], 0.9 * x)
+    torch.testing.assert_close(per_view[5], (1.1 * x).flip(dims=(3, )))
+    merged = merge_views(views * 2, flipped)
+    torch.testing.assert_close(merged, x * 2)  # mean of 0.9, 1.0, 1.1 is 1
+
+
+def test_tta_views_raw_option_scales_raw_intensity_and_merge_flips_back():
     raw = torch.rand(2, 3, 4, 5) * 255
     mean = torch.tensor([100.0, 120.0, 140.0]).view(3, 1, 1)
     std = torch.tensor([50.0, 60.0, 70.0]).view(3, 1, 1)
-    views, flipped = tta_views((raw - mean) / std, True, (0.9, 1.0, 1.1), mean, std)
+    views, flipped = tta_views((raw - mean) / std, True, (0.9, 1.0, 1.1), mean, std, space='raw')
     assert views.shape == (12, 3, 4, 5) and flipped == [False] * 3 + [True] * 3
     per_view = views.view(6, 2, 3, 4, 5)
     torch.testing.assert_close(per_view[0], (0.9 * raw - mean) / std)
@@ -65,16 +83,18 @@ def test_tta_views_scale_raw_intensity_and_merge_flips_back():
     merged = merge_views(views * 2, flipped)
     expected = torch.stack([(s * raw - mean) / std for s in (0.9, 1.0, 1.1)]).mean(0) * 2
     torch.testing.assert_close(merged, expected)
-    plain, flags = tta_views(raw, False, (1.0, ), None, None)
+    plain, flags = tta_views(raw, False, (1.0, ), None, None, space='raw')
     assert flags == [False] and torch.equal(plain, raw)
 
 
 def test_protocol_validation_and_record():
     protocol = InferenceProtocol.from_cfg(dict(gating='predicted', intensities=[1.0]))
     record = protocol.record()
-    assert record == dict(tta=dict(flip=True, intensities=[1.0]),
-                          fusion_weights=[0.0, 0.3, 0.3, 0.4], bg_alpha=10.0,
-                          gating='predicted', gating_threshold=0.5, crf=False)
+    assert record == dict(tta=dict(flip=True, intensities=[1.0]), intensity_space='normalized',
+                          fusion_weights=[0.0, 0.3, 0.3, 0.4], map_merge='per_pixel',
+                          align_corners=True, bg_alpha=10.0, gating='predicted',
+                          gating_score='mean', gating_threshold=0.5, crf=False,
+                          crf_params='public')
     with pytest.raises(ValueError, match=r"unknown keys \['mode'\]"):
         InferenceProtocol.from_cfg(dict(mode='whole'))
     with pytest.raises(ValueError, match='gating must be one of'):
@@ -90,7 +110,8 @@ def test_crf_without_pydensecrf_is_a_clear_error(monkeypatch):
         InferenceProtocol.from_cfg(dict(crf=True))
 
 
-def test_dense_crf_keeps_a_confident_segmentation():
+@pytest.mark.parametrize('params', ['public', 'affinitynet'])
+def test_dense_crf_keeps_a_confident_segmentation(params):
     pytest.importorskip('pydensecrf.densecrf')
     image = np.zeros((12, 16, 3), np.uint8)
     image[:, 8:] = 200
@@ -98,11 +119,11 @@ def test_dense_crf_keeps_a_confident_segmentation():
     probs[0, :, :8], probs[1, :, 8:] = 0.9, 0.9
     probs[1, :, :8], probs[0, :, 8:] = 0.1, 0.1
     probs[:, 5, 3] = (0.45, 0.55)  # one uncertain, wrong pixel inside region 0
-    refined = dense_crf(image, probs)
+    refined = dense_crf(image, probs, params)
     assert refined.shape == (2, 12, 16)
     np.testing.assert_allclose(refined.sum(0), 1.0, atol=1e-4)
     expected = np.zeros((12, 16), int)
     expected[:, 8:] = 1
     np.testing.assert_array_equal(refined.argmax(0), expected)
     with pytest.raises(ValueError, match=r'\(12, 16, 3\) uint8 image'):
-        dense_crf(image[:6], probs)
+        dense_crf(image[:6], probs, params)

@@ -8,6 +8,7 @@ from test_models_head import samples_with_labels, tiny_head, tiny_mit
 
 import lpd_bench.models  # noqa: F401  (registers the modules)
 from lpd_bench.data.bcss_meta import MEAN_BGR_255, STD_BGR_255
+from lpd_bench.models.inference import fuse_stage_maps
 
 
 def build_segmentor(**test_cfg):
@@ -81,6 +82,7 @@ def test_predict_fields_at_original_non_square_size(model):
         assert protocol['gating'] == 'oracle' and protocol['tta'] == dict(
             flip=True, intensities=[0.9, 1.0, 1.1])
         assert protocol['fusion_weights'] == [0.0, 0.3, 0.3, 0.4] and protocol['crf'] is False
+        assert 'pred_sem_seg_oracle_crf' not in result
 
 
 def test_predict_resizes_to_a_different_original_size(model):
@@ -115,3 +117,44 @@ def test_predicted_gating_works_without_image_labels():
 def test_fusion_weights_must_match_head_stages():
     with pytest.raises(ValueError, match='one weight per head stage'):
         build_segmentor(fusion_weights=(0.5, 0.5))
+
+
+def test_crf_adds_crf_variants_and_keeps_the_plain_ones(model):
+    pytest.importorskip('pydensecrf.densecrf')
+    labels = [[1, 0, 1, 0], [0, 1, 0, 1]]
+    inputs, samples = preprocess(model, 32, 32, labelled_samples(labels, (32, 32)))
+    with_crf = build_segmentor(crf=True, crf_workers=0)
+    with_crf.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        plain = model.predict(inputs, [s.clone() for s in samples])
+        refined = with_crf.predict(inputs, [s.clone() for s in samples])
+    for a, b, label in zip(plain, refined, labels):
+        for gating in ('oracle', 'predicted'):
+            assert torch.equal(getattr(a, f'pred_sem_seg_{gating}').data,
+                               getattr(b, f'pred_sem_seg_{gating}').data)
+            assert tuple(getattr(b, f'pred_sem_seg_{gating}_crf').data.shape) == (1, 32, 32)
+        assert torch.equal(b.pred_sem_seg.data, b.pred_sem_seg_oracle_crf.data)
+        assert torch.equal(b.pred_sem_seg.data, b.seg_logits.data.argmax(0, True))
+        torch.testing.assert_close(b.seg_logits.data.sum(0), torch.ones(32, 32), atol=1e-4,
+                                   rtol=0)
+        assert b.metainfo['protocol']['crf'] is True
+        assert b.metainfo['protocol']['crf_params'] == 'public'
+    assert with_crf.set_crf(False) is True and with_crf.protocol.crf is False
+    with torch.no_grad():
+        off = with_crf.predict(inputs, [s.clone() for s in samples])
+    assert 'pred_sem_seg_oracle_crf' not in off[0]
+    assert with_crf.set_crf(True) is False and with_crf.protocol.crf is True
+
+
+def test_map_merge_and_gating_score_options_reach_the_head(model):
+    inputs, _ = preprocess(model, 32, 32, labelled_samples([[1, 0, 1, 0]], (32, 32)))
+    single_view = dict(flip=False, intensities=(1.0, ))
+    for options in (dict(), dict(map_merge='per_image', gating_score='softmax')):
+        segmentor = build_segmentor(**single_view, **options)
+        segmentor.load_state_dict(model.state_dict())
+        with torch.no_grad():
+            cams, probs = segmentor.class_activation(inputs)
+            maps, head_probs = segmentor.decode_head.predict_class_maps(
+                segmentor.extract_feat(inputs), [1, 2, 3], **options)
+        torch.testing.assert_close(probs, head_probs)
+        torch.testing.assert_close(cams, fuse_stage_maps(maps, (0.0, 0.3, 0.3, 0.4), (32, 32)))

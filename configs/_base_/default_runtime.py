@@ -17,14 +17,17 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # interval: set by the schedule; best checkpoint = best val mIoU (WSSSMetric's paper protocol).
+    # interval: set by the schedule; best checkpoint = best val mIoU (WSSSMetric's paper protocol),
+    # saved only from the loss warm-up plus one validation interval on. max_keep_ckpts counts the
+    # periodic iter_*.pth only (the newest is kept for --resume); best_mIoU_iter_*.pth is apart.
     checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval=-1, max_keep_ckpts=1, save_best='mIoU',
-        rule='greater'),
+        type='DelayedBestCheckpointHook', by_epoch=False, interval=-1, max_keep_ckpts=1,
+        save_best='mIoU', rule='greater', save_best_after='warmup+interval'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
-# Wall time, iterations, peak memory and parameter count -> <work_dir>/cost_*.json.
-custom_hooks = [dict(type='CostRecorderHook')]
+# Wall time, iterations, peak memory and parameter count -> <work_dir>/cost_*.json; validation
+# during training without the test-time CRF (best-on-val uses the no-CRF mIoU).
+custom_hooks = [dict(type='CostRecorderHook'), dict(type='NoCRFInValidationHook')]
 
 # Distributed runs (torchrun ... --launcher pytorch): device_ids=None lets DDP use the module's own
 # device, which CPU modules require (on CUDA the runner has already put the model on the local

@@ -5,8 +5,9 @@ the source is unprojected) are compared with every pixel feature by scaled cosin
 ``sim_i = s_i * cos(f_i(x, y), p_i)`` of shape (B, C*k, H_i, W_i), one learnable scale s_i per
 stage. A prototype's score is the global average of its map; the k prototypes of a class are merged
 with per-class weights: uniform (mean) in training, ``softmax(z)`` over the class's scores z at
-test (so the merged score is ``sum_j softmax(z)_j z_j``). The same weights merge the maps, so the
-average of a merged class map is the merged class score.
+test (so the merged score is ``sum_j softmax(z)_j z_j``). The test-time class MAPS are merged per
+pixel (:func:`merge_subclass_cams_to_parent`, the public code); the per-image option merges them
+with the score weights, so that the average of a merged class map is the merged class score.
 """
 from typing import List, NamedTuple, Optional, Sequence
 
@@ -18,6 +19,9 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from mmseg.registry import MODELS
+
+#: ``PrototypeHead(diversity_prototypes=...)`` values.
+DIVERSITY_PROTOTYPES = ('raw', 'projected')
 
 
 class PrototypeOutputs(NamedTuple):
@@ -53,6 +57,22 @@ def merge_maps(sim_maps: Tensor, weights: Tensor) -> Tensor:
     return (grouped * weights[..., None, None]).sum(dim=2)
 
 
+def merge_subclass_cams_to_parent(sim_maps: Tensor, num_classes: int,
+                                  method: str = 'max') -> Tensor:
+    """(B, C*k, H, W) prototype maps -> (B, C, H, W) class maps, merged at each pixel.
+
+    ``method='max'`` (the public code's name and default): a soft maximum,
+    ``m_c(x) = sum_j softmax_j(s_cj(x)) * s_cj(x)`` with the softmax over the k maps of class c
+    at pixel x, so a prototype counts where it is strong. ``method='mean'``: the plain mean.
+    """
+    grouped = sim_maps.view(sim_maps.shape[0], num_classes, -1, *sim_maps.shape[2:])
+    if method == 'max':
+        return (grouped.softmax(dim=2) * grouped).sum(dim=2)
+    if method == 'mean':
+        return grouped.mean(dim=2)
+    raise ValueError(f"per-pixel merge method must be 'max' or 'mean', got {method!r}")
+
+
 def image_labels(data_samples: Sequence, num_classes: int, device=None) -> Tensor:
     """Multi-hot image labels (B, C) float from ``data_sample.metainfo['img_label']``."""
     rows = []
@@ -66,6 +86,16 @@ def image_labels(data_samples: Sequence, num_classes: int, device=None) -> Tenso
                              f'must be {num_classes} values in {{0, 1}}, got {label.tolist()}')
         rows.append(torch.from_numpy(label))
     return torch.stack(rows).to(device)
+
+
+def init_projections(projections: nn.Module) -> None:
+    """The public code's ``_init_weights`` on every Linear of ``projections``: weight from
+    N(0, 0.02^2) truncated to [-2, 2] (absolute bounds, as timm's ``trunc_normal_``), bias 0."""
+    for module in projections.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.trunc_normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
 
 
 def current_iter() -> int:
@@ -86,6 +116,16 @@ class PrototypeHead(BaseModule):
         stage_loss_weights: weight of each stage's BCE loss; stages weighted 0 are not computed.
         loss_warmup_iters: iteration from which the diversity and refiner losses are added.
         diversity_loss, refiner_loss: loss configs (built with ``num_classes``); None = off.
+        diversity_prototypes: which prototypes the diversity loss compares with the stage-4
+            features. 'raw' (default, the public code): the unprojected rows of P, which needs
+            P's width D to equal the stage-4 width (the paper: 512 and 512; a ValueError
+            otherwise). 'projected': the stage-4 projections W_4(P) (the CPU preset, whose stage
+            4 is narrower than D; also the only choice for an unprojected source).
+
+    The projection MLPs are initialised as the public code's ``_init_weights`` does it: weights
+    from a normal of std 0.02 truncated to [-2, 2], zero biases. This happens at construction;
+    ``init_weights`` (MMEngine's runner calls it after building) leaves them alone unless an
+    ``init_cfg`` says otherwise, and a loaded checkpoint overrides them.
     """
 
     def __init__(self,
@@ -98,6 +138,7 @@ class PrototypeHead(BaseModule):
                  loss_warmup_iters: int = 0,
                  diversity_loss: Optional[dict] = None,
                  refiner_loss: Optional[dict] = None,
+                 diversity_prototypes: str = 'raw',
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.in_channels = tuple(in_channels)
@@ -116,10 +157,14 @@ class PrototypeHead(BaseModule):
                 nn.Sequential(
                     nn.Linear(self.prototypes.dim, proj_hidden), nn.ReLU(inplace=True),
                     nn.Linear(proj_hidden, d)) for d in self.in_channels)
+            init_projections(self.projections)
         else:
             self.projections = None
         self.logit_scales = nn.Parameter(torch.full((self.num_stages, ), float(init_scale)))
 
+        self.diversity_prototypes = diversity_prototypes
+        if diversity_loss is not None:
+            self._check_diversity_prototypes()
         self.diversity_loss = (None if diversity_loss is None else MODELS.build(
             dict(diversity_loss, num_classes=num_classes)))
         if refiner_loss is not None and not self.prototypes.projected:
@@ -127,6 +172,23 @@ class PrototypeHead(BaseModule):
                              ' is an unprojected source (set refiner_loss=None)')
         self.refiner_loss = (None if refiner_loss is None else MODELS.build(
             dict(refiner_loss, num_classes=num_classes)))
+
+    def _check_diversity_prototypes(self) -> None:
+        if self.diversity_prototypes not in DIVERSITY_PROTOTYPES:
+            raise ValueError(f'PrototypeHead: diversity_prototypes must be one of '
+                             f'{DIVERSITY_PROTOTYPES}, got {self.diversity_prototypes!r}')
+        if self.diversity_prototypes == 'projected':
+            return
+        source = type(self.prototypes).__name__
+        if not self.prototypes.projected:
+            raise ValueError(f"PrototypeHead: diversity_prototypes='raw' needs raw prototypes; "
+                             f"{source} is an unprojected source (set "
+                             f"diversity_prototypes='projected')")
+        if self.prototypes.dim != self.in_channels[-1]:
+            raise ValueError(f"PrototypeHead: diversity_prototypes='raw' compares the raw "
+                             f'prototypes ({source} dim={self.prototypes.dim}) with the stage-4 '
+                             f'features (in_channels[-1]={self.in_channels[-1]}): the widths '
+                             f"differ; set diversity_prototypes='projected'")
 
     @property
     def last_stage(self) -> int:
@@ -214,33 +276,47 @@ class PrototypeHead(BaseModule):
             return losses
         last = self.last_stage
         if self.diversity_loss is not None:
-            losses['loss_div'] = self.diversity_loss(feats[last], out.stage_prototypes[last],
-                                                     out.sim_maps[last], labels)
+            protos = (out.raw_prototypes if self.diversity_prototypes == 'raw' else
+                      out.stage_prototypes[last])
+            losses['loss_div'] = self.diversity_loss(feats[last], protos, out.sim_maps[last],
+                                                     labels)
         if self.refiner_loss is not None:
             losses.update(
                 self.refiner_loss(inputs, out.sim_maps[last], out.raw_prototypes, labels,
                                   proto_scores[last]))
         return losses
 
-    def predict_class_maps(self, feats: Sequence[Tensor],
-                           stages: Sequence[int]) -> tuple:
+    def predict_class_maps(self, feats: Sequence[Tensor], stages: Sequence[int],
+                           map_merge: str = 'per_pixel', gating_score: str = 'mean') -> tuple:
         """Test-time merged class maps and image-level probabilities.
 
+        Args:
+            map_merge: 'per_pixel' (:func:`merge_subclass_cams_to_parent`, the public code) or
+                'per_image' (one softmax over the pooled scores of the class's k prototypes,
+                the same weights over the whole map: :func:`merge_maps`).
+            gating_score: merge of the last stage's prototype scores for the probabilities:
+                'mean' (the score the classification loss trains) or 'softmax'
+                (``sum_j softmax(z)_j z_j``).
         Returns:
             (class_maps, probs): ``class_maps[i]`` is (B, C, H_i, W_i) for the requested stages
             and None for the others; ``probs`` (B, C) is the sigmoid of the last stage's merged
             class score.
         """
-        out = self.forward(feats, sorted(set(stages) | {self.last_stage}))
+        if map_merge not in ('per_pixel', 'per_image'):
+            raise ValueError(f"map_merge must be 'per_pixel' or 'per_image', got {map_merge!r}")
+        last = self.last_stage
+        out = self.forward(feats, sorted(set(stages)), prototype_stages=[last])
         class_maps = [None] * self.num_stages
-        probs = None
-        for i, sim in enumerate(out.sim_maps):
-            if sim is None:
-                continue
-            scores = sim.mean(dim=(2, 3))
-            weights = merge_weights(scores, self.num_classes, 'softmax')
-            if i in stages:
+        for i in stages:
+            sim = out.sim_maps[i]
+            if map_merge == 'per_pixel':
+                class_maps[i] = merge_subclass_cams_to_parent(sim, self.num_classes, 'max')
+            else:
+                weights = merge_weights(sim.mean(dim=(2, 3)), self.num_classes, 'softmax')
                 class_maps[i] = merge_maps(sim, weights)
-            if i == self.last_stage:
-                probs = merge_scores(scores, weights).sigmoid()
-        return class_maps, probs
+        if out.sim_maps[last] is not None:
+            scores = out.sim_maps[last].mean(dim=(2, 3))
+        else:
+            scores = self.pooled_scores(feats, out.stage_prototypes, [last])[last]
+        weights = merge_weights(scores, self.num_classes, gating_score)
+        return class_maps, merge_scores(scores, weights).sigmoid()

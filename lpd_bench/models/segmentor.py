@@ -2,16 +2,18 @@
 
 ``predict`` runs the paper's inference protocol (:mod:`lpd_bench.models.inference`): all TTA views
 in one batched backbone forward (or chunks of ``test_cfg.max_views_per_forward`` images), fused
-class maps resized to each image's ``ori_shape``, and both gatings. Each returned SegDataSample
-holds ``seg_logits`` (C+1, H, W scores of the configured gating), ``pred_sem_seg`` (its argmax),
-``pred_sem_seg_oracle``, ``pred_sem_seg_predicted`` and metainfo ``protocol``. Without
+class maps resized to each image's ``ori_shape``, both gatings and, with ``test_cfg.crf``, DenseCRF
+(:mod:`lpd_bench.models.crf`) on every image and gating of the batch at once, in a worker pool.
+Each returned SegDataSample holds one prediction per variant, ``pred_sem_seg_<variant>`` for
+variant ``oracle``, ``predicted`` (no CRF) and, with ``crf=True``, ``oracle_crf``,
+``predicted_crf``; ``seg_logits`` (C+1, H, W scores of the configured gating, after the CRF when
+``crf=True``) and ``pred_sem_seg`` (its argmax); and metainfo ``protocol``. Without
 ``metainfo['img_label']`` only the predicted gating is available (``gating='predicted'``).
 """
 from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from mmengine.structures import PixelData
 from torch import Tensor
 
@@ -19,8 +21,9 @@ from mmseg.models.segmentors.base import BaseSegmentor
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import OptSampleList, SampleList
-from .inference import (InferenceProtocol, add_background, dense_crf, fuse_stage_maps,
-                        gate_class_maps, merge_views, tta_views)
+from .crf import run_dense_crf
+from .inference import (InferenceProtocol, add_background, fuse_stage_maps, gate_class_maps,
+                        merge_views, tta_views, upsample_maps)
 from .prototype_head import image_labels
 
 
@@ -53,6 +56,12 @@ class WeaklySupervisedSegmentor(BaseSegmentor):
             raise ValueError(f'test_cfg.fusion_weights {self.protocol.fusion_weights} needs one '
                              f'weight per head stage ({self.decode_head.num_stages})')
 
+    def set_crf(self, enabled: bool) -> bool:
+        """Switch the CRF of ``predict`` on or off; returns the previous setting."""
+        previous = self.protocol.crf
+        self.protocol = self.protocol.with_crf(enabled)
+        return previous
+
     def extract_feat(self, inputs: Tensor) -> List[Tensor]:
         return self.backbone(inputs)
 
@@ -71,14 +80,17 @@ class WeaklySupervisedSegmentor(BaseSegmentor):
         normalized = getattr(preprocessor, '_enable_normalize', False)
         views, flipped = tta_views(inputs, protocol.flip, protocol.intensities,
                                    preprocessor.mean if normalized else None,
-                                   preprocessor.std if normalized else None)
+                                   preprocessor.std if normalized else None,
+                                   space=protocol.intensity_space)
         stages = [i for i, w in enumerate(protocol.fusion_weights) if w > 0]
         chunk = protocol.max_views_per_forward or views.shape[0]
         fused, probs = [], []
         for part in views.split(chunk):
             class_maps, part_probs = self.decode_head.predict_class_maps(
-                self.extract_feat(part), stages)
-            fused.append(fuse_stage_maps(class_maps, protocol.fusion_weights, inputs.shape[2:]))
+                self.extract_feat(part), stages, map_merge=protocol.map_merge,
+                gating_score=protocol.gating_score)
+            fused.append(fuse_stage_maps(class_maps, protocol.fusion_weights, inputs.shape[2:],
+                                         protocol.align_corners))
             probs.append(part_probs)
         probs = torch.cat(probs).view(len(flipped), -1, self.num_classes).mean(dim=0)
         return merge_views(torch.cat(fused), flipped), probs
@@ -106,22 +118,33 @@ class WeaklySupervisedSegmentor(BaseSegmentor):
                 SegDataSample(metainfo=dict(ori_shape=inputs.shape[2:], img_shape=inputs.shape[2:]))
                 for _ in range(inputs.shape[0])
             ]
+        protocol = self.protocol
         metas = [sample.metainfo for sample in data_samples]
         cams, probs = self.class_activation(inputs)
         labels = self._gating_labels(probs, metas)
-        record = self.protocol.record()
-        for i, sample in enumerate(data_samples):
-            cam = self._to_original_size(cams[i:i + 1], metas[i])
-            image = self._crf_image(inputs[i:i + 1], metas[i]) if self.protocol.crf else None
+        scores = {}  # (image index, gating) -> (C+1, H, W) at the original size, no CRF
+        for i in range(len(data_samples)):
+            cam = self._to_original_size(cams[i:i + 1], metas[i], protocol.align_corners)
             for gating, gating_labels in labels.items():
-                scores = add_background(gate_class_maps(cam, gating_labels[i:i + 1]),
-                                        self.protocol.bg_alpha)[0]
-                if image is not None:
-                    scores = torch.from_numpy(dense_crf(image, scores.cpu().numpy())).to(cam)
-                pred = PixelData(data=scores.argmax(dim=0, keepdim=True))
-                sample.set_data({f'pred_sem_seg_{gating}': pred})
-                if gating == self.protocol.gating:
-                    sample.set_data({'seg_logits': PixelData(data=scores), 'pred_sem_seg': pred})
+                scores[i, gating] = add_background(gate_class_maps(cam, gating_labels[i:i + 1]),
+                                                   protocol.bg_alpha)[0]
+        if protocol.crf:
+            images = [self._crf_image(inputs[i:i + 1], meta) for i, meta in enumerate(metas)]
+            keys = list(scores)
+            refined = run_dense_crf([(images[i], scores[i, g].float().cpu().numpy())
+                                     for i, g in keys], protocol.crf_params,
+                                    protocol.crf_workers)
+            for (i, gating), crf_scores in zip(keys, refined):
+                scores[i, f'{gating}_crf'] = torch.from_numpy(crf_scores).to(scores[i, gating])
+        configured = protocol.gating + ('_crf' if protocol.crf else '')
+        record = protocol.record()
+        for (i, variant), variant_scores in scores.items():
+            pred = PixelData(data=variant_scores.argmax(dim=0, keepdim=True))
+            data_samples[i].set_data({f'pred_sem_seg_{variant}': pred})
+            if variant == configured:
+                data_samples[i].set_data({'seg_logits': PixelData(data=variant_scores),
+                                          'pred_sem_seg': pred})
+        for sample in data_samples:
             sample.set_metainfo(dict(protocol=record))
         return data_samples
 
@@ -133,17 +156,19 @@ class WeaklySupervisedSegmentor(BaseSegmentor):
         height, width = maps.shape[-2:]
         return maps[..., top:height - bottom, left:width - right]
 
-    def _to_original_size(self, maps: Tensor, meta: dict) -> Tensor:
+    def _to_original_size(self, maps: Tensor, meta: dict, align_corners: bool) -> Tensor:
+        """Unpad, then bilinear resize to ``meta['ori_shape']`` (when the size differs)."""
         maps = self._unpad(maps, meta)
         if tuple(maps.shape[-2:]) == tuple(meta['ori_shape'][:2]):
             return maps
-        return F.interpolate(maps, size=tuple(meta['ori_shape'][:2]), mode='bilinear',
-                             align_corners=False)
+        return upsample_maps(maps, meta['ori_shape'][:2], align_corners)
 
     def _crf_image(self, inputs: Tensor, meta: dict) -> np.ndarray:
-        """The (H, W, 3) uint8 image at original size, de-normalised, for DenseCRF."""
+        """The (H, W, 3) uint8 image at original size for DenseCRF: the de-normalised input,
+        in the channel order it was loaded in (BGR), resized (align_corners=False) only when the
+        pipeline resized it."""
         preprocessor = self.data_preprocessor
         if getattr(preprocessor, '_enable_normalize', False):
             inputs = inputs * preprocessor.std + preprocessor.mean
-        image = self._to_original_size(inputs, meta)[0].clamp(0, 255).round()
+        image = self._to_original_size(inputs, meta, False)[0].clamp(0, 255).round()
         return image.permute(1, 2, 0).to(torch.uint8).cpu().numpy()

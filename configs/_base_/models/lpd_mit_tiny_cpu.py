@@ -13,8 +13,11 @@ that shape them) halve the rest of the refiner's pixel work (LPD's step 1.26x in
 CAM's in one paired measurement). The paper's chunking/checkpointing saves no memory worth
 having here; bf16 autocast stays off (it helps only on CPUs with AVX512-BF16/AMX). The loss warm-up is at a third of
 ``schedules/cpu_short.py``.
-Kept: k, D, stage weights, the losses and their weights, the inference protocol, so that the
-ablation knobs mean the same as in the paper setting.
+Kept: k, D, stage weights, the losses and their weights, the cut-out form and selection, the
+inference protocol, so that the ablation knobs mean the same as in the paper setting. The one
+loss input that must differ: stage 4 is 128 wide, narrower than the 512-d prototypes, so the
+diversity loss compares it with the projected stage-4 prototypes (``diversity_prototypes=
+'projected'``) instead of the raw ones.
 """
 _base_ = ['./lpd_mit_b1.py']
 
@@ -23,7 +26,11 @@ model = dict(
     decode_head=dict(
         in_channels=[16, 32, 80, 128],
         loss_warmup_iters=100,
+        # Stage 4 is 128 wide here and P 512: the diversity loss uses the projected W_4(P).
+        diversity_prototypes='projected',
         refiner_loss=dict(
+            # Cut-outs at 16 px: images resized by lpd_bench.models.encoder_resize (antialiased),
+            # the stage-4 maps upsampled to 16 px, the hard-mask maximum taken over those maps.
             cutout_size=16,
             chunk_size=None,
             checkpoint_encoder=False,
