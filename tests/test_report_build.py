@@ -77,8 +77,12 @@ def test_readme_states_the_plan_wall_time(work_dir, tmp_path):
     (work_dir / 'plan_wall.json').write_text(json.dumps(
         {'wall_s': 754.2, 'runs': 13, 'executed': 12, 'skipped': 1, 'failed': 0, 'jobs': 2,
          'threads': 1, 'seeds': [0]}))
+    (tmp_path / 'reports').mkdir()
+    (tmp_path / 'reports' / 'crf_cost.md').write_text('\n# DenseCRF cost\n\nrest\n')
     build_report(work_dir, tmp_path / 'reports')
     readme = (tmp_path / 'reports' / 'README.md').read_text()
+    assert '- [`crf_cost.md`](crf_cost.md): DenseCRF cost' in readme
+    assert '- [`main_results.md`](main_results.md): ' not in readme  # the report's own files
     assert ('12.6 min for 12 runs executed (1 skipped as done, 0 failed), 2 at a time with 1 '
             'thread(s) each, seeds [0]') in readme
 
