@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from ..data.bcss_meta import BACKGROUND, TISSUE_CLASSES
+from ..runner.results import CHECKPOINT_CHOICES, valid_metrics
+from ..runner.results import checkpoint_metrics as stored_metrics
 from ..runner.plan import ABLATIONS, MAIN_GROUP, METHOD_LABELS, METHODS
 
 #: Background protocols of the metric (lpd_bench.evaluation.wsss_metric.PROTOCOLS), in order.
@@ -65,14 +67,11 @@ def variant_label(variant) -> str:
 
 
 def checkpoint_metrics(result) -> list:
-    """``[(checkpoint, metric JSON)]`` of a result: ``metrics`` (the last checkpoint, contract
-    C3) and the other entries of ``metrics_by_checkpoint`` that are not null."""
-    shown = (result.get('protocol') or {}).get('checkpoint', 'last')
-    pairs = [(shown, result['metrics'])]
-    for name, metrics in (result.get('metrics_by_checkpoint') or {}).items():
-        if name != shown and isinstance(metrics, dict) and 'results' in metrics:
-            pairs.append((name, metrics))
-    return pairs
+    """``[(checkpoint, metric JSON)]`` of a result for every checkpoint choice it was tested
+    with (:func:`lpd_bench.runner.results.checkpoint_metrics`: 'last' always, 'best' when the
+    run saved and tested one)."""
+    pairs = [(choice, stored_metrics(result, choice)) for choice in CHECKPOINT_CHOICES]
+    return [(choice, metrics) for choice, metrics in pairs if valid_metrics(metrics)]
 
 
 def block_scores(block, protocol) -> dict:

@@ -33,7 +33,7 @@ from .environment import environment
 from .plan import BANK_PATH, MAIN_GROUP
 from .results import (FAILED_FILE, PLAN_WALL_FILE, RESULT_FILE, SCHEMA, best_checkpoint,
                       checkpoint_number, last_checkpoint, load_result, read_json, stage_marker,
-                      stage_record, write_json_atomic)
+                      stage_record, valid_metrics, write_json_atomic)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOG_TAIL_LINES = 30
@@ -419,14 +419,14 @@ class Executor:
                   'checkpoint_mtime_ns': Path(checkpoint).stat().st_mtime_ns}
         record = stage_record(run_dir, name)
         if (record is not None and all(record.get(k) == v for k, v in tested.items())
-                and _valid_metrics(read_json(metrics_file))):
+                and valid_metrics(read_json(metrics_file))):
             return record
         metrics_file.unlink(missing_ok=True)  # a stale file must not pass for this test's
         options = {**options, 'test_evaluator.output_file': metrics_file}
         cmd = [self.tools.python, self.tools.test, spec.config, checkpoint,
                '--work-dir', run_dir.resolve(), '--cfg-options', *cfg_option_args(options)]
         usage = self.stage(name, cmd, run_dir, run_dir / 'run.log', view)
-        if not _valid_metrics(read_json(metrics_file)):
+        if not valid_metrics(read_json(metrics_file)):
             raise StageFailed(name, f'no valid metric JSON at {metrics_file}',
                               run_dir / 'run.log')
         hook = read_json(run_dir / 'cost_test.json') or {}
@@ -484,8 +484,3 @@ class Executor:
 
 def _path_or_none(path):
     return None if path is None else str(Path(path).resolve())
-
-
-def _valid_metrics(metrics) -> bool:
-    """A metric JSON of WSSSMetric (a dict with ``results``)."""
-    return isinstance(metrics, dict) and 'results' in metrics

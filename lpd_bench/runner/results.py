@@ -40,6 +40,11 @@ def load_result(run_dir):
     return result
 
 
+def valid_metrics(metrics) -> bool:
+    """A metric JSON of WSSSMetric (a dict with ``results``)."""
+    return isinstance(metrics, dict) and 'results' in metrics
+
+
 def checkpoint_metrics(result, choice='last'):
     """The metric JSON of ``result`` for the checkpoint ``choice`` ('last' or 'best'), None when
     that checkpoint was not tested (no best saved, or a result written before both were tested:
