@@ -41,7 +41,7 @@ def ablation_plot(frame, group, xlabel, path) -> bool:
     ax.set_xticks(sorted(rows['value'].unique()))
     ax.set_xlabel(xlabel)
     ax.set_ylabel('mIoU (%), paper protocol')
-    ax.set_title(f'LPD: mIoU vs {xlabel} (mean ± std over seeds, last checkpoint)', fontsize=9)
+    ax.set_title(f'LPD: mIoU vs {xlabel}\n(mean ± std over seeds, last checkpoint)', fontsize=9)
     ax.legend(fontsize=7, title='gating, CRF', title_fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
