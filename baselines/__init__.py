@@ -1,6 +1,12 @@
-"""Baseline methods, registered into mmseg registries on import.
+"""Baseline methods, one package each (``baselines/<name>/``: components, ``spec.py``, README).
 
-CAM needs no code of its own (``StageClassVectors`` in lpd_bench, see configs/cam_*.py);
-PBIP's clustered prototypes and bank builder live in :mod:`baselines.pbip`.
+Importing this package imports every sub-package, which registers its components in mmseg's
+registries (configs use ``custom_imports=dict(imports=['lpd_bench', 'baselines'])``), so a new
+baseline folder needs no edit here.
 """
-from . import pbip  # noqa: F401  (registers ClusteredPrototypes)
+import importlib
+import pkgutil
+
+for _info in pkgutil.iter_modules(__path__):
+    if _info.ispkg:
+        importlib.import_module(f'{__name__}.{_info.name}')

@@ -12,7 +12,8 @@ latter). The interface the head relies on:
     every stage's width with its own per-stage MLP, and the mask refiner compares image
     embeddings with these raw rows (LPD's learnable prototypes, PBIP's clustered bank).
   - ``False``: ``stage_prototypes()`` returns one (C*k, d_i) matrix per stage, already in each
-    stage's width; the head uses them as they are and has no raw matrix (CAM's class vectors).
+    stage's width; the head uses them as they are and has no raw matrix (CAM's class vectors,
+    ``baselines/cam/``).
 
 A frozen source (e.g. PBIP's ``ClusteredPrototypes`` in ``baselines/``) keeps its matrix in a
 buffer rather than a parameter and returns it from ``forward()``.
@@ -79,26 +80,3 @@ class LearnablePrototypes(PrototypeSource):
 
     def forward(self) -> Tensor:
         return self.prototypes
-
-
-@MODELS.register_module()
-class StageClassVectors(PrototypeSource):
-    """CAM baseline: one learnable vector per class (k of them) and stage, no projection MLP.
-
-    Initialised like a linear classifier (normal, std 0.02); only cosine similarity is used, so
-    the scale of the init does not matter beyond that.
-    """
-
-    projected = False
-
-    def __init__(self, num_classes: int, num_per_class: int = 1,
-                 stage_channels: Sequence[int] = (), **kwargs):
-        super().__init__(num_classes, num_per_class, stage_channels=stage_channels, **kwargs)
-        if not self.stage_channels:
-            raise ValueError('StageClassVectors needs stage_channels (the head passes its '
-                             'in_channels)')
-        self.vectors = nn.ParameterList(
-            nn.Parameter(torch.randn(self.num_prototypes, d) * 0.02) for d in self.stage_channels)
-
-    def stage_prototypes(self) -> List[Tensor]:
-        return list(self.vectors)

@@ -1,0 +1,217 @@
+"""The method registry: every method the runner, the report and the bench know, and nothing else.
+
+A method declares itself in its own folder with a :class:`MethodSpec` passed to
+:func:`register_method` (LPD in ``lpd_bench/models/spec.py``, each baseline in
+``baselines/<name>/spec.py``). The spec says everything the shared code needs: the label of its
+table rows, its config for each preset, the values of the ablation knobs in those configs (so
+that an ablation point equal to the default is the default run), the ablation points it adds to
+each group, the stages it needs before training (e.g. PBIP's prototype bank) or after testing,
+and its benchmark cases. ``lpd_bench.runner``, ``lpd_bench.report`` and ``lpd_bench.bench``
+iterate over :func:`registered_methods` and never name a method.
+
+Discovery: :func:`registered_methods` imports ``lpd_bench.models.spec`` and the ``spec`` module of
+every package under ``baselines/`` (found on disk), so a new baseline folder with a ``spec.py``
+is picked up without editing any other file.
+"""
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Mapping, Optional, Tuple
+
+#: Presets of the runner and the bench: ``cpu`` (embedded synthetic data), ``paper`` (BCSS-WSSS).
+PRESETS = ('cpu', 'paper')
+#: The group of each method's default run (the main table).
+MAIN_GROUP = 'main'
+
+
+@dataclass(frozen=True)
+class AblationPoint:
+    """One row of an ablation: ``method`` with ``overrides`` is what ``group`` calls ``value``."""
+    group: str
+    value: object
+    method: str
+    overrides: tuple = ()  # ((cfg key, value), ...)
+
+
+@dataclass(frozen=True)
+class ExtraStage:
+    """A stage a method's runs need besides training and testing, run as a subprocess.
+
+    The command line is ``python *command CONFIG --out OUTPUT --seed SEED *args(run)
+    [--cfg-options <the run's options>]``, run in the repository root. ``OUTPUT`` is a file in
+    ``<work_dir>/<folder>/`` named by :meth:`key`: runs whose key is equal share one output
+    (built once, by the first run that needs it; the others wait). A pre-stage's output path
+    is passed to training and testing as ``--cfg-options <config_key>=OUTPUT``. The command may
+    write ``OUTPUT.cost.json`` (its own cost record), kept in the run's result.
+
+    Args:
+        name: stage name in the result's ``cost.stages`` and in the progress display.
+        command: argv after the Python interpreter (e.g. ``('-m', 'baselines.pbip.build_bank')``).
+        folder: sub-folder of the work dir holding the outputs (shared between runs).
+        suffix: file name suffix of the output.
+        config_key: the config key the output fills (pre-stages; None: the output is not passed).
+        args: run -> extra command-line arguments (e.g. the run's k).
+        stand_in: ``(cfg, path)`` -> writes a cheap stand-in output (e.g. a random bank) so
+            that the bench can time a training step without running the stage.
+    """
+    name: str
+    command: Tuple[str, ...]
+    folder: str
+    suffix: str = '.pth'
+    config_key: Optional[str] = None
+    args: Optional[Callable] = None
+    stand_in: Optional[Callable] = None
+
+    def key(self, run) -> str:
+        """Name of the output of ``run``: one per method, config + options, and seed."""
+        import hashlib
+        import json
+        ident = json.dumps([run.config, sorted(run.cfg_options.items()), run.seed], default=str)
+        digest = hashlib.sha1(ident.encode()).hexdigest()[:8]
+        return f'{run.method}_{self.name}_seed{run.seed}_{digest}'
+
+    def extra_args(self, run) -> list:
+        return [] if self.args is None else list(self.args(run))
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """What the runner, the report and the bench know of a method.
+
+    Args:
+        name: the method's id (run ids, ``lpd-bench run NAME``, result.json ``method``).
+        label: its row label in tables; ``short_label`` in figures (default: ``label`` up to
+            the first " (").
+        configs: preset -> config file, relative to the repository root.
+        defaults: values of the ablation knobs (config keys) in its configs.
+        ablations: the ablation groups this method owns, in report order: group -> ((value,
+            ((cfg key, value), ...)), ...).
+        joins: points this method adds to groups another method owns, same form (e.g. PBIP's
+            clustered bank in LPD's prototype-source comparison); they follow the owner's points.
+        knob_tags: config key -> function(value) -> run-id fragment, for every knob its points
+            set (``None`` when the value gives no fragment: then the point cannot be planned).
+        pre_stages, post_stages: :class:`ExtraStage` run before training / after testing.
+        bench_cases: preset -> tuple of ``lpd_bench.bench.cases.CaseSpec``.
+        order: position in tables and figures (ascending; ties: registration order).
+        notes: ablation value -> a sentence the report prints under the ablation table.
+        readme: the method's README (its results table), relative to the repository root.
+    """
+    name: str
+    label: str
+    configs: Mapping[str, str]
+    defaults: Mapping[str, object] = field(default_factory=dict)
+    ablations: Mapping[str, tuple] = field(default_factory=dict)
+    joins: Mapping[str, tuple] = field(default_factory=dict)
+    knob_tags: Mapping[str, Callable] = field(default_factory=dict)
+    pre_stages: Tuple[ExtraStage, ...] = ()
+    post_stages: Tuple[ExtraStage, ...] = ()
+    bench_cases: Mapping[str, tuple] = field(default_factory=dict)
+    order: int = 50
+    short_label: Optional[str] = None
+    notes: Mapping[object, str] = field(default_factory=dict)
+    readme: Optional[str] = None
+
+    def __post_init__(self):
+        unknown = set(self.configs) - set(PRESETS)
+        if unknown:
+            raise ValueError(f'method {self.name!r}: unknown presets {sorted(unknown)}; '
+                             f'expected some of {PRESETS}')
+        if self.short_label is None:
+            object.__setattr__(self, 'short_label', self.label.split(' (')[0])
+
+    def config(self, preset: str) -> str:
+        if preset not in PRESETS:
+            raise ValueError(f'unknown preset {preset!r}; expected one of {list(PRESETS)}')
+        if preset not in self.configs:
+            raise ValueError(f'method {self.name!r} has no config for preset {preset!r} '
+                             f'(it has: {sorted(self.configs)})')
+        return self.configs[preset]
+
+    def points(self, joined: bool = False) -> Dict[str, tuple]:
+        """group -> this method's :class:`AblationPoint` tuple, of the groups it owns (or, with
+        ``joined``, of those it joins)."""
+        rows_by_group = self.joins if joined else self.ablations
+        return {group: tuple(AblationPoint(group, value, self.name, tuple(overrides))
+                             for value, overrides in rows)
+                for group, rows in rows_by_group.items()}
+
+    def tag(self, key, value) -> str:
+        """Run-id fragment of the override ``key=value``."""
+        tagger = self.knob_tags.get(key)
+        fragment = None if tagger is None else tagger(value)
+        if fragment is None:
+            raise ValueError(f'method {self.name!r} has no run-id tag for override {key}={value!r} '
+                             '(add it to its spec\'s knob_tags)')
+        return fragment
+
+
+_METHODS: Dict[str, MethodSpec] = {}
+_discovered = False
+
+
+def register_method(spec: MethodSpec) -> MethodSpec:
+    """Add ``spec`` to the registry (called at import by each method's spec module)."""
+    existing = _METHODS.get(spec.name)
+    if existing is not None and existing != spec:
+        raise ValueError(f'method {spec.name!r} is registered twice, with different specs')
+    _METHODS[spec.name] = spec
+    return spec
+
+
+def unregister_method(name: str) -> None:
+    """Remove a method (tests register throw-away methods)."""
+    _METHODS.pop(name, None)
+
+
+def discover() -> None:
+    """Import every method's spec module (once): LPD's and each ``baselines/<pkg>/spec.py``."""
+    global _discovered
+    if _discovered:
+        return
+    importlib.import_module('lpd_bench.models.spec')
+    import baselines
+    for info in pkgutil.iter_modules(baselines.__path__):
+        if info.ispkg and importlib.util.find_spec(f'baselines.{info.name}.spec') is not None:
+            importlib.import_module(f'baselines.{info.name}.spec')
+    _discovered = True
+
+
+def registered_methods() -> Tuple[MethodSpec, ...]:
+    """Every registered method, in table order."""
+    discover()
+    ranked = sorted(enumerate(_METHODS.values()), key=lambda pair: (pair[1].order, pair[0]))
+    return tuple(spec for _, spec in ranked)
+
+
+def method_names() -> Tuple[str, ...]:
+    return tuple(spec.name for spec in registered_methods())
+
+
+def get_method(name: str) -> MethodSpec:
+    discover()
+    if name not in _METHODS:
+        raise KeyError(f'unknown method {name!r}; registered: {", ".join(method_names())}')
+    return _METHODS[name]
+
+
+def ablation_groups() -> Dict[str, tuple]:
+    """group -> its points: the owner's, then those of the methods joining it (table order).
+    Groups are in the owners' table order, each owner's in its declaration order."""
+    groups: Dict[str, list] = {}
+    for spec in registered_methods():
+        for group, points in spec.points().items():
+            if group in groups:
+                raise ValueError(f'ablation group {group!r} is owned by two methods '
+                                 f'({groups[group][0].method!r} and {spec.name!r})')
+            groups[group] = list(points)
+    for spec in registered_methods():
+        for group, points in spec.points(joined=True).items():
+            if group not in groups:
+                raise ValueError(f'method {spec.name!r} joins ablation group {group!r}, which no '
+                                 f'method owns (owned: {", ".join(groups) or "none"})')
+            groups[group].extend(points)
+    return {group: tuple(points) for group, points in groups.items()}
+
+
+def method_labels() -> Dict[str, str]:
+    return {spec.name: spec.label for spec in registered_methods()}
