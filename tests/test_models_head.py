@@ -241,3 +241,88 @@ def test_predict_class_maps_and_probabilities(features):
     _, soft_probs = head.predict_class_maps(feats, stages=[1, 2], gating_score='softmax')
     expected = merge_scores(scores, merge_weights(scores, NUM_CLASSES, 'softmax')).sigmoid()
     torch.testing.assert_close(soft_probs, expected)
+
+
+def class_bce(proto_scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """BCE of the mean-merged class scores, the classification loss of one stage."""
+    merged = merge_scores(proto_scores, merge_weights(proto_scores, NUM_CLASSES, 'mean'))
+    return F.binary_cross_entropy_with_logits(merged, labels)
+
+
+def test_max_pooling_scores_are_the_maxima_of_the_maps(features):
+    _, feats = features
+    head = MODELS.build(tiny_head(pooling='max'))
+    with_maps = head(feats)
+    without_maps = head(feats, stages=[], prototype_stages=[1, 2, 3])
+    assert without_maps.sim_maps == [None] * 4
+    for out in (with_maps, without_maps):
+        scores = head.prototype_scores(feats, out, [1, 2, 3])
+        for i in (1, 2, 3):
+            torch.testing.assert_close(scores[i], with_maps.sim_maps[i].amax(dim=(2, 3)))
+    torch.testing.assert_close(head.pool_map(with_maps.sim_maps[3]),
+                               with_maps.sim_maps[3].flatten(2).max(dim=2).values)
+    with pytest.raises(ValueError, match='mean-pooling shortcut'):
+        head.pooled_scores(feats, with_maps.stage_prototypes, [3])
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        MODELS.build(tiny_head(pooling='median'))
+
+
+def test_mean_pooling_with_and_without_the_shortcut_agree(features):
+    _, feats = features
+    head = MODELS.build(tiny_head())
+    assert head.pooling == 'mean'
+    with_maps = head(feats)
+    without_maps = head(feats, stages=[], prototype_stages=[1, 2, 3])
+    from_maps = head.prototype_scores(feats, with_maps, [1, 2, 3])
+    shortcut = head.prototype_scores(feats, without_maps, [1, 2, 3])
+    for i in (1, 2, 3):
+        torch.testing.assert_close(from_maps[i], with_maps.sim_maps[i].mean(dim=(2, 3)))
+        torch.testing.assert_close(shortcut[i], from_maps[i], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('pooling', ['mean', 'max'])
+def test_loss_refiner_selection_and_predict_class_maps_use_the_head_pooling(
+        features, message_hub, monkeypatch, pooling):
+    inputs, feats = features
+    head = MODELS.build(tiny_head(pooling=pooling, refiner_loss=tiny_refiner()))
+    pool = (lambda maps: maps.mean(dim=(2, 3))) if pooling == 'mean' else (
+        lambda maps: maps.amax(dim=(2, 3)))
+    labels = torch.tensor([[1.0, 0, 1, 0], [0, 1, 0, 1]])
+    seen = {}
+
+    def refiner(images, sim_maps, prototypes, img_labels, proto_scores):
+        seen['proto_scores'] = proto_scores
+        return {}
+
+    monkeypatch.setattr(head.refiner_loss, 'forward', refiner)
+    message_hub.update_info('iter', 0)
+    losses = head.loss(feats, samples_with_labels(labels.int().tolist()), inputs)
+    out = head(feats)
+    for stage, weight in ((1, 0.1), (2, 1.0), (3, 1.0)):
+        torch.testing.assert_close(losses[f'loss_cls_s{stage + 1}'],
+                                   weight * class_bce(pool(out.sim_maps[stage]), labels))
+    torch.testing.assert_close(seen['proto_scores'], pool(out.sim_maps[3]))
+    scores = pool(out.sim_maps[3])
+    expected = merge_scores(scores, merge_weights(scores, NUM_CLASSES, 'mean')).sigmoid()
+    for stages in ([1, 2], [1, 2, 3]):  # stage 4 without and with its map
+        _, probs = head.predict_class_maps(feats, stages=stages)
+        torch.testing.assert_close(probs, expected, rtol=1e-4, atol=1e-5)
+    class_maps, _ = head.predict_class_maps(feats, stages=[2], map_merge='per_image')
+    weights = merge_weights(pool(out.sim_maps[2]), NUM_CLASSES, 'softmax')
+    torch.testing.assert_close(class_maps[2], merge_maps(out.sim_maps[2], weights))
+
+
+def test_pool_map_is_the_one_place_a_map_becomes_a_score(features, monkeypatch):
+    """Replacing ``pool_map`` changes the loss and the test-time probabilities alike."""
+    inputs, feats = features
+    head = MODELS.build(tiny_head(pooling='max'))
+    monkeypatch.setattr(head, 'pool_map', lambda maps: maps.amin(dim=(2, 3)))
+    labels = torch.tensor([[1.0, 0, 1, 0], [0, 1, 0, 1]])
+    losses = head.loss(feats, samples_with_labels(labels.int().tolist()), inputs)
+    out = head(feats)
+    torch.testing.assert_close(losses['loss_cls_s4'],
+                               class_bce(out.sim_maps[3].amin(dim=(2, 3)), labels))
+    scores = out.sim_maps[3].amin(dim=(2, 3))
+    _, probs = head.predict_class_maps(feats, stages=[1, 2])
+    torch.testing.assert_close(
+        probs, merge_scores(scores, merge_weights(scores, NUM_CLASSES, 'mean')).sigmoid())

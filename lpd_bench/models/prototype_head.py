@@ -3,11 +3,14 @@
 For each backbone stage i, the prototypes (projected to the stage width d_i by a small MLP, unless
 the source is unprojected) are compared with every pixel feature by scaled cosine similarity:
 ``sim_i = s_i * cos(f_i(x, y), p_i)`` of shape (B, C*k, H_i, W_i), one learnable scale s_i per
-stage. A prototype's score is the global average of its map; the k prototypes of a class are merged
-with per-class weights: uniform (mean) in training, ``softmax(z)`` over the class's scores z at
-test (so the merged score is ``sum_j softmax(z)_j z_j``). The test-time class MAPS are merged per
-pixel (:func:`merge_subclass_cams_to_parent`, the public code); the per-image option merges them
-with the score weights, so that the average of a merged class map is the merged class score.
+stage. A prototype's score is its map pooled over space (:meth:`PrototypeHead.pool_map`: the
+global average by default, the global maximum with ``pooling='max'``; every score of the head, in
+the losses and at test, is made by :meth:`PrototypeHead.prototype_scores`); the k prototypes of a
+class are merged with per-class weights: uniform (mean) in training, ``softmax(z)`` over the
+class's scores z at test (so the merged score is ``sum_j softmax(z)_j z_j``). The test-time class
+MAPS are merged per pixel (:func:`merge_subclass_cams_to_parent`, the public code); the per-image
+option merges them with the score weights, so that (with mean pooling) the average of a merged
+class map is the merged class score.
 """
 from typing import List, NamedTuple, Optional, Sequence
 
@@ -22,6 +25,9 @@ from mmseg.registry import MODELS
 
 #: ``PrototypeHead(diversity_prototypes=...)`` values.
 DIVERSITY_PROTOTYPES = ('raw', 'projected')
+#: ``PrototypeHead(pooling=...)`` values: how a prototype's similarity map becomes its score.
+#: 'mean' (global average pooling, LPD and the public code), 'max' (global max pooling).
+POOLINGS = ('mean', 'max')
 
 
 class PrototypeOutputs(NamedTuple):
@@ -121,6 +127,9 @@ class PrototypeHead(BaseModule):
             P's width D to equal the stage-4 width (the paper: 512 and 512; a ValueError
             otherwise). 'projected': the stage-4 projections W_4(P) (the CPU preset, whose stage
             4 is narrower than D; also the only choice for an unprojected source).
+        pooling: how a prototype's (H_i, W_i) similarity map becomes its score, in the
+            classification loss, the refiner's selection and at test (:meth:`pool_map`):
+            'mean' (default: global average pooling) or 'max' (global max pooling).
 
     The projection MLPs are initialised as the public code's ``_init_weights`` does it: weights
     from a normal of std 0.02 truncated to [-2, 2], zero biases. This happens at construction;
@@ -139,8 +148,12 @@ class PrototypeHead(BaseModule):
                  diversity_loss: Optional[dict] = None,
                  refiner_loss: Optional[dict] = None,
                  diversity_prototypes: str = 'raw',
+                 pooling: str = 'mean',
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
+        if pooling not in POOLINGS:
+            raise ValueError(f'PrototypeHead: pooling must be one of {POOLINGS}, got {pooling!r}')
+        self.pooling = pooling
         self.in_channels = tuple(in_channels)
         self.num_classes = num_classes
         self.num_stages = len(self.in_channels)
@@ -236,15 +249,47 @@ class PrototypeHead(BaseModule):
             sim_maps[i] = self._similarity_map(i, feats[i], stage_protos[i])
         return PrototypeOutputs(sim_maps, stage_protos, raw)
 
+    def pool_map(self, sim_maps: Tensor) -> Tensor:
+        """(B, C*k, H, W) similarity maps -> (B, C*k) prototype scores: the spatial mean
+        (``pooling='mean'``) or maximum (``pooling='max'``) of each map."""
+        if self.pooling == 'mean':
+            return sim_maps.mean(dim=(2, 3))
+        return sim_maps.amax(dim=(2, 3))
+
+    def prototype_scores(self, feats: Sequence[Tensor], out: PrototypeOutputs,
+                         stages: Sequence[int]) -> dict:
+        """Prototype scores (B, C*k) of ``stages``: every score of the head is made here.
+
+        A stage whose map ``out`` holds is pooled from it (:meth:`pool_map`). Otherwise, with
+        ``pooling='mean'``, the score comes from :meth:`pooled_scores` without building the map
+        (the same value); with any other pooling the stage's map is built from ``feats`` and
+        ``out.stage_prototypes`` and pooled (it is not kept). ``out.stage_prototypes`` must hold
+        every stage of ``stages``.
+        """
+        scores = {}
+        for i in stages:
+            if out.sim_maps[i] is not None:
+                scores[i] = self.pool_map(out.sim_maps[i])
+            elif self.pooling == 'mean':
+                scores.update(self.pooled_scores(feats, out.stage_prototypes, [i]))
+            else:
+                scores[i] = self.pool_map(
+                    self._similarity_map(i, feats[i], out.stage_prototypes[i]))
+        return scores
+
     def pooled_scores(self, feats: Sequence[Tensor], stage_protos: Sequence[Optional[Tensor]],
                       stages: Sequence[int]) -> dict:
-        """Prototype scores (B, C*k) of ``stages`` without building the similarity maps.
+        """Mean-pooled prototype scores (B, C*k) of ``stages`` without building the similarity
+        maps (the shortcut of :meth:`prototype_scores`; ``pooling='mean'`` only).
 
         The score is the spatial mean of the map ``s_i * <f(x, y)/|f(x, y)|, p/|p|>``, which is
         linear in the normalised pixel features, so it equals ``s_i * <mean_xy f/|f|, p/|p|>``:
         one (B, d_i) x (d_i, C*k) product instead of B*C*k*H_i*W_i dot products (the same value
         up to float rounding, with the same gradients).
         """
+        if self.pooling != 'mean':
+            raise ValueError(f"PrototypeHead.pooled_scores is the mean-pooling shortcut; this "
+                             f"head pools with {self.pooling!r} (use prototype_scores)")
         scores = {}
         for i in stages:
             feat, protos = self._normalized_pair(i, feats[i], stage_protos[i])
@@ -265,9 +310,7 @@ class PrototypeHead(BaseModule):
         out = self.forward(feats, map_stages, prototype_stages=cls_stages)
 
         losses = {}
-        proto_scores = {i: out.sim_maps[i].mean(dim=(2, 3)) for i in map_stages}
-        proto_scores.update(self.pooled_scores(
-            feats, out.stage_prototypes, [i for i in cls_stages if i not in map_stages]))
+        proto_scores = self.prototype_scores(feats, out, sorted(set(cls_stages) | set(map_stages)))
         for i in cls_stages:
             weights = merge_weights(proto_scores[i], self.num_classes, 'mean')
             losses[f'loss_cls_s{i + 1}'] = self.stage_loss_weights[i] * \
@@ -292,8 +335,8 @@ class PrototypeHead(BaseModule):
 
         Args:
             map_merge: 'per_pixel' (:func:`merge_subclass_cams_to_parent`, the public code) or
-                'per_image' (one softmax over the pooled scores of the class's k prototypes,
-                the same weights over the whole map: :func:`merge_maps`).
+                'per_image' (one softmax over the pooled scores (:meth:`pool_map`) of the
+                class's k prototypes, the same weights over the whole map: :func:`merge_maps`).
             gating_score: merge of the last stage's prototype scores for the probabilities:
                 'mean' (the score the classification loss trains) or 'softmax'
                 (``sum_j softmax(z)_j z_j``).
@@ -312,11 +355,8 @@ class PrototypeHead(BaseModule):
             if map_merge == 'per_pixel':
                 class_maps[i] = merge_subclass_cams_to_parent(sim, self.num_classes, 'max')
             else:
-                weights = merge_weights(sim.mean(dim=(2, 3)), self.num_classes, 'softmax')
+                weights = merge_weights(self.pool_map(sim), self.num_classes, 'softmax')
                 class_maps[i] = merge_maps(sim, weights)
-        if out.sim_maps[last] is not None:
-            scores = out.sim_maps[last].mean(dim=(2, 3))
-        else:
-            scores = self.pooled_scores(feats, out.stage_prototypes, [last])[last]
+        scores = self.prototype_scores(feats, out, [last])[last]
         weights = merge_weights(scores, self.num_classes, gating_score)
         return class_maps, merge_scores(scores, weights).sigmoid()
