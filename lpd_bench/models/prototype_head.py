@@ -226,11 +226,17 @@ class PrototypeHead(BaseModule):
                 stage_protos[i] = source[i]
         return stage_protos, raw
 
+    def normalize_prototypes(self, protos: Tensor) -> Tensor:
+        """The stage prototypes (C*k, d_i) as the similarity uses them: unit rows (cosine).
+        Extension point: a subclass that returns them unchanged compares normalised pixel
+        features with unnormalised prototypes (maps and pooled scores alike)."""
+        return F.normalize(protos, dim=1)
+
     def _normalized_pair(self, i: int, feat: Tensor, protos: Tensor) -> tuple:
         if feat.shape[1] != protos.shape[1]:
             raise ValueError(f'stage {i + 1} features have {feat.shape[1]} channels, '
                              f'in_channels says {protos.shape[1]}')
-        return F.normalize(feat, dim=1), F.normalize(protos, dim=1)
+        return F.normalize(feat, dim=1), self.normalize_prototypes(protos)
 
     def _similarity_map(self, i: int, feat: Tensor, protos: Tensor) -> Tensor:
         """(B, C*k, H_i, W_i) scaled cosine similarity of every pixel with every prototype."""

@@ -95,11 +95,17 @@ class WeaklySupervisedSegmentor(BaseSegmentor):
         probs = torch.cat(probs).view(len(flipped), -1, self.num_classes).mean(dim=0)
         return merge_views(torch.cat(fused), flipped), probs
 
+    def segmentation_scores(self, cams: Tensor, labels: Tensor) -> Tensor:
+        """The scores whose argmax is the prediction, from fused class maps (B, C, H, W) and
+        gating labels (B, C): the gated maps and the background channel, (B, C+1, H, W).
+        Extension point for another last step (e.g. no background channel)."""
+        return add_background(gate_class_maps(cams, labels), self.protocol.bg_alpha)
+
     def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
-        """(C+1)-channel scores at input size for the configured gating."""
+        """Scores at input size for the configured gating (:meth:`segmentation_scores`)."""
         cams, probs = self.class_activation(inputs)
         labels = self._gating_labels(probs, batch_img_metas)[self.protocol.gating]
-        return add_background(gate_class_maps(cams, labels), self.protocol.bg_alpha)
+        return self.segmentation_scores(cams, labels)
 
     def _gating_labels(self, probs: Tensor, metas: List[dict]) -> dict:
         """{'predicted': (B, C), 'oracle': (B, C) when every meta has 'img_label'}."""
@@ -126,8 +132,7 @@ class WeaklySupervisedSegmentor(BaseSegmentor):
         for i in range(len(data_samples)):
             cam = self._to_original_size(cams[i:i + 1], metas[i], protocol.align_corners)
             for gating, gating_labels in labels.items():
-                scores[i, gating] = add_background(gate_class_maps(cam, gating_labels[i:i + 1]),
-                                                   protocol.bg_alpha)[0]
+                scores[i, gating] = self.segmentation_scores(cam, gating_labels[i:i + 1])[0]
         if protocol.crf:
             images = [self._crf_image(inputs[i:i + 1], meta) for i, meta in enumerate(metas)]
             keys = list(scores)

@@ -193,13 +193,19 @@ class MaskRefinerLoss(nn.Module):
         if problems:
             raise ValueError('MaskRefinerLoss: ' + '; '.join(problems))
 
+    def cutout_images(self, images: torch.Tensor, size) -> torch.Tensor:
+        """The images x (B, 3, S, S') the masks multiply: the normalised inputs brought to the
+        cut-out size by :func:`~lpd_bench.models.encoder_resize.resize_for_encoder`.
+        Extension point for another form of the cut-out images."""
+        return encoder_resize.resize_for_encoder(images, size)
+
     def soft_hard_masks(self, images: torch.Tensor, sim_maps: torch.Tensor, b_idx: torch.Tensor,
                         p_idx: torch.Tensor) -> tuple:
-        """(images at the cut-out size (B, 3, S, S'), weights w (M, 1, S, S') with gradient, hard
-        masks h (M, 1, S, S') float 0/1 without) of the pairs (b_idx[i], p_idx[i]), in the
-        ``cutout_form`` (see the class docstring)."""
+        """(images at the cut-out size (B, 3, S, S') (:meth:`cutout_images`), weights w
+        (M, 1, S, S') with gradient, hard masks h (M, 1, S, S') float 0/1 without) of the pairs
+        (b_idx[i], p_idx[i]), in the ``cutout_form`` (see the class docstring)."""
         size = self.cutout_size or tuple(images.shape[-2:])
-        images = encoder_resize.resize_for_encoder(images, size)
+        images = self.cutout_images(images, size)
         if self.cutout_form == 'public':
             with torch.no_grad():
                 upsampled = upsample_maps(sim_maps.detach(), size)  # (B, C*k, S, S')
@@ -265,6 +271,26 @@ class MaskRefinerLoss(nn.Module):
         chunks = cutouts.split(self.chunk_size) if saving and self.chunk_size else (cutouts,)
         return torch.cat([run(chunk) for chunk in chunks])
 
+    def cosine_logits(self, embeddings: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
+        """(N, C*k) cosine similarities of embeddings (N, D) and prototypes (C*k, D), divided by
+        the temperature."""
+        return (F.normalize(embeddings, dim=1) @ F.normalize(prototypes, dim=1).t()
+                / self.temperature)
+
+    def foreground_loss(self, embeddings: torch.Tensor, prototypes: torch.Tensor,
+                        own: torch.Tensor) -> torch.Tensor:
+        """Unweighted InfoNCE of foreground embeddings (N, D) whose own prototype rows are
+        ``own`` (N,): mean over cut-outs of the cross-entropy of :meth:`cosine_logits` with the
+        own row. Extension point (with :meth:`background_loss`) for another contrastive form."""
+        return F.cross_entropy(self.cosine_logits(embeddings, prototypes), own)
+
+    def background_loss(self, embeddings: torch.Tensor, prototypes: torch.Tensor,
+                        own: torch.Tensor) -> torch.Tensor:
+        """Unweighted multi-positive InfoNCE of background embeddings (N, D): positives = every
+        row but the own one (:func:`multi_positive_info_nce` of :meth:`cosine_logits`)."""
+        own_rows = F.one_hot(own, prototypes.shape[0]).bool()
+        return multi_positive_info_nce(self.cosine_logits(embeddings, prototypes), ~own_rows)
+
     def forward(self, images: torch.Tensor, sim_maps: torch.Tensor, prototypes: torch.Tensor,
                 img_labels: torch.Tensor, proto_scores: torch.Tensor) -> dict:
         """Returns dict(loss_fg, loss_bg, loss_act), each already weighted."""
@@ -278,13 +304,11 @@ class MaskRefinerLoss(nn.Module):
 
         batch, fg_ok, bg_ok = self.encoder_batch(images, sim_maps, b_idx, p_idx)
         emb_fg, emb_bg = self.embed(batch).split([int(fg_ok.sum()), int(bg_ok.sum())])
-        protos = F.normalize(prototypes, dim=1)
         losses = dict(loss_fg=zero, loss_bg=zero.clone(), loss_act=loss_act)
         if emb_fg.numel():
-            logits = F.normalize(emb_fg, dim=1) @ protos.t() / self.temperature
-            losses['loss_fg'] = self.loss_weight * F.cross_entropy(logits, p_idx[fg_ok])
+            losses['loss_fg'] = self.loss_weight * self.foreground_loss(emb_fg, prototypes,
+                                                                        p_idx[fg_ok])
         if emb_bg.numel():
-            logits = F.normalize(emb_bg, dim=1) @ protos.t() / self.temperature
-            own = F.one_hot(p_idx[bg_ok], prototypes.shape[0]).bool()
-            losses['loss_bg'] = self.loss_weight * multi_positive_info_nce(logits, ~own)
+            losses['loss_bg'] = self.loss_weight * self.background_loss(emb_bg, prototypes,
+                                                                        p_idx[bg_ok])
         return losses
