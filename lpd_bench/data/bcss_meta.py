@@ -1,6 +1,6 @@
 """Facts about BCSS-WSSS shared by the dataset, the generator, the metric and the report.
 
-See ../shared/DESIGN.md section 2.
+See docs/datasets.md, section 1.
 """
 
 #: Tissue classes in label order; index 4 in masks is background / excluded tissue.

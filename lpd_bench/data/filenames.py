@@ -1,6 +1,6 @@
 """Image-level labels in BCSS-WSSS training file names: ``<slide-region>+<index>[abcd].png``.
 
-``a,b,c,d`` are 0/1 flags for TUM, STR, LYM, NEC (see ../shared/DESIGN.md section 2), e.g.
+``a,b,c,d`` are 0/1 flags for TUM, STR, LYM, NEC (see docs/datasets.md, section 1), e.g.
 ``TCGA-A1-A0SK-DX1_xmin45749_ymin25055_MPP-0.2500+0[1101].png``. Only the last bracket group of
 the base name counts; folders may contain brackets.
 """

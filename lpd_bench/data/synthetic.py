@@ -1,4 +1,4 @@
-"""Synthetic stand-in for BCSS-WSSS (../shared/DESIGN.md section 8), in the release's exact layout.
+"""Synthetic stand-in for BCSS-WSSS (docs/datasets.md, section 3), in the release's exact layout.
 
 ``write_synthetic_dataset`` writes ``train/<slide-region>+<index>[abcd].png`` (labels in the
 names, no masks) and ``val|test/{img,mask}/<slide-region>+<index>.png`` (palette masks 0..4),

@@ -1,6 +1,6 @@
 """WSSSMetric: dataset-level IoU / Dice / FwIoU of BCSS-WSSS under three background protocols.
 
-See ARCHITECTURE.md "Metric contract" and ../shared/DESIGN.md section 5.
+See ARCHITECTURE.md "Metric contract" and docs/protocol.md, section 5.
 
 - One 5x5 confusion matrix per prediction variant over the whole split, rows = ground truth,
   columns = prediction, class order TUM, STR, LYM, NEC, BG. Ground-truth 255 (padding) is

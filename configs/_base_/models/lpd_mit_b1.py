@@ -1,4 +1,4 @@
-"""LPD, paper setting (DESIGN.md section 3).
+"""LPD, paper setting (docs/methods.md, "LPD").
 
 MiT-B1 with strides (4, 2, 2, 1); PrototypeHead with k = 10 learnable prototypes per class
 (D = 512), stage loss weights (0, 0.1, 1, 1); after a 3,000-iteration loss warm-up the mask refiner
@@ -97,8 +97,8 @@ model = dict(
             # ~2.6x faster on a CPU with AVX512-BF16/AMX (a CPU without them is slower: set None);
             # on CUDA AMP already autocasts (fp16) and bf16 here is fine too.
             encoder_autocast='bfloat16')),
-    # The public code's inference (DESIGN.md section 3); the alternatives are named options of
-    # lpd_bench.models.inference.InferenceProtocol.
+    # The public code's inference (docs/protocol.md, section 1); the alternatives are named options
+    # of lpd_bench.models.inference.InferenceProtocol (docs/protocol.md, section 7).
     test_cfg=dict(
         flip=True,
         intensities=(0.9, 1.0, 1.1),
