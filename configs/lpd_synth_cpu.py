@@ -3,9 +3,9 @@
     python tools/train.py configs/lpd_synth_cpu.py
     python tools/test.py configs/lpd_synth_cpu.py work_dirs/lpd_synth_cpu/iter_300.pth
 
-About 60 CPU-seconds for train + test with one thread (~50 s train incl. start-up and the final
-validation, ~9 s test); test mIoU (oracle gating, paper protocol) 70.2 vs 46.7 for the same
-network untrained. Synthetic numbers are never BCSS-WSSS numbers.
+Its measured test mIoU is in reports/main_results.md and its train and test time in
+reports/cost.md (both written by ``lpd-bench report``). Synthetic numbers are never BCSS-WSSS
+numbers.
 """
 _base_ = [
     './_base_/models/lpd_mit_tiny_cpu.py',

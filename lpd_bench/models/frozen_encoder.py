@@ -12,9 +12,10 @@ The two encoders the configs use (``configs/_base_/models/``):
   or to an mmseg-format Swin-T state dict; without one the weights are random.
 - ``lpd_mit_tiny_cpu.py``: the CPU preset. A random two-stage ``PatchMLPEncoder`` (4 x 4
   patches -> 64, 2 x 2 merge -> 128; ~36 k parameters) on 16 px cut-outs: the CPU preset has no
-  ImageNet checkpoint anyway, and its forward + input-backward on a batch's cut-outs costs a few
-  ms on 2 cores (a narrow MiT on 32 px cost ~40 ms), which matters because the refiner embeds
-  two cut-outs per selected prototype per image every iteration.
+  ImageNet checkpoint anyway, and its forward + input-backward on a batch's cut-outs is cheap
+  (far cheaper than a narrow MiT on 32 px), which matters because the refiner embeds two
+  cut-outs per selected prototype per image every iteration (the refiner's measured share of
+  the step: reports/perf.md, preset cpu, lpd_step_after vs lpd_step_after_no_refiner).
 """
 from typing import Optional
 

@@ -2,9 +2,9 @@
 
 The mask refiner embeds two cut-outs per selected prototype per image at every step, and the
 gradient flows back through the encoder into the cut-outs. On CPU a convolutional or transformer
-encoder pays a high fixed cost for this input gradient (a narrow one-block-per-stage MiT on 160
-cut-outs of 32 px took ~40 ms forward + input-backward on 2 cores, more than the whole CAM step),
-whereas matrix products are cheap. So this backbone only rearranges pixels and multiplies:
+encoder pays a high fixed cost for this input gradient (a narrow one-block-per-stage MiT on the
+32 px cut-outs of a CPU-preset batch cost about as much as the whole CAM step), whereas matrix
+products are cheap. So this backbone only rearranges pixels and multiplies:
 
 - stage 1: non-overlapping ``patch_size`` x ``patch_size`` patches (as ``pixel_unshuffle``), a linear
   map of each patch's 3 * p^2 values to ``embed_dims[0]``, GELU;

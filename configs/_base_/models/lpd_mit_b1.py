@@ -84,18 +84,20 @@ model = dict(
                 checkpoint=encoder_checkpoint,
                 feature_dim=768,
                 out_dim=512),
-            # On CPU, embed the cut-outs 16 at a time with activation checkpointing: batch 10 then
-            # peaks at ~3.4 GiB instead of > 15 GiB, for ~25% more refiner time. Not on CUDA: on an
-            # H100 at batch 10 they made the step 7x slower (1.6 s vs 0.23 s; peak 4.7 vs 14 GiB,
-            # reports/perf_cuda_h100/). On a GPU with less than ~16 GiB add 'cuda' to the list.
-            # Only for batches of more than 64 cut-outs: batch 2 (~40) runs plain (peak ~3 GiB).
+            # On CPU, embed the cut-outs 16 at a time with activation checkpointing: a much lower
+            # peak memory at batch 10 for some more refiner time. Not on CUDA, where they made the
+            # step several times slower; on a GPU too small for the step's peak without them, add
+            # 'cuda' to the list. Only for batches of more than 64 cut-outs (batch 2 runs plain).
+            # Measured speed and memory of each lever: reports/perf.md (CPU, preset paper, cases
+            # lpd_step_after*) and reports/perf_cuda_h100/perf.md (H100).
             chunk_size=16,
             checkpoint_encoder=True,
             memory_saving_devices=('cpu', ),
             memory_saving_above=64,
             # Frozen Swin-T forward under bf16 autocast, embeddings back to fp32 before the losses:
-            # ~2.6x faster on a CPU with AVX512-BF16/AMX (a CPU without them is slower: set None);
-            # on CUDA AMP already autocasts (fp16) and bf16 here is fine too.
+            # faster on a CPU with AVX512-BF16/AMX (a CPU without them is slower: set None; see
+            # reports/perf.md, lpd_step_after_plain vs lpd_step_after_bf16); on CUDA AMP already
+            # autocasts (fp16) and bf16 here is fine too.
             encoder_autocast='bfloat16')),
     # The public code's inference (docs/protocol.md, section 1); the alternatives are named options
     # of lpd_bench.models.inference.InferenceProtocol (docs/protocol.md, section 7).

@@ -6,13 +6,12 @@ Changes: a narrow MiT (embed 16, one block per stage, same strides and heads: wi
 cut-outs, embedded in one fp32 call without checkpointing. Why: the CPU preset has no pretrained
 weights, so any frozen encoder here is a random-feature extractor, and its input gradient is
 paid for two cut-outs per selected prototype per image at every step. The narrow MiT used
-before (same shape as the backbone) on 32 x 32 cut-outs cost ~40 ms for the ~160 cut-outs of a
-batch of 8 on 2 cores, as much as the whole CAM step (3.1x CAM for LPD's step); this encoder
-costs ~3 ms at 32 px, and 16 px cut-outs (still above the 7 x 7 resolution of the stage-4 maps
-that shape them) halve the rest of the refiner's pixel work (LPD's step 1.26x instead of 1.38x
-CAM's in one paired measurement). The paper's chunking/checkpointing saves no memory worth
-having here; bf16 autocast stays off (it helps only on CPUs with AVX512-BF16/AMX). The loss warm-up is at a third of
-``schedules/cpu_short.py``.
+before (same shape as the backbone) on 32 x 32 cut-outs cost about as much as the whole CAM
+step; this encoder is a small fraction of that, and 16 px cut-outs (still above the 7 x 7
+resolution of the stage-4 maps that shape them) cut the rest of the refiner's pixel work. The
+current LPD-step / CAM-step ratio is measured in reports/perf.md (preset cpu). The paper's
+chunking/checkpointing saves no memory worth having here; bf16 autocast stays off (it helps
+only on CPUs with AVX512-BF16/AMX). The loss warm-up is at a third of ``schedules/cpu_short.py``.
 Kept: k, D, stage weights, the losses and their weights, the cut-out form and selection, the
 inference protocol, so that the ablation knobs mean the same as in the paper setting. The one
 loss input that must differ: stage 4 is 128 wide, narrower than the 512-d prototypes, so the
