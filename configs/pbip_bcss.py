@@ -1,4 +1,4 @@
-"""PBIP-style clustered prototypes, paper setting on BCSS-WSSS (stage B; two stages).
+"""k-means bank + LPD head (PBIP-style, 2-stage), paper setting on BCSS-WSSS (stage B).
 
 Stage A (same config, writes ``bank_path`` and ``<bank_path>.cost.json``)::
 
@@ -6,7 +6,8 @@ Stage A (same config, writes ``bank_path`` and ``<bank_path>.cost.json``)::
 
 Stage B: LPD's paper config with the bank (k=3 per class, the public PBIP code's choice) frozen
 in place of the learnable prototypes (same projection MLPs, classification loss and mask
-refiner) and no diversity loss::
+refiner) and no diversity loss: LPD's head and losses on a frozen k-means bank
+(docs/methods.md, "PBIP-style"; PBIP as its public code trains it: pbip_public_bcss.py)::
 
     python tools/train.py configs/pbip_bcss.py [--cfg-options bank_path=BANK.pth]
 """

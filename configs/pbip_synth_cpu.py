@@ -1,4 +1,4 @@
-"""PBIP-style clustered prototypes, CPU preset on the default synthetic set (stage B).
+"""k-means bank + LPD head (PBIP-style, 2-stage), CPU preset on the default synthetic set (stage B).
 
 Stage A: ``python tools/build_prototype_bank.py configs/pbip_synth_cpu.py``; stage B:
 ``lpd_synth_cpu.py`` with the bank (k=3) frozen in place of the learnable prototypes and no
