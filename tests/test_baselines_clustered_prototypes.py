@@ -43,7 +43,7 @@ def test_wrong_shape_is_refused_with_file_and_shapes(tmp_path):
 
 def test_missing_bank_says_how_to_build_it(tmp_path):
     path = str(tmp_path / 'nope.pth')
-    with pytest.raises(FileNotFoundError, match=r'tools/build_prototype_bank\.py CONFIG --out '):
+    with pytest.raises(FileNotFoundError, match=r'python -m baselines\.pbip\.build_bank CONFIG --out '):
         ClusteredPrototypes(num_classes=4, bank_path=path)
 
 

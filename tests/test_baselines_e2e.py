@@ -1,23 +1,20 @@
 """CAM and PBIP end to end on a tiny generated dataset: stage A bank, stage B and CAM training."""
 import json
 import os.path as osp
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from baselines.pbip import PrototypeBankError
+from baselines.pbip import build_bank as stage_a
+from baselines.pbip.prototype_bank import training_encoder
+from lpd_bench.apis import build_runner, load_config
 from lpd_bench.data.filenames import parse_train_label
 from lpd_bench.data.synthetic import write_synthetic_dataset
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / 'tools'))
-import build_prototype_bank  # noqa: E402
-from cli_common import build_runner, load_config  # noqa: E402
-
-from baselines.pbip import PrototypeBankError  # noqa: E402
-from baselines.pbip.prototype_bank import training_encoder  # noqa: E402
 
 CLASSES = ('TUM', 'STR', 'LYM', 'NEC')
 
@@ -38,9 +35,8 @@ def single_label_files(root):
 
 
 def build_bank(root, out, *extra):
-    return build_prototype_bank.main(['configs/pbip_synth_cpu.py', '--out', str(out),
-                                      '--batch-size', '8', '--niter', '10', *extra,
-                                      '--cfg-options', f'data_root={root}'])
+    return stage_a.main(['configs/pbip_synth_cpu.py', '--out', str(out), '--batch-size', '8',
+                         '--niter', '10', *extra, '--cfg-options', f'data_root={root}'])
 
 
 def test_bank_from_single_label_images_is_deterministic(data_root, tmp_path, monkeypatch):
@@ -77,10 +73,8 @@ def test_bank_refuses_too_few_single_label_images(data_root, tmp_path, monkeypat
 
 def train_and_test(config, data_root, work_dir, **options):
     """Two iterations of training, then the test loop; returns the test metrics."""
-    args = build_prototype_bank.argparse.Namespace(
-        config=config, launcher='none', work_dir=str(work_dir),
-        cfg_options=dict(data_root=data_root, **options))
-    cfg = load_config(args)
+    cfg = load_config(config, dict(data_root=data_root, **options), work_dir=str(work_dir),
+                      launcher='none')
     cfg.train_cfg.update(max_iters=2, val_interval=2)
     cfg.param_scheduler[0].end = 2
     cfg.default_hooks.checkpoint.interval = 2

@@ -15,7 +15,8 @@ LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 @pytest.fixture(scope='module')
 def common():
-    return load_tool('cli_common')
+    from lpd_bench import apis
+    return apis
 
 
 def load(common, config, *options, work_dir=None):
@@ -23,7 +24,7 @@ def load(common, config, *options, work_dir=None):
     argv = [config] + (['--cfg-options', *options] if options else [])
     parser = load_tool('train').build_parser()
     args = parser.parse_args(argv + (['--work-dir', work_dir] if work_dir else []))
-    return common.load_config(args)
+    return common.load_config_from_args(args)
 
 
 def test_there_are_paper_and_cpu_configs():
@@ -125,10 +126,31 @@ def test_work_dir_defaults_to_config_name(common, tmp_path):
     assert load(common, CONFIG, work_dir=str(tmp_path)).work_dir == str(tmp_path)
 
 
-def test_test_tool_metrics_file(tmp_path):
-    test = load_tool('test')
+def test_test_tool_metrics_file(common, tmp_path):
+    test = common
     cfg = Config(dict(work_dir=str(tmp_path), test_evaluator=dict(type='WSSSMetric')))
     assert test.set_metrics_file(cfg, None) == osp.join(str(tmp_path), 'test_metrics.json')
     assert test.set_metrics_file(cfg, 'x.json') == 'x.json'
     cfg.test_evaluator.output_file = 'runner.json'  # set by --cfg-options: kept
     assert test.set_metrics_file(cfg, None) == 'runner.json'
+
+
+def test_bank_path_alias_is_registered_by_the_pbip_package(common):
+    cfg = common.load_config(osp.join(REPO, 'configs', 'pbip_synth_cpu.py'), {'bank_path': 'b.pth'})
+    assert cfg.bank_path == 'b.pth' and cfg.model.decode_head.prototypes.bank_path == 'b.pth'
+    assert common.CONFIG_ALIASES['bank_path'].__module__ == 'baselines.pbip.clustered_prototypes'
+    with pytest.raises(ValueError, match='not ClusteredPrototypes'):
+        common.load_config(CONFIG, {'bank_path': 'b.pth'})
+
+
+def test_register_config_alias_refuses_a_taken_name(common):
+    with pytest.raises(KeyError, match="'data_root' is already registered"):
+        common.register_config_alias('data_root')(lambda cfg, value: None)
+
+
+def test_load_config_sets_the_default_scope_on_request(common):
+    from mmengine.registry import DefaultScope
+    cfg = common.load_config(CONFIG, {'randomness.seed': 5}, init_scope=True)
+    assert cfg.randomness.seed == 5 and DefaultScope.get_current_instance().scope_name == 'mmseg'
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        common.load_config('configs/nope.py')

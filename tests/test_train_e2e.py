@@ -27,11 +27,8 @@ TINY_OPTIONS = (
 
 def load_tool(name):
     """tools/<name>.py as a module (the tools directory is not a package)."""
-    tools = osp.join(REPO, 'tools')
-    if tools not in sys.path:
-        sys.path.insert(0, tools)
     spec = importlib.util.spec_from_file_location(f'lpd_tools_{name}',
-                                                  osp.join(tools, f'{name}.py'))
+                                                  osp.join(REPO, 'tools', f'{name}.py'))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

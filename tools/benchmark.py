@@ -1,13 +1,10 @@
-"""Thin wrapper of ``lpd-bench bench`` (speed/memory harness), runnable from a checkout.
+"""Thin wrapper of ``lpd-bench bench`` (speed/memory harness).
 
     python tools/benchmark.py [--preset cpu|paper] [--batch N] [--input S] [--repeats R] ...
 """
-import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
-
-from lpd_bench.cli import main  # noqa: E402
+from lpd_bench.cli import main
 
 if __name__ == '__main__':
     sys.exit(main(['bench'] + sys.argv[1:]))

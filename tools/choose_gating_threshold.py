@@ -11,7 +11,7 @@ a JSON (default ``<work_dir>/gating_threshold.json``). Use it with
 import argparse
 import os.path as osp
 
-from cli_common import add_common_args, dataloader_datasets, load_config, parse_args
+from lpd_bench.apis import add_common_args, dataloader_datasets, load_config_from_args, parse_args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +38,7 @@ def main(argv=None) -> dict:
     args = parse_args(build_parser(), argv)
     if not osp.isfile(args.checkpoint):
         raise SystemExit(f'checkpoint {args.checkpoint} does not exist')
-    cfg = load_config(args)
+    cfg = load_config_from_args(args)
     if cfg.get('val_dataloader') is None:
         raise SystemExit(f'{args.config} has no val_dataloader')
     splits = {dataset.get('split') for dataset in dataloader_datasets(cfg, ('val_dataloader', ))}

@@ -10,9 +10,9 @@ default ``<work_dir>/test_metrics.json``. Test-time augmentation and gating are 
 import argparse
 import os.path as osp
 
-from cli_common import add_common_args, build_runner, check_data, load_config, parse_args
-
-DEFAULT_METRICS_FILE = 'test_metrics.json'
+from lpd_bench.apis import (DEFAULT_METRICS_FILE, add_common_args, build_runner, check_data,
+                            enable_visualization, load_config_from_args, parse_args,
+                            set_metrics_file)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,31 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def enable_visualization(cfg, show_dir: str) -> None:
-    """Draw predictions into ``show_dir`` (as MMSegmentation's --show-dir)."""
-    hook = cfg.default_hooks.get('visualization')
-    if hook is None:
-        raise SystemExit('--show-dir needs default_hooks.visualization (SegVisualizationHook)')
-    hook['draw'] = True
-    cfg.visualizer['save_dir'] = show_dir
-
-
-def set_metrics_file(cfg, out) -> str:
-    """Make the test evaluator write its JSON to ``out`` (default in the work dir)."""
-    evaluator = cfg.test_evaluator
-    if not isinstance(evaluator, dict):
-        raise SystemExit('tools/test.py expects one test_evaluator (a WSSSMetric dict), got '
-                         f'{type(evaluator).__name__}')
-    if out is not None or evaluator.get('output_file') is None:
-        evaluator['output_file'] = out or osp.join(cfg.work_dir, DEFAULT_METRICS_FILE)
-    return evaluator['output_file']
-
-
 def main(argv=None):
     args = parse_args(build_parser(), argv)
     if not osp.isfile(args.checkpoint):
         raise SystemExit(f'checkpoint {args.checkpoint} does not exist')
-    cfg = load_config(args)
+    cfg = load_config_from_args(args)
     cfg.load_from = args.checkpoint
     if args.show_dir:
         enable_visualization(cfg, args.show_dir)

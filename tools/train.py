@@ -8,12 +8,9 @@ Before training, the train and val splits of the configured data root are checke
 (lpd_bench.data.validation.check_dataset); bad data stops the run with the full list of problems.
 """
 import argparse
-import logging
 
-from cli_common import add_common_args, build_runner, check_data, load_config, parse_args
-
-import torch
-from mmengine.logging import print_log
+from lpd_bench.apis import (add_common_args, build_runner, check_data, enable_amp,
+                            load_config_from_args, parse_args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,24 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def enable_amp(cfg) -> None:
-    """Switch the optimiser wrapper to AmpOptimWrapper (as MMSegmentation's --amp)."""
-    if cfg.optim_wrapper.type == 'AmpOptimWrapper':
-        print_log('AMP training is already enabled in your config.', logger='current',
-                  level=logging.WARNING)
-        return
-    if not torch.cuda.is_available():
-        raise SystemExit('--amp needs a CUDA device (AmpOptimWrapper does not run on CPU)')
-    if cfg.optim_wrapper.type != 'OptimWrapper':
-        raise SystemExit('--amp is only supported when optim_wrapper.type is OptimWrapper, got '
-                         f'{cfg.optim_wrapper.type}')
-    cfg.optim_wrapper.type = 'AmpOptimWrapper'
-    cfg.optim_wrapper.loss_scale = 'dynamic'
-
-
 def main(argv=None):
     args = parse_args(build_parser(), argv)
-    cfg = load_config(args)
+    cfg = load_config_from_args(args)
     if args.amp:
         enable_amp(cfg)
     cfg.resume = args.resume

@@ -2,6 +2,7 @@
 import torch
 from torch import Tensor
 
+from lpd_bench.apis import register_config_alias
 from lpd_bench.models.prototypes import PrototypeSource
 from mmseg.registry import MODELS
 
@@ -17,7 +18,7 @@ class ClusteredPrototypes(PrototypeSource):
 
     Args:
         num_classes: C (passed by the head).
-        bank_path: file written by ``tools/build_prototype_bank.py``.
+        bank_path: file written by PBIP's stage A (``python -m baselines.pbip.build_bank``).
         num_per_class: k the bank must have been built with.
         dim: width of the bank's rows (the frozen encoder's output width).
     """
@@ -35,13 +36,24 @@ class ClusteredPrototypes(PrototypeSource):
                 f'num_classes={bank.get("num_classes")}), but the model expects {expected} '
                 f'(num_classes={num_classes}, num_per_class={num_per_class}, dim={dim}); '
                 'rebuild it with '
-                f'`python tools/build_prototype_bank.py CONFIG --out {bank_path} '
+                f'`python -m baselines.pbip.build_bank CONFIG --out {bank_path} '
                 f'--num-per-class {num_per_class}` or change the config')
         self.bank_path = bank_path
         self.register_buffer('prototypes', prototypes.float().clone())
 
     def forward(self) -> Tensor:
         return self.prototypes
+
+
+@register_config_alias('bank_path')
+def set_bank_path(cfg, bank_path) -> None:
+    """``--cfg-options bank_path=PATH``: point the config's ``ClusteredPrototypes`` at a bank."""
+    prototypes = cfg.model.get('decode_head', {}).get('prototypes', {})
+    if prototypes.get('type') != 'ClusteredPrototypes':
+        raise ValueError(f'bank_path={bank_path!r} given, but the config\'s prototypes are '
+                         f'{prototypes.get("type")!r}, not ClusteredPrototypes')
+    cfg.bank_path = bank_path
+    propagate_bank_path(cfg)
 
 
 def propagate_bank_path(cfg) -> None:

@@ -225,7 +225,7 @@ def load_prototype_bank(path: str) -> Dict:
     if not osp.isfile(path):
         raise FileNotFoundError(
             f'prototype bank {path!r} does not exist; build it first (PBIP stage A) with '
-            f'`python tools/build_prototype_bank.py CONFIG --out {path}` (same config as training)')
+            f'`python -m baselines.pbip.build_bank CONFIG --out {path}` (same config as training)')
     bank = torch.load(path, map_location='cpu', weights_only=True)
     if not isinstance(bank, dict) or 'prototypes' not in bank:
         raise PrototypeBankError(f'{path!r} is not a prototype bank (no "prototypes" entry)')

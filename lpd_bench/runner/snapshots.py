@@ -9,15 +9,12 @@ with the stage-4 similarity maps of every prototype for the first one: ``maps`` 
 ``image`` (file name), ``num_per_class``, ``label`` (its oracle image label).
 """
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from ..data.bcss_meta import PALETTE
-
-TOOLS = Path(__file__).resolve().parents[2] / 'tools'
 
 
 def save_label_png(path, labels) -> None:
@@ -37,21 +34,18 @@ def build_parser():
 
 def main(argv=None):
     import torch
-    sys.path.insert(0, str(TOOLS))
-    from cli_common import add_common_args, load_config, parse_args
     from mmengine.dataset import pseudo_collate
-    from mmengine.registry import init_default_scope
     from mmengine.runner import load_checkpoint
 
     import lpd_bench  # noqa: F401  (registers the modules and the checkpoint loader)
+    from lpd_bench.apis import add_common_args, load_config, parse_args
     from mmseg.registry import DATASETS, MODELS
 
     parser = build_parser()
     add_common_args(parser)
     args = parse_args(parser, argv)
-    args.work_dir = args.work_dir or args.out
-    cfg = load_config(args)
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    cfg = load_config(args.config, args.cfg_options, work_dir=args.work_dir or args.out,
+                      launcher=args.launcher, init_scope=True)
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
     model = MODELS.build(cfg.model).to(device).eval()
     load_checkpoint(model, args.checkpoint, map_location=device)

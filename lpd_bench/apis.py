@@ -1,0 +1,290 @@
+"""What the command-line tools share, as library code: config loading with the ``--cfg-options``
+aliases, the dataset check, distributed set-up on CPU and the runner.
+
+``tools/train.py``, ``tools/test.py``, ``tools/choose_gating_threshold.py``, PBIP's stage A
+(``python -m baselines.pbip.build_bank``), the run snapshots and the benchmark load configs with
+:func:`load_config`, so a config means the same thing to all of them.
+
+Config aliases: MMEngine fills a base config's variables in when it parses the file, so
+``--cfg-options data_root=X`` alone would only set a top-level key that nothing reads any more.
+An alias is a top-level name whose value a setter copies to every place the variable stands
+for. A package registers its own with :func:`register_config_alias` (lpd_bench registers
+``data_root``, ``backbone_checkpoint`` and ``encoder_checkpoint`` below; a baseline registers
+its own, e.g. PBIP's ``bank_path`` in ``baselines/pbip/clustered_prototypes.py``). Configs name
+the registering packages in ``custom_imports``, which :func:`load_config` imports before it
+applies the aliases.
+"""
+import argparse
+import os
+import os.path as osp
+from datetime import timedelta
+from typing import Callable, Dict, Iterable, Iterator, Mapping, Optional
+
+from mmengine.config import Config, DictAction
+
+#: The dataloaders of a config, in the order train, val, test.
+DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+#: Alias name -> setter ``(cfg, value) -> None``; filled by :func:`register_config_alias`.
+CONFIG_ALIASES: Dict[str, Callable] = {}
+
+
+def register_config_alias(name: str) -> Callable:
+    """Decorator: ``setter(cfg, value)`` handles ``--cfg-options <name>=value``.
+
+    The setter is called by :func:`load_config` after the other options are merged; it sets
+    ``cfg[name]`` and copies the value to where it is used. Registering another setter under a
+    taken name is an error (registering the same function again, e.g. on a module reload, is not).
+    """
+    def decorator(setter: Callable) -> Callable:
+        known = CONFIG_ALIASES.get(name)
+        if known is not None and _qualname(known) != _qualname(setter):
+            raise KeyError(f'config alias {name!r} is already registered by {_qualname(known)}')
+        CONFIG_ALIASES[name] = setter
+        return setter
+    return decorator
+
+
+def _qualname(fn) -> str:
+    return f'{fn.__module__}.{fn.__qualname__}'
+
+
+def leaf_datasets(dataset: Mapping) -> Iterator[dict]:
+    """Yield the dataset configs that read data: ``dataset`` itself or those a wrapper holds."""
+    if dataset.get('dataset') is not None:
+        yield from leaf_datasets(dataset['dataset'])
+    elif dataset.get('datasets') is not None:
+        for inner in dataset['datasets']:
+            yield from leaf_datasets(inner)
+    else:
+        yield dataset
+
+
+def dataloader_datasets(cfg: Config, names: Iterable[str] = DATALOADERS) -> Iterator[dict]:
+    """Yield the leaf dataset configs of the named dataloaders present in ``cfg``."""
+    for name in names:
+        loader = cfg.get(name)
+        if loader is not None:
+            yield from leaf_datasets(loader['dataset'])
+
+
+@register_config_alias('data_root')
+def set_data_root(cfg: Config, data_root) -> None:
+    """Point every dataloader's dataset (wrapped ones included) at ``data_root``."""
+    cfg.data_root = data_root
+    for dataset in dataloader_datasets(cfg):
+        dataset['data_root'] = data_root
+
+
+@register_config_alias('encoder_checkpoint')
+def set_encoder_checkpoint(cfg: Config, checkpoint) -> None:
+    """Set the weights file of the refiner's frozen encoder."""
+    refiner = cfg.model.get('decode_head', {}).get('refiner_loss')
+    if refiner is None:
+        raise ValueError(f'encoder_checkpoint={checkpoint!r} given, but the config has no '
+                         'model.decode_head.refiner_loss (refiner off)')
+    cfg.encoder_checkpoint = checkpoint
+    refiner['encoder']['checkpoint'] = checkpoint
+
+
+@register_config_alias('backbone_checkpoint')
+def set_backbone_checkpoint(cfg: Config, checkpoint) -> None:
+    """Initialise the MiT backbone from an official SegFormer ImageNet checkpoint (or not: None)."""
+    cfg.backbone_checkpoint = checkpoint
+    cfg.model.backbone['init_cfg'] = (None if checkpoint is None else
+                                      dict(type='PretrainedMiT', checkpoint=checkpoint))
+
+
+def import_custom_modules(cfg: Config) -> None:
+    """Import the config's ``custom_imports`` (the packages that register its components and
+    its config aliases); ``Config.fromfile`` did it already for a file, this covers any config."""
+    custom = cfg.get('custom_imports')
+    if custom:
+        from mmengine.utils import import_modules_from_strings
+        import_modules_from_strings(**custom)
+
+
+def apply_cfg_options(cfg: Config, cfg_options: Optional[Mapping] = None) -> Config:
+    """Merge ``cfg_options`` into ``cfg`` in place: plain keys first, then each registered alias
+    through its setter (in the order given). Imports ``custom_imports`` first."""
+    import_custom_modules(cfg)
+    options = dict(cfg_options or {})
+    aliases = {name: options.pop(name) for name in list(options) if name in CONFIG_ALIASES}
+    if options:
+        cfg.merge_from_dict(options)
+    for name, value in aliases.items():
+        CONFIG_ALIASES[name](cfg, value)
+    return cfg
+
+
+def load_config(path: str, cfg_options: Optional[Mapping] = None, *,
+                work_dir: Optional[str] = None, launcher: Optional[str] = None,
+                init_scope: bool = False) -> Config:
+    """The config file ``path`` with ``cfg_options`` merged and the aliases propagated.
+
+    Args:
+        path: config file.
+        cfg_options: ``{key: value}`` as ``--cfg-options`` gives it (mmengine ``DictAction``);
+            registered aliases (:data:`CONFIG_ALIASES`) go through their setters.
+        work_dir: sets ``cfg.work_dir`` when given (the config's own is kept otherwise).
+        launcher: sets ``cfg.launcher`` when given.
+        init_scope: also make the config's ``default_scope`` (default ``'mmseg'``) the current
+            registry scope, for code that builds models or datasets itself instead of through a
+            Runner (which does it). Off by default.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config {path!r} does not exist')
+    cfg = apply_cfg_options(Config.fromfile(path), cfg_options)
+    if launcher is not None:
+        cfg.launcher = launcher
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    if init_scope:
+        from mmengine.registry import init_default_scope
+        init_default_scope(cfg.get('default_scope', 'mmseg'))
+    return cfg
+
+
+def default_work_dir(config_path: str) -> str:
+    """``./work_dirs/<config name>``, as MMSegmentation's tools."""
+    return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+# ----------------------------------------------------------------------- command-line tools
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """Arguments of the tools that load a config (as MMSegmentation's tools/train.py and test.py)."""
+    parser.add_argument('--work-dir', help='directory for logs, checkpoints and results')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, key=value (e.g. data_root=PATH, randomness.seed=0, '
+        'model.decode_head.prototypes.num_per_class=3); the registered aliases (data_root, '
+        'backbone_checkpoint, encoder_checkpoint and those of the baselines, e.g. PBIP\'s '
+        'bank_path) are copied to every place the variable is used')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--skip-data-check', action='store_true',
+                        help='do not check the dataset folders before starting')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """``parser.parse_args(argv)``; exports LOCAL_RANK for the launchers that pass it as an argument."""
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(getattr(args, 'local_rank', 0)))
+    return args
+
+
+def load_config_from_args(args: argparse.Namespace) -> Config:
+    """:func:`load_config` for a tool's arguments (``config``, ``cfg_options`` and, when present,
+    ``work_dir`` and ``launcher``). work_dir: ``--work-dir``, else the config's, else
+    ``./work_dirs/<config name>``."""
+    cfg = load_config(args.config, args.cfg_options, work_dir=getattr(args, 'work_dir', None),
+                      launcher=getattr(args, 'launcher', None) or 'none')
+    if cfg.get('work_dir', None) is None:
+        cfg.work_dir = default_work_dir(args.config)
+    return cfg
+
+
+def check_data(cfg: Config, loader_names: Iterable[str]) -> None:
+    """Run lpd_bench's dataset check on every (data_root, split) the named dataloaders read.
+
+    Exits with the full list of problems if there is any. ``data_root=None`` is the default
+    synthetic set (generated here on first use).
+    """
+    from lpd_bench.data.synthetic import default_synthetic_root
+    from lpd_bench.data.validation import check_dataset
+    splits_by_root = {}
+    for dataset in dataloader_datasets(cfg, loader_names):
+        if 'split' in dataset:
+            splits_by_root.setdefault(dataset.get('data_root'), []).append(dataset['split'])
+    for root, splits in splits_by_root.items():
+        splits = tuple(dict.fromkeys(splits))
+        problems = check_dataset(default_synthetic_root() if root is None else root, splits)
+        if problems:
+            listing = '\n'.join(f'  - {problem}' for problem in problems)
+            raise SystemExit(
+                f'dataset check failed for data_root={root!r} (splits {", ".join(splits)}), '
+                f'{len(problems)} problem(s):\n{listing}\n'
+                '(--skip-data-check starts anyway)')
+
+
+def init_cpu_distributed(cfg: Config) -> None:
+    """Start the process group for a CPU-only distributed run.
+
+    MMEngine's ``init_dist`` calls ``torch.cuda.set_device``, which fails without CUDA; with the
+    group already started the runner skips it. Only torchrun-style launches (``--launcher
+    pytorch``: RANK, WORLD_SIZE, MASTER_ADDR/PORT in the environment) are supported on CPU.
+    """
+    import torch
+    import torch.distributed as torch_dist
+    launcher = cfg.get('launcher', 'none')
+    if launcher == 'none' or torch.cuda.is_available() or torch_dist.is_initialized():
+        return
+    if launcher != 'pytorch':
+        raise SystemExit(f'--launcher {launcher} needs CUDA; on CPU use torchrun with '
+                         '--launcher pytorch (tools/dist_train.sh)')
+    dist_cfg = dict(cfg.get('env_cfg', {}).get('dist_cfg', {}))
+    backend = dist_cfg.pop('backend', 'gloo')
+    if backend != 'gloo':
+        raise SystemExit(f'env_cfg.dist_cfg.backend={backend!r} cannot run on CPU; use gloo')
+    if dist_cfg.get('timeout') is not None:
+        dist_cfg['timeout'] = timedelta(seconds=dist_cfg['timeout'])
+    torch_dist.init_process_group(backend=backend, **dist_cfg)
+
+
+def build_runner(cfg: Config):
+    """The default runner, or ``runner_type`` from the registry (as MMSegmentation's tools);
+    starts the CPU process group first when the config's launcher asks for one."""
+    from mmengine.runner import Runner
+    from mmseg.registry import RUNNERS
+    init_cpu_distributed(cfg)
+    if 'runner_type' not in cfg:
+        return Runner.from_cfg(cfg)
+    return RUNNERS.build(cfg)
+
+
+def enable_amp(cfg: Config) -> None:
+    """Switch the optimiser wrapper to AmpOptimWrapper (as MMSegmentation's ``--amp``)."""
+    import logging
+
+    import torch
+    from mmengine.logging import print_log
+    if cfg.optim_wrapper.type == 'AmpOptimWrapper':
+        print_log('AMP training is already enabled in your config.', logger='current',
+                  level=logging.WARNING)
+        return
+    if not torch.cuda.is_available():
+        raise SystemExit('--amp needs a CUDA device (AmpOptimWrapper does not run on CPU)')
+    if cfg.optim_wrapper.type != 'OptimWrapper':
+        raise SystemExit('--amp is only supported when optim_wrapper.type is OptimWrapper, got '
+                         f'{cfg.optim_wrapper.type}')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.loss_scale = 'dynamic'
+
+
+#: The test metric JSON's name in the work dir when ``--out`` is not given.
+DEFAULT_METRICS_FILE = 'test_metrics.json'
+
+
+def set_metrics_file(cfg: Config, out: Optional[str]) -> str:
+    """Make the test evaluator (one WSSSMetric) write its JSON to ``out``; without ``out``, the
+    evaluator's own ``output_file`` if set, else ``<work_dir>/test_metrics.json``. Returns it."""
+    evaluator = cfg.test_evaluator
+    if not isinstance(evaluator, dict):
+        raise SystemExit('tools/test.py expects one test_evaluator (a WSSSMetric dict), got '
+                         f'{type(evaluator).__name__}')
+    if out is not None or evaluator.get('output_file') is None:
+        evaluator['output_file'] = out or osp.join(cfg.work_dir, DEFAULT_METRICS_FILE)
+    return evaluator['output_file']
+
+
+def enable_visualization(cfg: Config, show_dir: str) -> None:
+    """Draw predictions into ``show_dir`` (as MMSegmentation's ``--show-dir``)."""
+    hook = cfg.default_hooks.get('visualization')
+    if hook is None:
+        raise SystemExit('--show-dir needs default_hooks.visualization (SegVisualizationHook)')
+    hook['draw'] = True
+    cfg.visualizer['save_dir'] = show_dir
