@@ -37,8 +37,9 @@ class AblationPoint:
 class ExtraStage:
     """A stage a method's runs need besides training and testing, run as a subprocess.
 
-    The command line is ``python *command CONFIG --out OUTPUT --seed SEED *args(run)
-    [--cfg-options <the run's options>]``, run in the repository root. ``OUTPUT`` is a file in
+    The command line is ``python *command CONFIG --out OUTPUT --seed SEED [--checkpoint CKPT]
+    *args(run) [--cfg-options <the run's options>]``, run in the repository root; a post-stage
+    gets ``--checkpoint`` (the run's last checkpoint) and the options training used. ``OUTPUT`` is a file in
     ``<work_dir>/<folder>/`` named by :meth:`key`: runs whose key is equal share one output
     (built once, by the first run that needs it; the others wait). A pre-stage's output path
     is passed to training and testing as ``--cfg-options <config_key>=OUTPUT``. The command may
@@ -93,7 +94,9 @@ class MethodSpec:
         pre_stages, post_stages: :class:`ExtraStage` run before training / after testing.
         bench_cases: preset -> tuple of ``lpd_bench.bench.cases.CaseSpec``.
         order: position in tables and figures (ascending; ties: registration order).
-        notes: ablation value -> a sentence the report prints under the ablation table.
+        group_titles: title of each ablation group it owns, in the report's ablation table.
+        setting_notes: (group, value) -> the text shown for that setting in the ablation table
+            (for a value that needs a word of explanation).
         readme: the method's README (its results table), relative to the repository root.
     """
     name: str
@@ -108,7 +111,8 @@ class MethodSpec:
     bench_cases: Mapping[str, tuple] = field(default_factory=dict)
     order: int = 50
     short_label: Optional[str] = None
-    notes: Mapping[object, str] = field(default_factory=dict)
+    group_titles: Mapping[str, str] = field(default_factory=dict)
+    setting_notes: Mapping[tuple, str] = field(default_factory=dict)
     readme: Optional[str] = None
 
     def __post_init__(self):
@@ -215,3 +219,27 @@ def ablation_groups() -> Dict[str, tuple]:
 
 def method_labels() -> Dict[str, str]:
     return {spec.name: spec.label for spec in registered_methods()}
+
+
+def group_titles() -> Dict[str, str]:
+    """Ablation group -> its title (the owner's ``group_titles``, else the group name)."""
+    titles = {}
+    for spec in registered_methods():
+        for group in spec.ablations:
+            titles[group] = spec.group_titles.get(group, group)
+    return titles
+
+
+def setting_notes() -> Dict[tuple, str]:
+    """(group, str(value)) -> the setting text of every method's ``setting_notes``."""
+    notes = {}
+    for spec in registered_methods():
+        notes.update({(group, str(value)): text
+                      for (group, value), text in spec.setting_notes.items()})
+    return notes
+
+
+def pre_stage_names() -> Tuple[str, ...]:
+    """Names of every method's pre-stages (distinct, in table order): the cost table's columns."""
+    names = [stage.name for spec in registered_methods() for stage in spec.pre_stages]
+    return tuple(dict.fromkeys(names))

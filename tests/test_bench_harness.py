@@ -62,9 +62,9 @@ def test_memory_probe_reports_subprocess_peak():
     ('paper', 'lpd_step_after_straightforward', None, False),
     ('paper', 'lpd_step_after_chunk_checkpoint_bf16', 'bfloat16', True)])
 def test_case_options_set_the_refiner(preset, name, autocast, checkpointed):
-    from lpd_bench.bench.cases import PRESETS, load_config
+    from lpd_bench.bench.cases import case_config, load_config
     spec = case_by_name(preset, name)
-    cfg = load_config(osp.join(ROOT, PRESETS[preset]['configs']['lpd']), spec.cfg_options)
+    cfg = load_config(osp.join(ROOT, case_config(preset, spec)), spec.cfg_options)
     refiner = cfg.model.decode_head.refiner_loss
     assert refiner.encoder_autocast == autocast and refiner.checkpoint_encoder == checkpointed
 

@@ -2,13 +2,18 @@
 import pytest
 
 from lpd_bench.cli import main
+from lpd_bench.methods import registered_methods
+from lpd_bench.runner.plan import build_plan
 from lpd_bench.runner.results import write_json_atomic
 
 
 def test_dry_run_prints_the_plan(capsys):
     assert main(['run', '--all', '--seeds', '0', '1', '--dry-run']) == 0
     out = capsys.readouterr().out
-    assert out.strip().endswith('26 runs')
+    runs = len(build_plan(all_runs=True, seeds=[0, 1]))
+    assert out.strip().endswith(f'{runs} runs')
+    for spec in registered_methods():
+        assert f'{spec.name}__seed1' in out
     assert 'lpd__k5__seed1' in out and 'model.decode_head.prototypes.num_per_class=5' in out
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from lpd_bench.runner.execute import Executor, Tools, available_cores
-from lpd_bench.runner.plan import BANK_PATH, build_plan
+from lpd_bench.methods import ExtraStage, MethodSpec, register_method, unregister_method
+from lpd_bench.runner.plan import build_plan
 from lpd_bench.runner.progress import Progress
 from lpd_bench.runner.results import (PLAN_WALL_FILE, last_checkpoint, load_result, read_json,
                                      run_status, write_json_atomic)
@@ -100,13 +101,30 @@ def make_tools(tmp_path) -> Tools:
                        ('snapshot', FAKE_SNAPSHOT)):
         (folder / f'{name}.py').write_text(text)
     return Tools(train=str(folder / 'train.py'), test=str(folder / 'test.py'),
-                 bank=str(folder / 'bank.py'), snapshot=[str(folder / 'snapshot.py')],
-                 cwd=tmp_path)
+                 snapshot=[str(folder / 'snapshot.py')], cwd=tmp_path)
 
 
 @pytest.fixture
 def tools(tmp_path):
     return make_tools(tmp_path)
+
+
+#: A two-stage method registered by the tests only: a shared pre-stage (the fake bank tool)
+#: whose output fills BANK_KEY, and a post-stage (the same tool) on the last checkpoint.
+BANK_KEY = 'model.decode_head.prototypes.bank_path'
+TWO_STAGE = MethodSpec(
+    name='twostage', label='Two-stage (test)', configs={'cpu': 'configs/pbip_synth_cpu.py'},
+    defaults={'k': 3}, knob_tags={'k': lambda k: f'k{k}'},
+    pre_stages=(ExtraStage('fake_bank', ('tools/bank.py', ), 'fake_banks', config_key=BANK_KEY,
+                           args=lambda run: ['--num-per-class', run.cfg_options.get('k', 3)]), ),
+    post_stages=(ExtraStage('fake_post', ('tools/bank.py', ), 'fake_posts', suffix='.out'), ))
+
+
+@pytest.fixture
+def two_stage():
+    register_method(TWO_STAGE)
+    yield TWO_STAGE
+    unregister_method(TWO_STAGE.name)
 
 
 def executor(work_dir, tools, stream=None, jobs=1, runs=1):
@@ -159,17 +177,41 @@ def test_failing_run_is_reported_and_others_continue(tmp_path, tools):
     assert failed['stage'] == 'train' and 'exit code 3' in failed['error']
 
 
-def test_pbip_bank_built_once_per_key_and_passed_to_training(tmp_path, tools):
-    plan = build_plan(['pbip'], seeds=[0, 1])
+def test_pre_stage_built_once_per_key_and_passed_to_training(tmp_path, tools, two_stage):
+    plan = build_plan(['twostage'], seeds=[0, 1])
     executor(tmp_path / 'w', tools).run_plan(plan)
-    (tmp_path / 'w' / 'runs' / 'pbip__seed0' / 'result.json').unlink()
-    executor(tmp_path / 'w', tools).run_plan(plan)  # reruns seed 0 only, reuses its bank
-    calls = (tmp_path / 'w' / 'banks' / 'bank_calls.txt').read_text().splitlines()
+    (tmp_path / 'w' / 'runs' / 'twostage__seed0' / 'result.json').unlink()
+    executor(tmp_path / 'w', tools).run_plan(plan)  # reruns seed 0 only, reuses its output
+    calls = (tmp_path / 'w' / 'fake_banks' / 'bank_calls.txt').read_text().splitlines()
     assert len(calls) == 2 and '--seed 0' in calls[0] and '--num-per-class 3' in calls[0]
+    assert calls[0].startswith('configs/pbip_synth_cpu.py --out ')
+    result = load_result(tmp_path / 'w' / 'runs' / 'twostage__seed0')
+    assert [s['name'] for s in result['cost']['stages']] == [
+        'fake_bank', 'train', 'test', 'fake_post']
+    assert result['cost']['stages'][0]['shared'] is True
+    assert result['cfg_options'][BANK_KEY] == result['cost']['stages'][0]['path']
+
+
+def test_post_stage_runs_on_the_last_checkpoint_with_the_training_options(tmp_path, tools,
+                                                                          two_stage):
+    executor(tmp_path / 'w', tools).run_plan(build_plan(['twostage'], seeds=[0]))
+    call = (tmp_path / 'w' / 'fake_posts' / 'bank_calls.txt').read_text().splitlines()
+    assert len(call) == 1
+    args = call[0].split()
+    assert args[args.index('--checkpoint') + 1].endswith('iter_6.pth')
+    assert 'randomness.seed=0' in args and any(a.startswith(BANK_KEY + '=') for a in args)
+    result = load_result(tmp_path / 'w' / 'runs' / 'twostage__seed0')
+    post = result['cost']['stages'][-1]
+    assert post['path'].endswith('.out') and Path(post['path']).is_file()
+
+
+def test_pbip_spec_runs_its_bank_stage_before_training(tmp_path, tools):
+    tools.stages['prototype_bank'] = [str(Path(tools.train).parent / 'bank.py')]
+    executor(tmp_path / 'w', tools).run_plan(build_plan(['pbip'], seeds=[0]))
     result = load_result(tmp_path / 'w' / 'runs' / 'pbip__seed0')
     assert result['cost']['stages'][0]['name'] == 'prototype_bank'
-    assert result['cost']['stages'][0]['shared'] is True
-    assert result['cfg_options'][BANK_PATH] == result['cost']['stages'][0]['path']
+    assert result['cfg_options'][BANK_KEY] == result['cost']['stages'][0]['path']
+    assert (tmp_path / 'w' / 'banks' / 'bank_calls.txt').is_file()
 
 
 def test_half_written_result_is_not_complete(tmp_path):
@@ -191,7 +233,7 @@ def start_runner(tools, tmp_path, work, names, jobs=1):
         from lpd_bench.runner.execute import Executor, PlanInterrupted, Tools
         from lpd_bench.runner.plan import build_plan
         from lpd_bench.runner.progress import Progress
-        tools = Tools(train={tools.train!r}, test={tools.test!r}, bank={tools.bank!r},
+        tools = Tools(train={tools.train!r}, test={tools.test!r}, stages={tools.stages!r},
                       snapshot={tools.snapshot!r}, cwd={str(tmp_path)!r})
         try:
             Executor({str(work)!r}, Progress({len(names)}), tools, jobs={jobs}).run_plan(
@@ -298,14 +340,15 @@ def test_user_thread_setting_is_kept(tmp_path, tools, monkeypatch):
     assert load_result(run_dir)['env']['threads'] == 3
 
 
-def test_shared_bank_built_once_by_concurrent_runs(tmp_path, tools, monkeypatch):
+def test_shared_pre_stage_built_once_by_concurrent_runs(tmp_path, tools, monkeypatch, two_stage):
     monkeypatch.setenv('FAKE_BANK_SLEEP', '0.5')  # the second run arrives while it is built
-    spec = build_plan(['pbip'], seeds=[0])[0]
-    twin = dataclasses.replace(spec, run_id='pbip_twin__seed0')
-    assert twin.bank_key() == spec.bank_key()
+    spec = build_plan(['twostage'], seeds=[0])[0]
+    twin = dataclasses.replace(spec, run_id='twostage_twin__seed0')
+    stage = two_stage.pre_stages[0]
+    assert stage.key(twin) == stage.key(spec)
     outcome = executor(tmp_path / 'w', tools, jobs=2).run_plan([spec, twin])
-    assert outcome == {'pbip__seed0': 'done', 'pbip_twin__seed0': 'done'}
-    assert len((tmp_path / 'w' / 'banks' / 'bank_calls.txt').read_text().splitlines()) == 1
+    assert outcome == {'twostage__seed0': 'done', 'twostage_twin__seed0': 'done'}
+    assert len((tmp_path / 'w' / 'fake_banks' / 'bank_calls.txt').read_text().splitlines()) == 1
     banks = [load_result(tmp_path / 'w' / 'runs' / r)['cost']['stages'][0] for r in outcome]
     assert sorted(b['shared'] for b in banks) == [False, True]
     assert banks[0]['path'] == banks[1]['path']

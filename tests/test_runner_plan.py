@@ -1,8 +1,30 @@
-"""The run plan: --all covers every method and ablation, shared runs are deduplicated."""
+"""The run plan: --all covers every registered method and ablation, shared runs are
+deduplicated."""
+import json
+
 import pytest
 
-from lpd_bench.runner.plan import (ABLATIONS, DIVERSITY, DIVERSITY_VARIANT, DIVERSITY_WEIGHT,
-                                   NUM_PER_CLASS, REFINER, build_plan)
+from lpd_bench.methods import (MAIN_GROUP, MethodSpec, ablation_groups, register_method,
+                               registered_methods, unregister_method)
+from lpd_bench.models.spec import (DIVERSITY, DIVERSITY_VARIANT, DIVERSITY_WEIGHT, NUM_PER_CLASS,
+                                   REFINER)
+from lpd_bench.runner.plan import build_plan
+
+METHODS = [spec.name for spec in registered_methods()]
+
+
+def distinct_configurations() -> int:
+    """Runs per seed the registry asks for: one per (method, overrides differing from defaults)."""
+    keys = set()
+    points = [(spec, ()) for spec in registered_methods()]
+    points += [(p.method, p.overrides) for group in ablation_groups().values() for p in group]
+    for method, overrides in points:
+        spec = method if isinstance(method, MethodSpec) else next(
+            s for s in registered_methods() if s.name == method)
+        kept = sorted((k, v) for k, v in overrides
+                      if k not in spec.defaults or spec.defaults[k] != v)
+        keys.add((spec.name, json.dumps(kept, default=str)))
+    return len(keys)
 
 
 def by_id(plan):
@@ -11,18 +33,63 @@ def by_id(plan):
 
 def test_all_plan_runs_each_configuration_once_per_seed():
     plan = by_id(build_plan(all_runs=True, seeds=[0]))
-    assert sorted(plan) == sorted([
-        'cam__seed0', 'pbip__seed0', 'lpd__seed0', 'lpd__k1__seed0', 'lpd__k3__seed0',
-        'lpd__k5__seed0', 'lpd__nodiv__seed0', 'lpd__div0.1__seed0', 'lpd__div0.25__seed0',
-        'lpd__div1__seed0', 'lpd__norefiner__seed0', 'lpd__divpublic__seed0',
-        'lpd__k3__nodiv__seed0'])
+    assert sorted(plan) == sorted([f'{m}__seed0' for m in METHODS] + [
+        'lpd__k1__seed0', 'lpd__k3__seed0', 'lpd__k5__seed0', 'lpd__nodiv__seed0',
+        'lpd__div0.1__seed0', 'lpd__div0.25__seed0', 'lpd__div1__seed0', 'lpd__norefiner__seed0',
+        'lpd__divpublic__seed0', 'lpd__k3__nodiv__seed0'])
     assert plan['lpd__k5__seed0'].cfg_options == {NUM_PER_CLASS: 5}
     assert plan['lpd__div0.25__seed0'].cfg_options == {DIVERSITY_WEIGHT: 0.25}
     assert plan['lpd__nodiv__seed0'].cfg_options == {DIVERSITY: None}
     assert plan['lpd__norefiner__seed0'].cfg_options == {REFINER: None}
     assert plan['lpd__divpublic__seed0'].cfg_options == {DIVERSITY_VARIANT: 'public'}
     assert plan['pbip__seed0'].config == 'configs/pbip_synth_cpu.py'
-    assert plan['pbip__seed0'].needs_bank and not plan['lpd__seed0'].needs_bank
+    assert plan['pbip__seed0'].spec.pre_stages and not plan['lpd__seed0'].spec.pre_stages
+
+
+@pytest.mark.parametrize('method', METHODS)
+def test_every_registered_method_has_a_default_run_in_the_main_group(method):
+    runs = build_plan([method], seeds=[0], preset='cpu')
+    assert [r.run_id for r in runs] == [f'{method}__seed0']
+    assert runs[0].cfg_options == {}
+    assert runs[0].memberships == [{'name': MAIN_GROUP, 'value': runs[0].spec.label}]
+    for preset in runs[0].spec.configs:
+        assert build_plan([method], preset=preset)[0].config == runs[0].spec.configs[preset]
+
+
+def test_a_registered_method_is_planned_without_touching_the_runner():
+    spec = MethodSpec(name='newmethod', label='New (test)', configs={'cpu': 'configs/x.py'},
+                      defaults={'k': 2}, knob_tags={'k': lambda k: f'k{k}'},
+                      joins={'num_per_class': (('new, k=4', (('k', 4), )), )})
+    register_method(spec)
+    try:
+        plan = by_id(build_plan(all_runs=True, seeds=[0]))
+        assert plan['newmethod__seed0'].config == 'configs/x.py'
+        assert plan['newmethod__k4__seed0'].memberships == [
+            {'name': 'num_per_class', 'value': 'new, k=4'}]
+        assert len(plan) == distinct_configurations()
+    finally:
+        unregister_method('newmethod')
+    assert 'newmethod__seed0' not in by_id(build_plan(all_runs=True, seeds=[0]))
+
+
+def test_joining_an_unknown_group_is_an_error():
+    register_method(MethodSpec(name='lost', label='Lost', configs={'cpu': 'c.py'},
+                               joins={'nogroup': (('x', ()), )}))
+    try:
+        with pytest.raises(ValueError, match="joins ablation group 'nogroup'"):
+            build_plan(all_runs=True)
+    finally:
+        unregister_method('lost')
+
+
+def test_override_without_a_run_id_tag_is_an_error():
+    register_method(MethodSpec(name='untagged', label='U', configs={'cpu': 'c.py'},
+                               ablations={'g': (('a', (('knob', 1), )), )}))
+    try:
+        with pytest.raises(ValueError, match="no run-id tag for override knob=1"):
+            build_plan(['g'])
+    finally:
+        unregister_method('untagged')
 
 
 def test_default_lpd_run_is_shared_by_every_group_it_belongs_to():
@@ -37,8 +104,9 @@ def test_default_lpd_run_is_shared_by_every_group_it_belongs_to():
 
 def test_every_ablation_point_is_in_the_all_plan():
     plan = build_plan(all_runs=True, seeds=[0, 1, 2])
-    assert len(plan) == 13 * 3 and len({s.run_id for s in plan}) == len(plan)
-    for group, points in ABLATIONS.items():
+    assert len(plan) == distinct_configurations() * 3
+    assert len({s.run_id for s in plan}) == len(plan)
+    for group, points in ablation_groups().items():
         for seed in (0, 1, 2):
             members = [s for s in plan if s.seed == seed
                        and any(m['name'] == group for m in s.memberships)]
@@ -54,13 +122,16 @@ def test_subsets_data_root_and_preset():
                for s in plan)
 
 
-def test_bank_key_depends_on_seed_data_and_options():
-    a, b = build_plan(['pbip'], seeds=[0, 1])
-    assert a.bank_key() != b.bank_key() and a.bank_key().startswith('pbip_k3_seed0_')
-    assert build_plan(['pbip'], seeds=[0])[0].bank_key() == a.bank_key()
-    assert build_plan(['pbip'], seeds=[0], data_root='/d')[0].bank_key() != a.bank_key()
-    other = build_plan(['pbip'], seeds=[0], extra_options={'train_cfg.max_iters': '2'})[0]
-    assert other.bank_key() != a.bank_key()
+@pytest.mark.parametrize('method', [s.name for s in registered_methods() if s.pre_stages])
+def test_pre_stage_key_depends_on_seed_data_and_options(method):
+    stage = build_plan([method])[0].spec.pre_stages[0]
+    a, b = build_plan([method], seeds=[0, 1])
+    assert stage.key(a) != stage.key(b)
+    assert stage.key(a).startswith(f'{method}_{stage.name}_seed0_')
+    assert stage.key(build_plan([method], seeds=[0])[0]) == stage.key(a)
+    assert stage.key(build_plan([method], seeds=[0], data_root='/d')[0]) != stage.key(a)
+    other = build_plan([method], seeds=[0], extra_options={'train_cfg.max_iters': '2'})[0]
+    assert stage.key(other) != stage.key(a)
 
 
 @pytest.mark.parametrize('names, message', [([], 'pass --all'), (['lpdd'], "unknown method")])

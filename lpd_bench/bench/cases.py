@@ -5,6 +5,7 @@ A :class:`CaseSpec` is plain data (it travels as JSON to the memory probe subpro
 step, one inference batch, ...) on a fixed random batch, so no data loading is ever timed.
 """
 import contextlib
+import importlib
 import logging
 import os
 import os.path as osp
@@ -17,38 +18,22 @@ import torch
 
 from lpd_bench.data.bcss_meta import NUM_TISSUE_CLASSES, PATCH_SIZE
 
-#: Unit-of-work kinds.
-BACKBONE, TRAIN_STEP, INFERENCE, BANK_ENCODE, BANK_KMEANS = (
-    'backbone', 'train_step', 'inference', 'bank_encode', 'bank_kmeans')
-#: Single-label embeddings per class clustered by the stage-A k-means case.
-KMEANS_POINTS_PER_CLASS = 256
-
-REFINER = 'model.decode_head.refiner_loss.'
-#: Cut-outs per frozen-encoder call in the chunked variants.
-CHUNK_SIZE = 16
-FP32 = {REFINER + 'encoder_autocast': None}
-BF16 = {REFINER + 'encoder_autocast': 'bfloat16'}
-PLAIN_REFINER = {REFINER + 'chunk_size': None, REFINER + 'checkpoint_encoder': False}
-#: The memory levers on whatever device the case runs and for any batch (the paper config keeps
-#: them for CPU and batches of more than 64 cut-outs).
-ALL_DEVICES = {REFINER + 'memory_saving_devices': None, REFINER + 'memory_saving_above': None}
-CHECKPOINTED = {REFINER + 'chunk_size': None, REFINER + 'checkpoint_encoder': True, **ALL_DEVICES}
-CHUNKED_CHECKPOINTED = {REFINER + 'chunk_size': CHUNK_SIZE, REFINER + 'checkpoint_encoder': True,
-                        **ALL_DEVICES}
-NO_REFINER = {'model.decode_head.refiner_loss': None}
-SINGLE_VIEW = {'model.test_cfg.flip': False, 'model.test_cfg.intensities': (1.0, )}
-NO_CRF = {'model.test_cfg.crf': False}
-
+#: Unit-of-work kinds. CUSTOM: the case's ``prepare`` ('module:function') builds it, for work
+#: that only one method has (e.g. a stage before training).
+BACKBONE, TRAIN_STEP, INFERENCE, CUSTOM = 'backbone', 'train_step', 'inference', 'custom'
 
 @dataclass
 class CaseSpec:
     """One benchmark case.
 
-    ``method`` names the config of the preset (cam, pbip, lpd); ``train_iter`` is written to
+    ``method`` is a registered method (:mod:`lpd_bench.methods`): the case runs with its config of
+    the preset; ``train_iter`` is written to
     MessageHub's 'iter' before every call (None: leave it; 'warmup' would be the config's
     ``loss_warmup_iters``, resolved when preparing); ``encoder_weight_grads`` turns
     ``requires_grad`` back on for the frozen encoder's weights (after the optimizer is built, so
-    they get gradients but are never updated: the cost of a straightforward implementation).
+    they get gradients but are never updated: the cost of a straightforward implementation);
+    ``prepare`` ('module:function', kind CUSTOM) is called as ``function(cfg, batch, size,
+    device)`` and returns a :class:`PreparedCase`.
     """
     name: str
     kind: str
@@ -57,62 +42,24 @@ class CaseSpec:
     train_iter: Optional[object] = None
     encoder_weight_grads: bool = False
     description: str = ''
+    prepare: Optional[str] = None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def _after(name, description, **kw):
-    return CaseSpec(name, TRAIN_STEP, 'lpd', train_iter='warmup', description=description, **kw)
+def preset_cases(preset: str) -> Tuple[CaseSpec, ...]:
+    """Every registered method's cases of ``preset``, in the methods' table order."""
+    from lpd_bench.methods import PRESETS, registered_methods
+    if preset not in PRESETS:
+        raise KeyError(f'unknown preset {preset!r}: choose from {sorted(PRESETS)}')
+    return tuple(case for spec in registered_methods() for case in spec.bench_cases.get(preset, ()))
 
 
-CPU_CASES = (
-    CaseSpec('backbone', BACKBONE, 'lpd', description='bare backbone forward + backward'),
-    CaseSpec('cam_step', TRAIN_STEP, 'cam', description='CAM training step'),
-    CaseSpec('pbip_step', TRAIN_STEP, 'pbip', train_iter='warmup',
-             description='PBIP stage B training step (random unit bank), refiner on'),
-    CaseSpec('lpd_step_before', TRAIN_STEP, 'lpd', train_iter=0,
-             description='LPD training step before the loss warm-up'),
-    _after('lpd_step_after', 'LPD training step after the loss warm-up'),
-    _after('lpd_step_after_bf16', 'as lpd_step_after, frozen encoder under bfloat16 autocast',
-           cfg_options=BF16),
-    _after('lpd_step_after_no_refiner', 'as lpd_step_after without the mask refiner (attribution)',
-           cfg_options=NO_REFINER),
-    CaseSpec('infer_single', INFERENCE, 'lpd', cfg_options=dict(SINGLE_VIEW, **NO_CRF),
-             description='LPD inference, single view'),
-    CaseSpec('infer_tta', INFERENCE, 'lpd', cfg_options=dict(NO_CRF),
-             description='LPD inference, TTA (config test_cfg: flip x 3 intensities = 6 views)'),
-    CaseSpec('bank_encode', BANK_ENCODE, 'pbip',
-             description='PBIP stage A: frozen-encoder embeddings of a batch'),
-    CaseSpec('bank_kmeans', BANK_KMEANS, 'pbip',
-             description=f'PBIP stage A: spherical k-means, {KMEANS_POINTS_PER_CLASS} points per class'),
-)
-PAPER_CASES = (
-    CPU_CASES[0],
-    CPU_CASES[3],
-    _after('lpd_step_after', 'LPD training step after the loss warm-up (config as committed)'),
-    _after('lpd_step_after_plain', 'frozen encoder weights, fp32, no chunking, no checkpointing',
-           cfg_options=dict(PLAIN_REFINER, **FP32)),
-    _after('lpd_step_after_straightforward',
-           'straightforward refiner: fp32, one encoder call, no checkpointing, encoder weight gradients',
-           cfg_options=dict(PLAIN_REFINER, **FP32), encoder_weight_grads=True),
-    _after('lpd_step_after_checkpoint', 'frozen, fp32 + encoder activation checkpointing',
-           cfg_options=dict(CHECKPOINTED, **FP32)),
-    _after('lpd_step_after_chunk_checkpoint',
-           f'frozen, fp32 + checkpointing + chunks of {CHUNK_SIZE} cut-outs',
-           cfg_options=dict(CHUNKED_CHECKPOINTED, **FP32)),
-    _after('lpd_step_after_bf16', 'frozen + encoder under bfloat16 autocast, no chunks/checkpointing',
-           cfg_options=dict(PLAIN_REFINER, **BF16)),
-    _after('lpd_step_after_chunk_checkpoint_bf16',
-           'frozen + checkpointing + chunks + bfloat16 encoder autocast',
-           cfg_options=dict(CHUNKED_CHECKPOINTED, **BF16)),
-)
-PRESETS = {
-    'cpu': dict(configs={m: f'configs/{m}_synth_cpu.py' for m in ('cam', 'pbip', 'lpd')},
-                cases=CPU_CASES),
-    'paper': dict(configs={m: f'configs/{m}_bcss.py' for m in ('cam', 'pbip', 'lpd')},
-                  cases=PAPER_CASES),
-}
+def case_config(preset: str, spec: CaseSpec) -> str:
+    """The config file (relative to the repository root) a case runs with."""
+    from lpd_bench.methods import get_method
+    return get_method(spec.method).config(preset)
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None):
@@ -230,39 +177,34 @@ def prepare_case(spec: CaseSpec, config_path: str, batch: int, size: int,
     """Build the model/optimizer/data of ``spec`` from ``config_path`` (+ global, then case options)."""
     device = torch.device(device)
     options = dict(cfg_options or {}, **spec.cfg_options)
-    bank_dir = None
-    if spec.method == 'pbip' and spec.kind == TRAIN_STEP:
-        bank_dir = tempfile.mkdtemp(prefix='lpd_bench_bank_')
-        bank_path = osp.join(bank_dir, 'bank.pth')
-        write_random_bank(load_config(config_path, options), bank_path)
-        options['model.decode_head.prototypes.bank_path'] = bank_path
+    stand_in_dir = None
+    if spec.kind == TRAIN_STEP:  # a pre-stage's output (e.g. a prototype bank): a stand-in
+        from lpd_bench.methods import get_method
+        for stage in get_method(spec.method).pre_stages:
+            if stage.stand_in is None or stage.config_key is None:
+                continue
+            stand_in_dir = stand_in_dir or tempfile.mkdtemp(prefix='lpd_bench_stand_in_')
+            path = osp.join(stand_in_dir, stage.name + stage.suffix)
+            stage.stand_in(load_config(config_path, options), path)
+            options[stage.config_key] = path
     cfg = load_config(config_path, options)
-    num_classes = int(cfg.model.decode_head.num_classes)
 
     def cleanup():
-        if bank_dir:
-            for name in os.listdir(bank_dir):
-                os.unlink(osp.join(bank_dir, name))
-            os.rmdir(bank_dir)
+        if stand_in_dir:
+            for name in os.listdir(stand_in_dir):
+                os.unlink(osp.join(stand_in_dir, name))
+            os.rmdir(stand_in_dir)
 
-    if spec.kind == BANK_KMEANS:
-        return PreparedCase(_kmeans_runner(cfg, num_classes), KMEANS_POINTS_PER_CLASS * num_classes,
-                            cleanup)
+    if spec.kind == CUSTOM:
+        module, _, function = (spec.prepare or '').partition(':')
+        if not module or not function:
+            raise ValueError(f"case {spec.name}: kind 'custom' needs prepare='module:function', "
+                             f'got {spec.prepare!r}')
+        prepared = getattr(importlib.import_module(module), function)(cfg, batch, size, device)
+        return PreparedCase(prepared.run, prepared.items, cleanup)
+    num_classes = int(cfg.model.decode_head.num_classes)
     train = spec.kind in (BACKBONE, TRAIN_STEP)
     data = random_batch(batch, size, num_classes, with_masks=not train)
-    if spec.kind == BANK_ENCODE:
-        from mmseg.registry import MODELS
-        encoder = MODELS.build(cfg.model.decode_head.refiner_loss.encoder).to(device).eval()
-        from lpd_bench.models.encoder_resize import resize_for_encoder
-        inputs = MODELS.build(cfg.model.data_preprocessor).to(device)(data, False)['inputs']
-        size = cfg.model.decode_head.refiner_loss.get('cutout_size')  # as stage A embeds them
-        if size is not None:
-            inputs = resize_for_encoder(inputs, size)
-
-        def encode():
-            with torch.no_grad():
-                return torch.nn.functional.normalize(encoder(inputs).float(), dim=1)
-        return PreparedCase(encode, batch, cleanup)
     model = build_model(cfg, device)
     if spec.kind == TRAIN_STEP:
         model.train()
@@ -298,18 +240,6 @@ def prepare_case(spec: CaseSpec, config_path: str, batch: int, size: int,
     return PreparedCase(run, batch, cleanup)
 
 
-def _kmeans_runner(cfg, num_classes: int) -> Callable[[], object]:
-    from baselines.pbip.prototype_bank import spherical_kmeans
-    k = int(cfg.model.decode_head.prototypes.get('num_per_class', 3))
-    dim = int(cfg.model.decode_head.prototypes.get('dim', 512))
-    feats = np.random.default_rng(0).standard_normal(
-        (num_classes, KMEANS_POINTS_PER_CLASS, dim)).astype(np.float32)
-
-    def run():
-        return [spherical_kmeans(f, k, seed=0) for f in feats]
-    return run
-
-
 @contextlib.contextmanager
 def prepared(spec: CaseSpec, config_path: str, batch: int, size: int, device: str,
              cfg_options: Optional[dict] = None):
@@ -322,16 +252,16 @@ def prepared(spec: CaseSpec, config_path: str, batch: int, size: int, device: st
 
 
 def case_by_name(preset: str, name: str) -> CaseSpec:
-    for spec in PRESETS[preset]['cases']:
+    cases = preset_cases(preset)
+    for spec in cases:
         if spec.name == name:
             return spec
     raise KeyError(f'no case {name!r} in preset {preset!r}: choose from '
-                   f'{[s.name for s in PRESETS[preset]["cases"]]}')
+                   f'{[s.name for s in cases]}')
 
 
 def select_cases(preset: str, names: Optional[List[str]]) -> Tuple[CaseSpec, ...]:
-    if preset not in PRESETS:
-        raise KeyError(f'unknown preset {preset!r}: choose from {sorted(PRESETS)}')
+    cases = preset_cases(preset)
     if not names:
-        return tuple(PRESETS[preset]['cases'])
+        return cases
     return tuple(case_by_name(preset, n) for n in names)

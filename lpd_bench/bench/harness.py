@@ -11,6 +11,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
+from ..methods import PRESETS
 from . import cases as C
 from .memory import cpu_peak_in_subprocess, cuda_peak_mib
 from .profiling import profile_lines
@@ -91,17 +92,24 @@ def _synchronize(device: str):
 
 
 def config_path(settings: BenchSettings, spec: C.CaseSpec) -> str:
-    return osp.join(settings.root, C.PRESETS[settings.preset]['configs'][spec.method])
+    return osp.join(settings.root, C.case_config(settings.preset, spec))
+
+
+def reference_case(preset: str) -> C.CaseSpec:
+    """The case whose config gives the default batch and input size: the bare-backbone case
+    (the reference of the step ratios), else the preset's first case."""
+    cases = C.preset_cases(preset)
+    return next((s for s in cases if s.kind == C.BACKBONE), cases[0])
 
 
 def resolve_defaults(settings: BenchSettings) -> None:
-    """Fill a missing batch / input size from the preset's LPD config."""
+    """Fill a missing batch / input size from the reference case's config."""
     if settings.batch and settings.input_size:
         return
-    lpd = C.load_config(osp.join(settings.root, C.PRESETS[settings.preset]['configs']['lpd']),
+    cfg = C.load_config(config_path(settings, reference_case(settings.preset)),
                         settings.cfg_options)
-    settings.batch = settings.batch or C.default_batch_size(lpd)
-    settings.input_size = settings.input_size or C.default_input_size(lpd)
+    settings.batch = settings.batch or C.default_batch_size(cfg)
+    settings.input_size = settings.input_size or C.default_input_size(cfg)
 
 
 def _cpu_memory(spec: C.CaseSpec, settings: BenchSettings, path: str, batch: int, log) -> tuple:
@@ -188,7 +196,7 @@ def failed_cases(targets, preset: str, measured: Sequence[str]) -> List[str]:
 
 def current_rows(rows: Sequence[dict]) -> List[dict]:
     """``rows`` without measurements/profiles of cases that no preset defines any more."""
-    known = {(preset, s.name) for preset, p in C.PRESETS.items() for s in p['cases']}
+    known = {(preset, s.name) for preset in PRESETS for s in C.preset_cases(preset)}
     return [r for r in rows if r['record'] == ENV or (r['preset'], r['case']) in known]
 
 
@@ -212,7 +220,7 @@ def evaluate_rows(rows: Sequence[dict], runs_dir: str) -> List:
 
 def write_report(out_dir: str, rows: Sequence[dict], targets: Sequence) -> None:
     """``out_dir``/perf.csv (``rows``) and perf.md (rows, ``targets``, other machines' reports)."""
-    descriptions = {s.name: s.description for p in C.PRESETS.values() for s in p['cases']}
+    descriptions = {s.name: s.description for preset in PRESETS for s in C.preset_cases(preset)}
     write_csv(osp.join(out_dir, 'perf.csv'), rows)
     write_markdown(osp.join(out_dir, 'perf.md'), render_markdown(rows, targets, descriptions,
                                                                  other_machine_reports(out_dir)))

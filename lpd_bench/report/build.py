@@ -5,18 +5,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..runner.plan import MAIN_GROUP, METHOD_LABELS, METHODS
+from ..methods import MAIN_GROUP, ablation_groups, group_titles, pre_stage_names, setting_notes
 from ..runner.results import PLAN_WALL_FILE, iter_results, read_json
 from . import figures, reference
 from .tables import (CRF_NOT_APPLICABLE, PROTOCOL_LABELS, ablation_table, split_variant,
-                     checkpoints_table, formatted, main_table, mean_std, pm, protocols_table,
-                     scores_frame, write_table)
+                     checkpoints_table, formatted, main_table, mean_std, ordered_methods, pm,
+                     protocols_table, row_labels, scores_frame, write_table)
 
-ABLATION_TITLES = {'num_per_class': 'prototypes per class k', 'diversity_weight':
-                   'diversity weight lambda', 'mask_refiner': 'mask refiner',
-                   'diversity_form': 'diversity loss form', 'prototype_source':
-                   'prototype source (k=3)'}
-STAGES = ('prototype_bank', 'train', 'test')
+
+
+def cost_stages() -> tuple:
+    """Stages of the cost table: every registered method's pre-stages, train, test."""
+    return (*pre_stage_names(), 'train', 'test')
 
 
 class ReportError(Exception):
@@ -49,40 +49,39 @@ def cost_frame(results) -> pd.DataFrame:
                'peak_rss_mb': result['cost']['peak_rss_mb'],
                'iters': stages.get('train', {}).get('iters'),
                'params': stages.get('train', {}).get('params')}
-        row.update({f'{s}_wall_s': stages[s]['wall_s'] if s in stages else 0.0 for s in STAGES})
+        row.update({f'{s}_wall_s': stages[s]['wall_s'] if s in stages else 0.0
+                    for s in cost_stages()})
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def cost_table(costs: pd.DataFrame):
-    columns = [f'{s}_wall_s' for s in STAGES] + ['total_wall_s', 'peak_rss_mb']
+    names = cost_stages()
+    columns = [f'{s}_wall_s' for s in names] + ['total_wall_s', 'peak_rss_mb']
     stats = mean_std(costs, ['method'], columns)
     stats['params'] = costs.groupby('method', sort=False)['params'].first().values
     stats['iters'] = costs.groupby('method', sort=False)['iters'].first().values
-    stats = stats.set_index('method').loc[[m for m in METHODS if m in set(stats['method'])]]
+    stats = stats.set_index('method').loc[ordered_methods(set(stats['method']))]
     stats = stats.reset_index()
-    stats.insert(0, 'Method', stats['method'].map(METHOD_LABELS))
+    stats.insert(0, 'Method', stats['method'].map(row_labels()).fillna(stats['method']))
     shown = formatted(stats, ['Method'], columns)
-    shown.columns = ['Method', 'bank (s)', 'train (s)', 'test (s)', 'total (s)',
+    shown.columns = ['Method', *[f'{s.replace("_", " ")} (s)' for s in names], 'total (s)',
                      'peak RSS (MiB)', 'seeds']
     shown['params'] = stats['params']
     shown['train iters'] = stats['iters']
     return shown, stats
 
 
-#: Setting text of ablation points that need a word of explanation.
-SETTING_NOTES = {
-    ('num_per_class', '1'): '1 (no refiner: selects no prototype at k = 1)',
-}
 #: Variants shown in the ablation table's Markdown (paper protocol, oracle gating; the CSV has
 #: every variant).
 ABLATION_VARIANTS = (('oracle_crf', 'oracle, CRF'), ('oracle', 'oracle, no CRF'))
 
 
 def ablation_shown(numeric: pd.DataFrame) -> pd.DataFrame:
-    settings = [SETTING_NOTES.get((g, str(v)), str(v))
-                for g, v in zip(numeric['group'], numeric['value'])]
-    shown = pd.DataFrame({'Ablation': numeric['group'].map(ABLATION_TITLES), 'Setting': settings})
+    notes, titles = setting_notes(), group_titles()
+    settings = [notes.get((g, str(v)), str(v)) for g, v in zip(numeric['group'], numeric['value'])]
+    shown = pd.DataFrame({'Ablation': [titles.get(g, g) for g in numeric['group']],
+                          'Setting': settings})
     for score in ('mIoU', 'mDice'):
         for variant, label in ABLATION_VARIANTS:
             if f'{variant}_{score}_mean' in numeric:
@@ -94,6 +93,13 @@ def ablation_shown(numeric: pd.DataFrame) -> pd.DataFrame:
     shown['seeds'] = numeric.filter(like='_seeds').max(axis=1).astype(int)
     shown['runs'] = numeric['runs']
     return shown
+
+
+def numeric_groups() -> list:
+    """Ablation groups whose settings are all numbers (plotted as curves)."""
+    return [group for group, points in ablation_groups().items()
+            if all(isinstance(p.value, (int, float)) and not isinstance(p.value, bool)
+                   for p in points)]
 
 
 def main_run_dirs(results, work_dir) -> dict:
@@ -156,27 +162,26 @@ def build_report(work_dir, out_dir) -> list:
     ablations = ablation_table(frame)
     if len(ablations):
         written += write_table(ablation_shown(ablations), ablations, out, 'ablations',
-                               'LPD ablations, paper protocol (oracle gating, BG counted), with '
-                               f'and without CRF (%). {checkpoint_note} With k = 1 the public '
-                               'refiner selection (score > class mean) selects no prototype, so '
-                               'the k = 1 point has no mask refiner. Predicted gating: '
+                               'Ablations, paper protocol (oracle gating, BG counted), with '
+                               f'and without CRF (%). {checkpoint_note} Predicted gating: '
                                f'ablations.csv. {data_note}')
-    for group in ('num_per_class', 'diversity_weight'):
+    titles = group_titles()
+    for group in numeric_groups():
         path = out / f'ablation_{group}.png'
-        if figures.ablation_plot(frame, group, ABLATION_TITLES[group], path):
+        if figures.ablation_plot(frame, group, titles[group], path):
             written.append(path)
     costs = cost_frame(results)
     if len(costs):
         shown, stats = cost_table(costs)
         written += write_table(shown, stats, out, 'cost', 'Cost per method, mean ± std over seeds '
-                               '(wall seconds; PBIP counts both stages).')
+                               '(wall seconds; a method with a stage before training counts it).')
     published = reference.published_table()
     written += write_table(published.astype(object).fillna('-'), published, out, 'published',
                            'PUBLISHED numbers on the real BCSS-WSSS test split (%), from the '
                            'papers; not produced by this benchmark. Gating, Background, CRF, '
                            'Checkpoint and Seeds say how each source scored its number '
                            f'("{reference.UNSTATED}": the source does not say); published '
-                           'numbers mix these conventions (DESIGN.md sections 5 and 6).')
+                           'numbers mix these conventions (docs/protocol.md, sections 5 and 8).')
     run_dirs = main_run_dirs(results, work_dir)
     for name, draw in (('qualitative.png', figures.qualitative_figure),
                        ('prototype_maps.png', figures.prototype_maps_figure)):
@@ -206,7 +211,7 @@ CPU_PRESET_CAVEATS = [
     '- The MiT backbone is tiny (widths 16/32/80/128) and trains from scratch for 300 '
     'iterations at 112 px; the mask refiner\'s frozen encoder is a randomly initialised '
     'two-stage patch MLP (`PatchMLPEncoder`) seeing 16 px cut-outs. No ImageNet weights are used.',
-    '- So the PBIP-style bank clusters features of a random encoder: this handicaps the '
+    '- So the clustering baselines\' banks cluster features of a random encoder: this handicaps '
     'clustered prototypes more than LPD\'s learned ones, and says nothing about PBIP with its '
     'ImageNet Swin-T. Compare methods here as a check of the pipeline, not as a ranking.',
     '']
@@ -231,7 +236,7 @@ def protocol_text(results) -> list:
     return [
         '## Measurement protocol',
         'Every result is one 5x5 confusion matrix per prediction variant over the whole test '
-        'split; the tables read each variant under every background protocol (DESIGN.md '
+        'split; the tables read each variant under every background protocol (docs/protocol.md, '
         'section 5). The variant is the gating plus, optionally, CRF.',
         '- Gating: *oracle* multiplies the test maps by the image labels taken from the '
         'ground-truth mask (what the public code does); *predicted* thresholds the classifier '

@@ -16,7 +16,7 @@ import seaborn as sns  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from ..data.bcss_meta import ALL_CLASSES, PALETTE, TISSUE_CLASSES  # noqa: E402
-from ..runner.plan import METHOD_LABELS, METHODS  # noqa: E402
+from ..methods import registered_methods  # noqa: E402
 from .tables import split_variant, variant_label  # noqa: E402
 
 PALETTE_ARRAY = np.array(PALETTE, dtype=np.uint8)
@@ -53,6 +53,11 @@ def colorize(labels) -> np.ndarray:
     return PALETTE_ARRAY[np.clip(labels, 0, len(PALETTE) - 1)]
 
 
+def short_labels() -> dict:
+    """Registered method -> its figure label, in table order."""
+    return {spec.name: spec.short_label for spec in registered_methods()}
+
+
 def qualitative_figure(run_dirs: dict, data_root, path, max_images=4) -> bool:
     """Rows: test images; columns: image, ground truth, each method's prediction.
 
@@ -66,7 +71,7 @@ def qualitative_figure(run_dirs: dict, data_root, path, max_images=4) -> bool:
     names = names[:max_images]
     if not names:
         return False
-    methods = [m for m in METHODS if m in preds]
+    methods = [m for m in short_labels() if m in preds]
     cols = 2 + len(methods)
     fig, axes = plt.subplots(len(names), cols, figsize=(2.1 * cols, 2.2 * len(names) + 0.5),
                              squeeze=False)
@@ -74,7 +79,7 @@ def qualitative_figure(run_dirs: dict, data_root, path, max_images=4) -> bool:
         panels = [np.asarray(Image.open(Path(data_root) / 'test' / 'img' / name).convert('RGB')),
                   colorize(np.asarray(Image.open(Path(data_root) / 'test' / 'mask' / name)))]
         panels += [colorize(np.asarray(Image.open(preds[m] / name))) for m in methods]
-        titles = ['image', 'ground truth'] + [METHOD_LABELS[m].split(' (')[0] for m in methods]
+        titles = ['image', 'ground truth'] + [short_labels()[m] for m in methods]
         for col, (panel, title) in enumerate(zip(panels, titles)):
             axes[row, col].imshow(panel, interpolation='nearest')
             axes[row, col].set_xticks([])
@@ -100,7 +105,7 @@ def prototype_maps_figure(run_dirs: dict, data_root, path) -> bool:
     if not stored:
         return False
     rows = []  # (method, class index, maps (k, h, w), image name)
-    for method in [m for m in METHODS if m in stored]:
+    for method in [m for m in short_labels() if m in stored]:
         data = stored[method]
         k = int(data['num_per_class'])
         maps = data['maps'].reshape(len(TISSUE_CLASSES), k, *data['maps'].shape[-2:])
@@ -113,7 +118,7 @@ def prototype_maps_figure(run_dirs: dict, data_root, path) -> bool:
     for row, (method, cls, maps, image) in enumerate(rows):
         img = np.asarray(Image.open(Path(data_root) / 'test' / 'img' / image).convert('RGB'))
         axes[row, 0].imshow(img)
-        axes[row, 0].set_ylabel(f'{METHOD_LABELS[method].split(" (")[0]}\n{TISSUE_CLASSES[cls]}',
+        axes[row, 0].set_ylabel(f'{short_labels()[method]}\n{TISSUE_CLASSES[cls]}',
                                 fontsize=8)
         vmin, vmax = float(maps.min()), float(maps.max())
         for col in range(cols):

@@ -4,8 +4,8 @@ Label-only predictor (computed in the report from the split masks, with WSSSMetr
 confusion-matrix code): an image's oracle label is the set of tissue classes present in its
 ground-truth mask (the same labels that oracle gating multiplies the maps by). Every pixel of the
 image gets the one present class that is most frequent in the *validation* masks (a dataset-level
-prior over pixels; the test masks are not used for it). Background follows DESIGN.md's rule
-(score (1 - max class score)^10): the chosen class scores 1, so background is never predicted,
+prior over pixels; the test masks are not used for it). Background follows the test protocol's
+background channel (docs/protocol.md, section 1, step 7: score (1 - max class score)^10): the chosen class scores 1, so background is never predicted,
 except in an image whose label is empty, where every class scores 0 and every pixel is BG.
 It shows what oracle gating alone is worth; it is listed under oracle gating only, for all three
 background protocols, and CRF does not apply to it (it has no score maps to refine).
@@ -35,9 +35,9 @@ def _row(method, miou, mdice, source, note='', **protocol):
             'source': source, 'note': note}
 
 
-#: DESIGN.md section 6 (BCSS-WSSS test, %). The protocol columns say how the source scored
+#: docs/protocol.md, section 8 (BCSS-WSSS test, %). The protocol columns say how the source scored
 #: its number ('unstated' where the source does not say); for LPD, PBIP, TPRO and MLPS they
-#: come from the public code behind the number (DESIGN.md section 6, last paragraph).
+#: come from the public code behind the number (docs/protocol.md, section 8, last column).
 PUBLISHED = (
     _row('LPD', 71.96, 83.56, 'LPD paper, abstract',
          'protocol columns from the public LPD code', gating='oracle (GT-mask labels)',

@@ -17,7 +17,7 @@ import pandas as pd
 from ..data.bcss_meta import BACKGROUND, TISSUE_CLASSES
 from ..runner.results import CHECKPOINT_CHOICES, valid_metrics
 from ..runner.results import checkpoint_metrics as stored_metrics
-from ..runner.plan import ABLATIONS, MAIN_GROUP, METHOD_LABELS, METHODS
+from ..methods import MAIN_GROUP, ablation_groups, method_labels, method_names
 
 #: Background protocols of the metric (lpd_bench.evaluation.wsss_metric.PROTOCOLS), in order.
 PROTOCOLS = ('bg_counted', 'bg_ignored', 'bg_from_gt')
@@ -36,7 +36,24 @@ PROTOCOL_SHORT = {'bg_counted': 'BG counted', 'bg_ignored': 'BG ignored',
                   'bg_from_gt': 'BG from GT'}
 #: Shown in the CRF column of rows without score maps (the label-only reference).
 CRF_NOT_APPLICABLE = 'n/a (no maps)'
-ROW_LABELS = {**METHOD_LABELS, 'label_only': 'Label-only reference (oracle labels, no training)'}
+#: Row label of the reference computed from the data alone.
+REFERENCE_LABELS = {'label_only': 'Label-only reference (oracle labels, no training)'}
+
+
+def row_labels() -> dict:
+    """Method (and reference) -> its row label; unregistered methods keep their name."""
+    return {**method_labels(), **REFERENCE_LABELS}
+
+
+def row_order() -> list:
+    """The registered methods in table order, then the references."""
+    return [*method_names(), *REFERENCE_LABELS]
+
+
+def ordered_methods(present) -> list:
+    """``present`` methods: registered ones in table order, then the others by name."""
+    known = row_order()
+    return [m for m in known if m in present] + sorted(set(present) - set(known))
 CHECKPOINTS = ('last', 'best')
 
 
@@ -179,11 +196,10 @@ def main_table(frame: pd.DataFrame, reference: pd.DataFrame = None) -> pd.DataFr
         reference['crf'] = None
         stats = pd.concat([stats, reference], ignore_index=True)
     keys = zip(_order(stats['gating'], GATINGS), map(_crf_rank, stats['crf']),
-               _order(stats['protocol'], PROTOCOLS), _order(stats['method'],
-                                                            [*METHODS, 'label_only']))
+               _order(stats['protocol'], PROTOCOLS), _order(stats['method'], row_order()))
     stats['_order'] = list(keys)
     stats = stats.sort_values('_order', kind='stable').drop(columns='_order')
-    stats.insert(0, 'Method', stats['method'].map(ROW_LABELS).fillna(stats['method']))
+    stats.insert(0, 'Method', stats['method'].map(row_labels()).fillna(stats['method']))
     stats.insert(0, 'Background', stats['protocol'].map(PROTOCOL_LABELS).fillna(stats['protocol']))
     stats.insert(0, 'CRF', stats['crf'].map(crf_label))
     stats.insert(0, 'Gating', stats['gating'].map(GATING_LABELS).fillna(stats['gating']))
@@ -207,9 +223,10 @@ def protocols_table(main: pd.DataFrame, score='mIoU'):
     apply (the label-only reference has no maps for a CRF and is oracle-gated only; its
     scores are in the no-CRF columns).
     """
-    methods = sorted(set(main['method']), key=lambda m: _order([m], [*METHODS, 'label_only'])[0])
+    methods = ordered_methods(set(main['method']))
+    labels = row_labels()
     numeric = pd.DataFrame({'method': methods})
-    shown = pd.DataFrame({'Method': [ROW_LABELS.get(m, m) for m in methods]})
+    shown = pd.DataFrame({'Method': [labels.get(m, m) for m in methods]})
     # rows where CRF does not apply are shown as they are, in the no-CRF columns
     crf_keys = pd.Series([False if _no_crf_flag(c) else bool(c) for c in main['crf']],
                          index=main.index)
@@ -223,7 +240,7 @@ def protocols_table(main: pd.DataFrame, score='mIoU'):
             std = rows[f'{score}_std'].iloc[0] if len(rows) else np.nan
             means.append(mean)
             stds.append(std)
-            not_applicable = method == 'label_only' and (crf or gating != 'oracle')
+            not_applicable = method in REFERENCE_LABELS and (crf or gating != 'oracle')
             cells.append('n/a' if not_applicable else pm(mean, std))
         numeric[f'{key}_{score}_mean'] = means
         numeric[f'{key}_{score}_std'] = stds
@@ -240,10 +257,10 @@ def checkpoints_table(frame: pd.DataFrame):
     rows = frame[(frame['group'] == MAIN_GROUP) & (frame['gating'] == 'oracle')
                  & (frame['protocol'] == 'bg_counted')]
     stats = mean_std(rows, ['method', 'variant', 'checkpoint'], columns=('mIoU', ))
-    present = set(rows['method'])
-    methods = [m for m in METHODS if m in present] + sorted(present - set(METHODS))
+    methods = ordered_methods(set(rows['method']))
+    labels = row_labels()
     numeric = pd.DataFrame({'method': methods})
-    shown = pd.DataFrame({'Method': [METHOD_LABELS.get(m, m) for m in methods]})
+    shown = pd.DataFrame({'Method': [labels.get(m, m) for m in methods]})
     for crf in (True, False):
         for checkpoint in CHECKPOINTS:
             variant = variant_name('oracle', crf)
@@ -266,7 +283,8 @@ def checkpoints_table(frame: pd.DataFrame):
 def ablation_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Every ablation point, paper protocol, last checkpoint, every variant side by side
     (numeric mean/std; columns ``<variant>_<score>_<stat>`` and ``<variant>_seeds``)."""
-    rows = frame[(frame['group'].isin(ABLATIONS)) & (frame['protocol'] == 'bg_counted')
+    groups = ablation_groups()
+    rows = frame[(frame['group'].isin(groups)) & (frame['protocol'] == 'bg_counted')
                  & (frame['checkpoint'] == 'last')]
     stats = mean_std(rows, ['group', 'value', 'variant'], columns=('mIoU', 'mDice'))
     run_ids = rows.groupby(['group', 'value'], sort=False)['run_id'].agg(
@@ -276,8 +294,8 @@ def ablation_table(frame: pd.DataFrame) -> pd.DataFrame:
     wide.columns = [f'{variant}_{name}' for name, variant in wide.columns]
     wide = wide.reset_index()
     wide['runs'] = [run_ids[(g, v)] for g, v in zip(wide['group'], wide['value'])]
-    group_order = {g: i for i, g in enumerate(ABLATIONS)}
-    point_order = {(p.group, str(p.value)): i for points in ABLATIONS.values()
+    group_order = {g: i for i, g in enumerate(groups)}
+    point_order = {(p.group, str(p.value)): i for points in groups.values()
                    for i, p in enumerate(points)}
     wide['_order'] = [(group_order[g], point_order.get((g, str(v)), 99))
                       for g, v in zip(wide['group'], wide['value'])]

@@ -2,15 +2,16 @@
 import argparse
 from pathlib import Path
 
-from .plan import ABLATIONS, METHODS, build_plan
+from ..methods import PRESETS, ablation_groups, method_names
+from .plan import build_plan
 
 DEFAULT_WORK_DIR = 'work_dirs/bench'
 
 
 def _add_plan_arguments(parser):
     parser.add_argument('names', nargs='*', metavar='NAME',
-                        help=f'methods ({", ".join(METHODS)}) and/or ablation groups '
-                        f'({", ".join(ABLATIONS)})')
+                        help=f'registered methods ({", ".join(method_names())}) and/or '
+                        f'ablation groups ({", ".join(ablation_groups())})')
     parser.add_argument('--all', action='store_true', dest='all_runs',
                         help='every method and every ablation (shared runs are run once)')
     parser.add_argument('--seeds', nargs='+', type=int, default=[0], metavar='S',
@@ -18,8 +19,9 @@ def _add_plan_arguments(parser):
     parser.add_argument('--data', default=None, metavar='PATH',
                         help='BCSS-WSSS root (passed as data_root=PATH); default: the embedded '
                         'synthetic set')
-    parser.add_argument('--preset', choices=('cpu', 'paper'), default='cpu',
-                        help='cpu: configs/*_synth_cpu.py, paper: configs/*_bcss.py')
+    parser.add_argument('--preset', choices=PRESETS, default='cpu',
+                        help="each method's config of the preset: cpu (embedded synthetic data, "
+                        'configs/*_synth_cpu.py) or paper (BCSS-WSSS, configs/*_bcss.py)')
     parser.add_argument('--work-dir', default=DEFAULT_WORK_DIR)
     parser.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
                         help='extra overrides for every run (recorded in the results), e.g. '

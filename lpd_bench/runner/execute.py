@@ -1,18 +1,20 @@
 """Executes a run plan: each run is MMEngine training then testing, each in a subprocess.
 
-Per run (``<work_dir>/runs/<run_id>/``): PBIP runs first get their prototype bank (stage A, built
-once per bank key under ``<work_dir>/banks/`` and shared); then ``tools/train.py`` (with
-``--resume`` when a checkpoint exists), then ``tools/test.py`` on the last checkpoint (stage
-``test``, ``test_metrics.json``) and on the best-on-val checkpoint when training saved one (stage
-``test_best``, ``test_metrics_best.json``; when it is of the last iteration, the last
-checkpoint's metrics are reused instead, recorded as ``reused_from='test'``), then
-``result.json`` is written atomically as the very last step. Every finished stage leaves a
+Per run (``<work_dir>/runs/<run_id>/``), the stages of its method's spec
+(:class:`lpd_bench.methods.MethodSpec`): first its pre-stages (e.g. PBIP's prototype bank; each
+output is built once per key under ``<work_dir>/<stage folder>/`` and shared by the runs with that
+key), then ``tools/train.py`` (with ``--resume`` when a checkpoint exists), then ``tools/test.py``
+on the last checkpoint (stage ``test``, ``test_metrics.json``) and on the best-on-val checkpoint
+when training saved one (stage ``test_best``, ``test_metrics_best.json``; when it is of the last
+iteration, the last checkpoint's metrics are reused instead, recorded as ``reused_from='test'``),
+then its post-stages on the last checkpoint, then ``result.json`` is written atomically as the
+very last step. Every finished stage leaves a
 ``stage_<name>.json`` marker so that a rerun skips it. The subprocess output goes to ``run.log``.
 A failed stage writes ``failed.json`` (with the log tail) and the plan goes on.
 
 Runs are executed ``jobs`` at a time by a thread pool (a run's stages stay sequential); each stage
 subprocess gets ``cpu cores // jobs`` intra-op threads (``OMP_NUM_THREADS``, unless the user set
-it), since tiny models on oversubscribed cores run far slower. A shared prototype bank is built by
+it), since tiny models on oversubscribed cores run far slower. A shared pre-stage output is built by
 the first run that needs it while the others wait. SIGINT/SIGTERM kill every running stage's
 process group and stop the plan (:class:`PlanInterrupted`); unfinished runs stay resumable.
 """
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .environment import environment
-from .plan import BANK_PATH, MAIN_GROUP
+from .plan import MAIN_GROUP
 from .results import (FAILED_FILE, PLAN_WALL_FILE, RESULT_FILE, SCHEMA, best_checkpoint,
                       checkpoint_number, last_checkpoint, load_result, read_json, stage_marker,
                       stage_record, valid_metrics, write_json_atomic)
@@ -64,11 +66,12 @@ def stage_threads(jobs) -> int:
 
 @dataclass
 class Tools:
-    """Commands of the stages (tests substitute fakes); paths are relative to ``cwd``."""
+    """Commands of the stages (tests substitute fakes); paths are relative to ``cwd``.
+    ``stages``: extra-stage name -> argv after the interpreter, instead of the spec's command."""
     python: str = sys.executable
     train: str = 'tools/train.py'
     test: str = 'tools/test.py'
-    bank: str = 'tools/build_prototype_bank.py'
+    stages: dict = field(default_factory=dict)
     snapshot: list = field(default_factory=lambda: ['-m', 'lpd_bench.runner.snapshots'])
     cwd: Path = REPO_ROOT
 
@@ -182,8 +185,8 @@ class Executor:
         self.jobs = jobs or available_cores()  # resolved against the plan by run_plan
         self.threads = stage_threads(self.jobs)
         self.children = Children()
-        self.bank_locks = {}  # bank key -> Lock: one run builds a shared bank, the others wait
-        self.bank_locks_lock = threading.Lock()
+        self.output_locks = {}  # extra-stage output -> Lock: one run builds it, the others wait
+        self.output_locks_lock = threading.Lock()
         self.signum = None
 
     def run_dir(self, spec) -> Path:
@@ -298,10 +301,11 @@ class Executor:
         (run_dir / FAILED_FILE).unlink(missing_ok=True)
         options = {**spec.cfg_options, 'randomness.seed': spec.seed}
         stages = []
-        if spec.needs_bank:
-            bank = self.ensure_bank(spec, view)
-            options[BANK_PATH] = bank['path']
-            stages.append(bank)
+        for pre_stage in spec.spec.pre_stages:
+            record = self.ensure_output(pre_stage, spec, view)
+            if pre_stage.config_key is not None:
+                options[pre_stage.config_key] = record['path']
+            stages.append(record)
         train = self.train(spec, options, run_dir, view)
         checkpoints = {'last': train['checkpoint'],
                        'best': train['best_checkpoint'] if 'best_checkpoint' in train
@@ -313,6 +317,9 @@ class Executor:
             test_best = self.test_best(spec, options, run_dir, checkpoints, test, view)
             stages.append(test_best)
             metrics['best'] = read_json(test_best['metrics_file'])
+        for post_stage in spec.spec.post_stages:
+            stages.append(self.ensure_output(post_stage, spec, view, options=options,
+                                             checkpoint=checkpoints['last']))
         if snapshots:
             self.snapshot(spec, options, run_dir, train['checkpoint'], view)
         result = self.assemble(spec, options, stages, metrics, checkpoints)
@@ -323,8 +330,9 @@ class Executor:
     def check_same_config(spec, result, run_dir):
         planned = {'config': spec.config, 'seed': spec.seed, 'data_root': spec.data_root}
         stored = {key: result.get(key) for key in planned}
+        filled = {stage.config_key for stage in spec.spec.pre_stages}
         options = {k: v for k, v in result['cfg_options'].items()
-                   if k not in ('randomness.seed', BANK_PATH)}
+                   if k != 'randomness.seed' and k not in filled}
         if stored != planned or options != spec.cfg_options:
             raise RunConflict(
                 f'{run_dir / RESULT_FILE} holds another configuration ({stored}, {options}) than '
@@ -357,31 +365,41 @@ class Executor:
         return {'wall_s': round(sum(r['wall_s'] for r in rows), 3),
                 'peak_rss_mb': max(r['peak_rss_mb'] for r in rows), 'attempts': len(rows)}
 
-    def ensure_bank(self, spec, view) -> dict:
-        """Stage A of PBIP: the prototype bank of this run's key, built once and shared (a run
-        needing a bank that another run is building waits for it)."""
-        key = spec.bank_key()
-        with self.bank_locks_lock:
-            lock = self.bank_locks.setdefault(key, threading.Lock())
+    def ensure_output(self, stage, spec, view, options=None, checkpoint=None) -> dict:
+        """The record of ``stage`` (:class:`lpd_bench.methods.ExtraStage`) for run ``spec``: its
+        output is built once per key and shared (a run needing an output that another run is
+        building waits for it)."""
+        key = stage.key(spec)
+        with self.output_locks_lock:
+            lock = self.output_locks.setdefault((stage.folder, key), threading.Lock())
         with lock:
-            return self.build_bank(spec, key, view)
+            return self.build_output(stage, spec, key, view, options, checkpoint)
 
-    def build_bank(self, spec, key, view) -> dict:
-        banks = self.work_dir / 'banks'
-        banks.mkdir(parents=True, exist_ok=True)
-        path, marker = banks / f'{key}.pth', banks / f'{key}.json'
+    def build_output(self, stage, spec, key, view, options=None, checkpoint=None) -> dict:
+        """Runs ``stage`` unless its marker and output exist (then ``shared``: built before).
+
+        Pre-stages get the run's own options (data_root, extra options: e.g. the same frozen
+        encoder as training); post-stages the options training used and ``--checkpoint``."""
+        folder = self.work_dir / stage.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        path, marker = folder / f'{key}{stage.suffix}', folder / f'{key}.json'
         record = read_json(marker)
-        if record is not None and path.is_file():
+        if record is not None and path.exists():
             return {**record, 'shared': True}
-        cmd = [self.tools.python, self.tools.bank, spec.config, '--out', path,
-               '--num-per-class', spec.num_per_class, '--seed', spec.seed]
-        if spec.cfg_options:  # the run's own settings (data_root, extra options): same encoder
-            cmd += ['--cfg-options', *cfg_option_args(spec.cfg_options)]
-        usage = self.stage('prototype_bank', cmd, banks, banks / f'{key}.log', view)
-        tool_cost = read_json(f'{path}.cost.json') or {}
-        record = {'name': 'prototype_bank', 'wall_s': usage['wall_s'],
+        command = self.tools.stages.get(stage.name, stage.command)
+        cmd = [self.tools.python, *command, spec.config, '--out', path, '--seed', spec.seed]
+        if checkpoint is not None:
+            cmd += ['--checkpoint', checkpoint]
+        cmd += stage.extra_args(spec)
+        options = spec.cfg_options if options is None else options
+        if options:
+            cmd += ['--cfg-options', *cfg_option_args(options)]
+        usage = self.stage(stage.name, cmd, folder, folder / f'{key}.log', view)
+        if not path.exists():
+            raise StageFailed(stage.name, f'no output at {path}', folder / f'{key}.log')
+        record = {'name': stage.name, 'wall_s': usage['wall_s'],
                   'peak_rss_mb': usage['peak_rss_mb'], 'path': str(path.resolve()),
-                  'tool_cost': tool_cost}
+                  'tool_cost': read_json(f'{path}.cost.json') or {}}
         write_json_atomic(marker, record)
         return {**record, 'shared': False}
 

@@ -1,0 +1,117 @@
+"""LPD's entry in the method registry (:mod:`lpd_bench.methods`): configs, ablations, bench cases.
+
+The ablation knobs are keys of the ``PrototypeHead`` config; :data:`HEAD_KNOB_TAGS` gives each
+override its run-id fragment and is shared by every method built on the head.
+"""
+from lpd_bench.bench.cases import BACKBONE, INFERENCE, TRAIN_STEP, CaseSpec
+from lpd_bench.methods import MethodSpec, register_method
+
+HEAD = 'model.decode_head'
+NUM_PER_CLASS = f'{HEAD}.prototypes.num_per_class'
+DIVERSITY = f'{HEAD}.diversity_loss'
+DIVERSITY_WEIGHT = f'{DIVERSITY}.loss_weight'
+DIVERSITY_VARIANT = f'{DIVERSITY}.variant'
+REFINER = f'{HEAD}.refiner_loss'
+
+#: Run-id fragment of each knob value (None: that value has no fragment).
+HEAD_KNOB_TAGS = {
+    NUM_PER_CLASS: lambda k: f'k{k}',
+    DIVERSITY_WEIGHT: lambda w: f'div{w:g}',
+    DIVERSITY: lambda value: 'nodiv' if value is None else None,
+    DIVERSITY_VARIANT: lambda variant: f'div{variant}',
+    REFINER: lambda value: 'norefiner' if value is None else None,
+}
+
+# Bench cases: the refiner's memory and precision levers.
+_REFINER = REFINER + '.'
+#: Cut-outs per frozen-encoder call in the chunked variants.
+CHUNK_SIZE = 16
+FP32 = {_REFINER + 'encoder_autocast': None}
+BF16 = {_REFINER + 'encoder_autocast': 'bfloat16'}
+PLAIN_REFINER = {_REFINER + 'chunk_size': None, _REFINER + 'checkpoint_encoder': False}
+#: The memory levers on whatever device the case runs and for any batch (the paper config keeps
+#: them for CPU and batches of more than 64 cut-outs).
+ALL_DEVICES = {_REFINER + 'memory_saving_devices': None, _REFINER + 'memory_saving_above': None}
+CHECKPOINTED = {_REFINER + 'chunk_size': None, _REFINER + 'checkpoint_encoder': True,
+                **ALL_DEVICES}
+CHUNKED_CHECKPOINTED = {_REFINER + 'chunk_size': CHUNK_SIZE, _REFINER + 'checkpoint_encoder': True,
+                        **ALL_DEVICES}
+NO_REFINER = {REFINER: None}
+SINGLE_VIEW = {'model.test_cfg.flip': False, 'model.test_cfg.intensities': (1.0, )}
+NO_CRF = {'model.test_cfg.crf': False}
+
+
+def _after(name, description, **kw):
+    return CaseSpec(name, TRAIN_STEP, 'lpd', train_iter='warmup', description=description, **kw)
+
+
+BACKBONE_CASE = CaseSpec('backbone', BACKBONE, 'lpd', description='bare backbone forward + backward')
+BEFORE_WARMUP = CaseSpec('lpd_step_before', TRAIN_STEP, 'lpd', train_iter=0,
+                         description='LPD training step before the loss warm-up')
+CPU_CASES = (
+    BACKBONE_CASE,
+    BEFORE_WARMUP,
+    _after('lpd_step_after', 'LPD training step after the loss warm-up'),
+    _after('lpd_step_after_bf16', 'as lpd_step_after, frozen encoder under bfloat16 autocast',
+           cfg_options=BF16),
+    _after('lpd_step_after_no_refiner', 'as lpd_step_after without the mask refiner (attribution)',
+           cfg_options=NO_REFINER),
+    CaseSpec('infer_single', INFERENCE, 'lpd', cfg_options=dict(SINGLE_VIEW, **NO_CRF),
+             description='LPD inference, single view'),
+    CaseSpec('infer_tta', INFERENCE, 'lpd', cfg_options=dict(NO_CRF),
+             description='LPD inference, TTA (config test_cfg: flip x 3 intensities = 6 views)'),
+)
+PAPER_CASES = (
+    BACKBONE_CASE,
+    BEFORE_WARMUP,
+    _after('lpd_step_after', 'LPD training step after the loss warm-up (config as committed)'),
+    _after('lpd_step_after_plain', 'frozen encoder weights, fp32, no chunking, no checkpointing',
+           cfg_options=dict(PLAIN_REFINER, **FP32)),
+    _after('lpd_step_after_straightforward',
+           'straightforward refiner: fp32, one encoder call, no checkpointing, encoder weight gradients',
+           cfg_options=dict(PLAIN_REFINER, **FP32), encoder_weight_grads=True),
+    _after('lpd_step_after_checkpoint', 'frozen, fp32 + encoder activation checkpointing',
+           cfg_options=dict(CHECKPOINTED, **FP32)),
+    _after('lpd_step_after_chunk_checkpoint',
+           f'frozen, fp32 + checkpointing + chunks of {CHUNK_SIZE} cut-outs',
+           cfg_options=dict(CHUNKED_CHECKPOINTED, **FP32)),
+    _after('lpd_step_after_bf16', 'frozen + encoder under bfloat16 autocast, no chunks/checkpointing',
+           cfg_options=dict(PLAIN_REFINER, **BF16)),
+    _after('lpd_step_after_chunk_checkpoint_bf16',
+           'frozen + checkpointing + chunks + bfloat16 encoder autocast',
+           cfg_options=dict(CHUNKED_CHECKPOINTED, **BF16)),
+)
+
+#: Ablation groups (the paper family's ablations, docs/methods.md), in report order. lambda=0
+#: turns the loss off (diversity_loss=None): the same objective as weight 0 without computing it.
+#: Learnable vs clustered prototypes is compared at k=3 (the public PBIP code's k, also a point
+#: of the k sweep): LPD k=3; LPD k=3 without the diversity loss (the same losses as the PBIP-style
+#: row, so the prototype source is the only difference); the clustered methods join the group.
+ABLATIONS = {
+    'num_per_class': tuple((k, ((NUM_PER_CLASS, k), )) for k in (1, 3, 5, 10)),
+    'diversity_weight': tuple(
+        (w, ((DIVERSITY, None), ) if w == 0 else ((DIVERSITY_WEIGHT, w), ))
+        for w in (0, 0.1, 0.25, 0.5, 1)),
+    'mask_refiner': (('with', ()), ('without', ((REFINER, None), ))),
+    'diversity_form': (('corrected', ()), ('public', ((DIVERSITY_VARIANT, 'public'), ))),
+    'prototype_source': (
+        ('learnable (LPD, k=3)', ((NUM_PER_CLASS, 3), )),
+        ('learnable, no diversity (k=3)', ((NUM_PER_CLASS, 3), (DIVERSITY, None))),
+    ),
+}
+
+LPD = register_method(MethodSpec(
+    name='lpd',
+    label='LPD',
+    configs={'cpu': 'configs/lpd_synth_cpu.py', 'paper': 'configs/lpd_bcss.py'},
+    defaults={NUM_PER_CLASS: 10, DIVERSITY_WEIGHT: 0.5, DIVERSITY_VARIANT: 'corrected'},
+    ablations=ABLATIONS,
+    knob_tags=HEAD_KNOB_TAGS,
+    bench_cases={'cpu': CPU_CASES, 'paper': PAPER_CASES},
+    order=100,
+    group_titles={'num_per_class': 'prototypes per class k',
+                  'diversity_weight': 'diversity weight lambda', 'mask_refiner': 'mask refiner',
+                  'diversity_form': 'diversity loss form',
+                  'prototype_source': 'prototype source (k=3)'},
+    setting_notes={('num_per_class', 1): '1 (no refiner: selects no prototype at k = 1)'},
+))
