@@ -5,8 +5,9 @@ confusion-matrix code): an image's oracle label is the set of tissue classes pre
 ground-truth mask (the same labels that oracle gating multiplies the maps by). Every pixel of the
 image gets the one present class that is most frequent in the *validation* masks (a dataset-level
 prior over pixels; the test masks are not used for it). Background follows the test protocol's
-background channel (docs/protocol.md, section 1, step 7: score (1 - max class score)^10): the chosen class scores 1, so background is never predicted,
-except in an image whose label is empty, where every class scores 0 and every pixel is BG.
+background channel (docs/protocol.md, section 1, step 7: score (1 - max class score)^10): the
+chosen class scores 1, so background is never predicted, except in an image whose label is
+empty, where every class scores 0 and every pixel is BG.
 It shows what oracle gating alone is worth; it is listed under oracle gating only, for all three
 background protocols, and CRF does not apply to it (it has no score maps to refine).
 """
