@@ -278,3 +278,23 @@ def test_no_results_and_mixed_data_roots_are_errors(work_dir, tmp_path):
     path.write_text(path.read_text().replace(str(FIXTURE / 'data'), '/elsewhere'))
     with pytest.raises(ReportError, match='different data roots'):
         build_report(work_dir, tmp_path / 'r')
+
+
+def test_method_readme_gets_its_results_block_and_keeps_the_rest(work_dir, tmp_path):
+    from lpd_bench.report.method_readmes import BEGIN, END
+    readme = tmp_path / 'repo' / get_method('cam').readme
+    readme.parent.mkdir(parents=True)
+    readme.write_text(f'# CAM\nintro\n\n{BEGIN}\nold table\n{END}\n\nafter\n')
+    written = build_report(work_dir, tmp_path / 'r', method_readmes_root=tmp_path / 'repo')
+    assert readme in written
+    text = readme.read_text()
+    assert text.startswith('# CAM\nintro\n') and text.endswith(f'{END}\n\nafter\n')
+    assert 'old table' not in text
+    block = text[text.index(BEGIN):text.index(END)]
+    assert '| Gating' in block and 'mIoU' in block and 'oracle' in block
+    csv = pd.read_csv(tmp_path / 'r' / 'main_results.csv')
+    cam = csv[(csv['method'] == 'cam') & (csv['gating'] == 'oracle')
+              & (csv['protocol'] == 'bg_counted')].iloc[0]
+    assert f'{cam["mIoU_mean"]:.2f}' in block
+    pbip = tmp_path / 'repo' / get_method('pbip').readme
+    assert not pbip.exists()  # no README there: nothing written

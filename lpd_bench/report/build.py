@@ -8,6 +8,7 @@ import pandas as pd
 from ..methods import MAIN_GROUP, ablation_groups, group_titles, pre_stage_names, setting_notes
 from ..runner.results import PLAN_WALL_FILE, iter_results, read_json
 from . import figures, reference
+from .method_readmes import update_method_readmes
 from .tables import (CRF_NOT_APPLICABLE, PROTOCOL_LABELS, ablation_table, split_variant,
                      checkpoints_table, formatted, main_table, mean_std, ordered_methods, pm,
                      protocols_table, row_labels, scores_frame, write_table)
@@ -111,8 +112,10 @@ def main_run_dirs(results, work_dir) -> dict:
     return chosen
 
 
-def build_report(work_dir, out_dir) -> list:
-    """Render everything into ``out_dir``; returns the files written."""
+def build_report(work_dir, out_dir, method_readmes_root=None) -> list:
+    """Render everything into ``out_dir``; returns the files written. With
+    ``method_readmes_root`` (the repository root), each method's README gets its results table
+    (:mod:`.method_readmes`)."""
     results = iter_results(work_dir)
     if not results:
         raise ReportError(f'no complete results (result.json) under {Path(work_dir) / "runs"}; '
@@ -187,6 +190,9 @@ def build_report(work_dir, out_dir) -> list:
                        ('prototype_maps.png', figures.prototype_maps_figure)):
         if draw(run_dirs, data_root, out / name):
             written.append(out / name)
+    if method_readmes_root is not None:
+        written += update_method_readmes(numeric, method_readmes_root,
+                                         f'`lpd-bench report`, {data_note}')
     readme = out / 'README.md'
     plan_wall = read_json(Path(work_dir) / PLAN_WALL_FILE)
     readme.write_text(readme_text(results, data_root, manifest, written, out, plan_wall))
