@@ -3,18 +3,16 @@ import pytest
 import torch
 
 from baselines.pbip import ClusteredPrototypes, PrototypeBankError
-from baselines.pbip.prototype_bank import save_prototype_bank
+from baselines.pbip.prototype_bank import random_bank, save_prototype_bank
 from mmseg.registry import MODELS
 
 
 def write_bank(path, num_classes=4, k=3, dim=512):
-    prototypes = torch.nn.functional.normalize(torch.randn(num_classes * k, dim), dim=1)
-    save_prototype_bank({'prototypes': prototypes, 'num_classes': num_classes, 'num_per_class': k,
-                         'classes': ['TUM', 'STR', 'LYM', 'NEC'][:num_classes],
-                         'images': {'TUM': ['a.png']}, 'encoder': {'type': 'X'}, 'seed': 0,
-                         'wall_time_s': 1.0, 'images_per_s': 1.0, 'peak_rss_mb': 1.0,
-                         'peak_cuda_mb': None}, str(path))
-    return prototypes
+    bank = random_bank(num_classes, k, dim)
+    save_prototype_bank(dict(bank, images={'TUM': ['a.png']}, encoder={'type': 'X'},
+                             wall_time_s=1.0, images_per_s=1.0, peak_rss_mb=1.0,
+                             peak_cuda_mb=None), str(path))
+    return bank['prototypes']
 
 
 def test_loads_bank_as_frozen_buffer(tmp_path):

@@ -6,7 +6,6 @@ The bank is a plain dict of tensors, lists, strings and numbers (``torch.load(we
 """
 import copy
 import json
-import os
 import os.path as osp
 import tempfile
 import time
@@ -22,7 +21,8 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import set_random_seed
 from mmengine.utils import ProgressBar
 
-from lpd_bench.engine.atomic_json import write_json_atomic
+from lpd_bench.data.bcss_meta import TISSUE_CLASSES
+from lpd_bench.engine.atomic_json import atomic_file, write_json_atomic
 from lpd_bench.engine.hooks import peak_rss_mb
 from lpd_bench.models import encoder_resize
 from mmseg.registry import DATASETS, MODELS
@@ -126,11 +126,9 @@ def training_encoder(cfg: Config, num_per_class: int) -> torch.nn.Module:
     head = model_cfg.decode_head
     dim = head.prototypes.get('dim', 512)
     with tempfile.TemporaryDirectory() as tmp, torch.random.fork_rng():
-        placeholder = osp.join(tmp, 'placeholder_bank.pth')
-        torch.save({'prototypes': torch.zeros(head.num_classes * num_per_class, dim),
-                    'num_per_class': num_per_class}, placeholder)
-        head.prototypes = dict(type='ClusteredPrototypes', bank_path=placeholder,
-                               num_per_class=num_per_class, dim=dim)
+        head.prototypes = dict(type='ClusteredPrototypes', num_per_class=num_per_class, dim=dim,
+                               bank_path=osp.join(tmp, 'placeholder_bank.pth'))
+        write_random_bank(Config(dict(model=model_cfg)), head.prototypes.bank_path)
         set_random_seed(**cfg.get('randomness', {}))
         model = MODELS.build(model_cfg)
     return model.decode_head.refiner_loss.encoder
@@ -205,16 +203,8 @@ def save_prototype_bank(bank: dict, path: str) -> str:
 
     Returns the cost JSON path.
     """
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{osp.basename(path)}.', suffix='.tmp')
-    os.close(fd)
-    try:
-        torch.save(bank, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_file(path, 'wb') as f:
+        torch.save(bank, f)
     cost_path = path + '.cost.json'
     write_json_atomic(cost_path, bank_cost(bank, path))
     return cost_path
@@ -230,3 +220,26 @@ def load_prototype_bank(path: str) -> Dict:
     if not isinstance(bank, dict) or 'prototypes' not in bank:
         raise PrototypeBankError(f'{path!r} is not a prototype bank (no "prototypes" entry)')
     return bank
+
+
+def random_bank(num_classes: int, num_per_class: int, dim: int, seed: int = 0) -> dict:
+    """A bank of random unit rows (C*k, dim) in the format of :func:`build_prototype_bank`
+    (prototypes, num_classes, num_per_class, classes, seed; no images, no cost)."""
+    gen = torch.Generator().manual_seed(seed)
+    vectors = F.normalize(torch.randn(num_classes * num_per_class, dim, generator=gen), dim=1)
+    return {'prototypes': vectors, 'num_classes': num_classes, 'num_per_class': num_per_class,
+            'classes': list(TISSUE_CLASSES[:num_classes]), 'seed': seed}
+
+
+def write_random_bank(cfg: Config, path: str, seed: int = 0) -> str:
+    """Stage A's stand-in: write (atomically) a :func:`random_bank` of the shape ``cfg``'s
+    ``ClusteredPrototypes`` expect (``num_per_class``, default 3; ``dim``, default 512) to
+    ``path``, for what needs a bank but not a clustered one (the bench, config tests).
+    Returns ``path``."""
+    head = cfg.model.decode_head
+    prototypes = head.prototypes
+    bank = random_bank(int(head.num_classes), int(prototypes.get('num_per_class', 3)),
+                       int(prototypes.get('dim', 512)), seed)
+    with atomic_file(path, 'wb') as f:
+        torch.save(bank, f)
+    return str(path)

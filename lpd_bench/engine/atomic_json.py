@@ -1,28 +1,49 @@
-"""Write JSON files atomically: a temp file in the same folder, then ``os.replace``."""
+"""Write files atomically: a temp file in the same folder, fsynced, then ``os.replace``.
+
+Every writer of a result, report or bank goes through :func:`atomic_file` (JSON:
+:func:`write_json_atomic`, text: :func:`write_text_atomic`), so readers see the old file or the
+new one, never half of one.
+"""
+import contextlib
 import json
 import os
 import tempfile
 
 
-def write_json_atomic(path, obj):
-    """Write ``obj`` as JSON to ``path`` so readers see the old file or the new one, never half.
-
-    NaN is not valid JSON: callers convert it to ``None`` first (``allow_nan=False`` checks).
-    Values JSON does not know (paths) are written as strings. The data is fsynced before the
-    rename, so a crash right after it cannot leave an empty file under the final name.
-    """
+@contextlib.contextmanager
+def atomic_file(path, mode: str = 'w', **open_kwargs):
+    """Open a temp file next to ``path`` for writing; on a normal exit it is flushed, fsynced and
+    renamed onto ``path`` (so a crash right after cannot leave an empty file under the final
+    name); on an exception it is removed and ``path`` is left as it was. Missing folders are made.
+    The file is readable by all (0o644), as results and reports are meant to be read."""
     path = os.path.abspath(os.fspath(path))
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
     fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=f'.{os.path.basename(path)}.', suffix='.tmp')
     try:
-        os.chmod(tmp_path, 0o644)  # mkstemp makes it private; results are meant to be read
-        with os.fdopen(fd, 'w') as f:
-            json.dump(obj, f, indent=2, allow_nan=False, default=str)
-            f.write('\n')
+        os.chmod(tmp_path, 0o644)  # mkstemp makes it private
+        with os.fdopen(fd, mode, **open_kwargs) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
     except BaseException:
         os.unlink(tmp_path)
         raise
+
+
+def write_json_atomic(path, obj):
+    """Write ``obj`` as JSON to ``path`` atomically (:func:`atomic_file`).
+
+    NaN is not valid JSON: callers convert it to ``None`` first (``allow_nan=False`` checks).
+    Values JSON does not know (paths) are written as strings.
+    """
+    with atomic_file(path) as f:
+        json.dump(obj, f, indent=2, allow_nan=False, default=str)
+        f.write('\n')
+
+
+def write_text_atomic(path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (:func:`atomic_file`), newlines as given."""
+    with atomic_file(path, newline='') as f:
+        f.write(text)
