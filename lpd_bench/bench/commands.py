@@ -11,9 +11,9 @@ PRESET_DEFAULTS = {'cpu': (20, 3), 'paper': (2, 1)}
 def add_commands(subparsers) -> None:
     parser = subparsers.add_parser(
         'bench', help='measure training/inference speed and peak memory -> reports/perf.md',
-        description='Time the hot paths (bare backbone, CAM/PBIP/LPD training steps, inference with '
-        'and without TTA, prototype-bank building) at one batch and input size in one process, '
-        'measure each case\'s peak memory, check the targets and write OUT/perf.md and perf.csv.')
+        description='Time the hot paths (bare backbone, the training steps of every registered '
+        'method, inference with and without TTA, the methods\' own cases) at one batch and input '
+        'size in one process, measure each case\'s peak memory and write OUT/perf.md and perf.csv.')
     parser.add_argument('--preset', choices=['cpu', 'paper'], default='cpu',
                         help='cpu: configs/*_synth_cpu.py; paper: configs/*_bcss.py (MiT-B1, k=10)')
     parser.add_argument('--batch', type=int, help='batch size (default: the LPD config\'s)')
@@ -27,10 +27,7 @@ def add_commands(subparsers) -> None:
     parser.add_argument('--memory-cap-gib', type=float, default=12.0,
                         help='address-space cap of each CPU memory probe; a case over it is '
                         'reported as such and not timed (0: no cap; default 12)')
-    parser.add_argument('--no-profile', action='store_true', help='skip profiling failed targets')
     parser.add_argument('--out', default='reports', help='folder of perf.md / perf.csv')
-    parser.add_argument('--runs-dir', default=None,
-                        help='runner results read for the run targets (default work_dirs/bench/runs)')
     parser.add_argument('--render-only', action='store_true',
                         help='measure nothing: re-write OUT/perf.md from OUT/perf.csv (and the '
                         'reports of other machines in OUT/*/perf.csv)')
@@ -63,9 +60,9 @@ def describe_command(settings, args) -> str:
 
 
 def run(args) -> int:
-    from .harness import DEFAULT_RUNS_DIR, BenchSettings, rerender, run_bench
+    from .harness import BenchSettings, rerender, run_bench
     if args.render_only:
-        report_targets(rerender(args.out, args.runs_dir or DEFAULT_RUNS_DIR))
+        rerender(args.out)
         return 0
     repeats, warmup = PRESET_DEFAULTS[args.preset]
     settings = BenchSettings(
@@ -75,16 +72,19 @@ def run(args) -> int:
         cases=args.cases, cfg_options=parse_cfg_options(args.cfg_options),
         memory=not args.no_memory,
         address_space_cap_mib=args.memory_cap_gib * 1024 if args.memory_cap_gib else None,
-        profile_failures=not args.no_profile, out_dir=args.out,
-        runs_dir=args.runs_dir or DEFAULT_RUNS_DIR,
-        command='')
-    report_targets(run_bench(settings, describe=lambda s: describe_command(s, args)))
+        out_dir=args.out, command='')
+    print_summary(run_bench(settings, describe=lambda s: describe_command(s, args)))
     return 0
 
 
-def report_targets(targets) -> None:
-    from .targets import FAIL
-    for t in targets:
-        print(f'[bench] {t.status:12s} {t.name} ({t.preset}): {t.detail}')
-    failed = [t for t in targets if t.status == FAIL]
-    print(f'[bench] {len(failed)} target(s) failed' if failed else '[bench] no target failed')
+def print_summary(rows) -> None:
+    """One line per measured case: median time, throughput and peak memory."""
+    from .report import MEASURE
+    for r in rows:
+        if r['record'] != MEASURE:
+            continue
+        median = 'not timed' if r['median_s'] is None else f'median {r["median_s"]:.4g} s'
+        rate = '' if r['images_per_s'] is None else f', {r["images_per_s"]:.3g} images/s'
+        peak = '' if r['peak_mem_mib'] is None else f', peak {r["peak_mem_mib"]:.0f} MiB'
+        print(f'[bench] {r["preset"]}/{r["case"]} (batch {r["batch"]}, input {r["input_size"]}): '
+              f'{median}{rate}{peak}')

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU checks of lpd-bench on an offline CUDA machine, in one call of at most ~8.5 minutes.
 #
-#     bash scripts/device_check.sh WHEEL_DIR OUT_DIR
+#     bash tests/perf/device_check.sh WHEEL_DIR OUT_DIR
 #
 # Run from the repository root. WHEEL_DIR holds, for the machine's python3 (3.12, x86-64):
 # the wheels of every runtime dependency the machine lacks (mmengine, mmsegmentation, ftfy,
@@ -86,7 +86,7 @@ CPU_B10_FIRST=${CPU_B10_FIRST:-0}
 SKIP_STAGES=${SKIP_STAGES:-}
 
 if [ $# -ne 2 ]; then
-  echo "usage: bash scripts/device_check.sh WHEEL_DIR OUT_DIR   (from the repository root)" >&2
+  echo "usage: bash tests/perf/device_check.sh WHEEL_DIR OUT_DIR   (from the repository root)" >&2
   exit 2
 fi
 if [ ! -f tools/check_cuda.py ] || [ ! -d lpd_bench ]; then
@@ -180,7 +180,7 @@ mmcv_fallback() {
       && rm -rf "$SITE"/mmcv/ops/csrc || return 1
   fi
   cat >"$SITE"/mmcv/ops/__init__.py <<'PYEOF'
-"""LPD-BENCH FALLBACK SHIM, NOT mmcv.ops: written by scripts/device_check.sh because mmcv 2.1.0
+"""LPD-BENCH FALLBACK SHIM, NOT mmcv.ops: written by tests/perf/device_check.sh because mmcv 2.1.0
 could not be built with its compiled ops on this machine. It defines only the names that mmseg
 1.2.2, mmengine 0.10.7 and mmcv import from mmcv.ops at module level or for isinstance checks;
 calling or instantiating any of them raises NotImplementedError. lpd-bench's models use no mmcv op.
@@ -196,7 +196,7 @@ warnings.warn('mmcv.ops is the lpd-bench FALLBACK SHIM (mmcv without compiled op
 def _missing(name):
     def op(*args, **kwargs):
         raise NotImplementedError(f'mmcv.ops.{name}: lpd-bench fallback shim, mmcv was installed '
-                                  'without compiled ops (scripts/device_check.sh)')
+                                  'without compiled ops (tests/perf/device_check.sh)')
     op.__name__ = op.__qualname__ = name
     return op
 
@@ -204,7 +204,7 @@ def _missing(name):
 class _MissingOp(torch.nn.Module):
     def __init__(self, *args, **kwargs):
         raise NotImplementedError(f'mmcv.ops.{type(self).__name__}: lpd-bench fallback shim, mmcv '
-                                  'was installed without compiled ops (scripts/device_check.sh)')
+                                  'was installed without compiled ops (tests/perf/device_check.sh)')
 
 
 point_sample = _missing('point_sample')
@@ -300,12 +300,12 @@ PYEOF
 stage_cuda_bench() {
   local out="$OUT_DIR/perf_cuda" rc
   run_stage cuda_bench "$T_CUDA_BENCH" "$PY" tools/benchmark.py --preset paper --device cuda \
-    --batch "$BATCH" --repeats "$CUDA_REPEATS" --warmup 1 --no-profile --out "$out"
+    --batch "$BATCH" --repeats "$CUDA_REPEATS" --warmup 1 --out "$out"
   rc=$?
   if [[ $rc -ne 0 && $rc -ne 124 && $rc -ne 137 && $rc -ne 125 ]]; then
     log "cuda_bench failed: retrying with the three core cases only"
     run_stage cuda_bench_core "$T_CUDA_BENCH" "$PY" tools/benchmark.py --preset paper --device cuda \
-      --batch "$BATCH" --repeats "$CUDA_REPEATS" --warmup 1 --no-profile \
+      --batch "$BATCH" --repeats "$CUDA_REPEATS" --warmup 1 \
       --cases backbone lpd_step_after lpd_step_after_straightforward --out "$out"
   fi
 }
@@ -314,7 +314,7 @@ stage_cpu_b10() {
   run_stage cpu_b10 "$T_CPU_B10" env OMP_NUM_THREADS="$CPU_THREADS" MKL_NUM_THREADS="$CPU_THREADS" \
     CUDA_VISIBLE_DEVICES='' "$PY" -c "$MAXRSS_WRAPPER_PY" \
     "$PY" tools/benchmark.py --preset paper --device cpu --batch "$BATCH" --repeats 1 --warmup "$CPU_WARMUP" \
-    --no-profile --no-memory --cases backbone lpd_step_after lpd_step_after_straightforward \
+    --no-memory --cases backbone lpd_step_after lpd_step_after_straightforward \
     --out "$OUT_DIR/perf_cpu_b10"
 }
 
@@ -423,7 +423,7 @@ main() {
     if [[ $cuda_ok -eq 1 ]]; then
       rm -rf /tmp/lpd_perf_cuda_solo
       run_stage cuda_solo_mem "$T_CUDA_SOLO" "$PY" tools/benchmark.py --preset paper --device cuda \
-        --batch "$BATCH" --repeats 1 --warmup 1 --no-profile --cases lpd_step_after \
+        --batch "$BATCH" --repeats 1 --warmup 1 --cases lpd_step_after \
         --out /tmp/lpd_perf_cuda_solo
     else
       skip_stage cuda_solo_mem "no CUDA"

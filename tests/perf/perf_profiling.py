@@ -1,8 +1,11 @@
-"""Where the time of one call goes: torch.profiler operators and cProfile project functions."""
+"""Where the time of one call goes: torch.profiler operators and cProfile project functions.
+
+Used by check_targets.py ``--profile`` on the benchmark cases behind failed targets.
+"""
 import cProfile
 import os.path as osp
 import pstats
-from typing import Callable, List
+from typing import Callable, Dict, List, Optional
 
 import torch
 
@@ -39,3 +42,15 @@ def python_functions(run: Callable[[], object], top: int = 10) -> List[str]:
 def profile_lines(run: Callable[[], object], top: int = 10) -> List[str]:
     """Both views of one call each (the caller has warmed ``run`` up)."""
     return torch_ops(run, top) + python_functions(run, top)
+
+
+def profile_case(preset: str, name: str, batch: int, size: int, device: str = 'cpu',
+                 cfg_options: Optional[Dict] = None, root: str = '.', top: int = 10) -> List[str]:
+    """Both views of one warmed-up call of the benchmark case ``name`` of ``preset``, built as
+    ``lpd-bench bench`` builds it (its config under ``root``, ``cfg_options`` for every config)."""
+    from lpd_bench.bench import cases as C
+    spec = C.case_by_name(preset, name)
+    with C.prepared(spec, osp.join(root, C.case_config(preset, spec)), batch, size, device,
+                    cfg_options or {}) as case:
+        case.run()
+        return profile_lines(case.run, top)

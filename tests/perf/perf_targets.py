@@ -1,16 +1,18 @@
 """The speed and memory targets of the performance issue, checked against measured rows.
 
-A measurement row is a dict with at least ``preset``, ``case``, ``batch``, ``input_size``,
-``median_s`` and ``peak_mem_mib`` (None or NaN when not measured); runner results are the
-``result.json`` dicts of ``lpd-bench run`` (ARCHITECTURE.md, run result contract).
+Development checks, not part of what a user measures (see README.md here): the limits come from
+our planning. A measurement row is a dict of ``lpd-bench bench``'s perf.csv with at least
+``preset``, ``case``, ``batch``, ``input_size``, ``median_s`` and ``peak_mem_mib`` (None, '' or
+NaN when not measured); runner results are the complete ``result.json`` dicts of ``lpd-bench
+run`` (``lpd_bench.runner.results.iter_results``: the runner's own validity rule).
 """
-import glob
-import json
 import math
 import os.path as osp
 import statistics
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Sequence, Tuple
+
+from lpd_bench.runner.results import PLAN_WALL_FILE, iter_results, read_json
 
 PASS, FAIL, NOT_MEASURED, REPORTED = 'PASS', 'FAIL', 'NOT MEASURED', 'REPORTED'
 GIB = 1024.0  # MiB per GiB
@@ -55,8 +57,6 @@ CPU_RUN_MEMORY_LIMIT_MIB = 4 * GIB
 CPU_RUN_ALL_LIMIT_S = 15 * 60.0
 PAPER_MEMORY_LIMIT_MIB = 8 * GIB
 PAPER_MEMORY_BATCH = 10
-#: Written by the runner next to its runs folder: the whole plan's wall time.
-PLAN_WALL_FILE = 'plan_wall.json'
 
 
 @dataclass(frozen=True)
@@ -169,28 +169,17 @@ def bench_memory_result(rows: Sequence[dict], name: str, preset: str, limit_mib:
                         f'({worst.get("memory_method", "")})')
 
 
-def load_run_results(runs_dir: str) -> List[dict]:
-    """Every complete run's ``result.json`` under ``runs_dir`` (missing folder: none)."""
-    results = []
-    for path in sorted(glob.glob(osp.join(runs_dir, '*', 'result.json'))):
-        with open(path) as f:
-            try:
-                results.append(json.load(f))
-            except json.JSONDecodeError as err:
-                raise ValueError(f'{path}: not valid JSON ({err})') from err
-    return results
+def load_run_results(work_dir: str) -> List[dict]:
+    """Every complete run result under ``work_dir/runs`` (the runner's rule; none if missing)."""
+    return iter_results(work_dir)
 
 
-def read_plan_wall(runs_dir: str) -> Optional[dict]:
-    """The runner's ``plan_wall.json`` next to ``runs_dir`` (``{"wall_s", "runs", "jobs"}``) or None."""
-    path = osp.join(osp.dirname(osp.normpath(runs_dir)), PLAN_WALL_FILE)
+def read_plan_wall(work_dir: str) -> Optional[dict]:
+    """The runner's ``work_dir/plan_wall.json`` (``{"wall_s", "runs", "jobs", ...}``) or None."""
+    path = osp.join(work_dir, PLAN_WALL_FILE)
     if not osp.isfile(path):
         return None
-    with open(path) as f:
-        try:
-            plan = json.load(f)
-        except json.JSONDecodeError as err:
-            raise ValueError(f'{path}: not valid JSON ({err})') from err
+    plan = read_json(path)
     if not isinstance(plan, dict) or _finite(plan.get('wall_s')) is None:
         raise ValueError(f'{path}: expected {{"wall_s": seconds, "runs": N, "jobs": J}}, got {plan!r}')
     return dict(plan, path=path)
@@ -217,7 +206,7 @@ def one_seed_wall(plan: dict) -> tuple:
     return wall_s, detail + ' (s)'
 
 
-def run_results(runs: Sequence[dict], runs_dir: str) -> List[TargetResult]:
+def run_results(runs: Sequence[dict], work_dir: str) -> List[TargetResult]:
     """Targets read from the runner's results: CPU-preset run peaks and `run --all` wall time
     (the plan's own wall time from ``plan_wall.json`` if the runner wrote one, else the sum of the
     runs' ``total_wall_s``, which overstates it when runs go concurrently)."""
@@ -225,7 +214,7 @@ def run_results(runs: Sequence[dict], runs_dir: str) -> List[TargetResult]:
     mem_name = 'peak memory of any CPU-preset run (runner results)'
     wall_name = '`lpd-bench run --all` wall time, default preset, one seed (runner results)'
     if not cpu:
-        why = f'no CPU-preset result.json under {runs_dir}'
+        why = f'no complete CPU-preset result under {osp.join(work_dir, "runs")}'
         return [TargetResult(mem_name, 'cpu', None, CPU_RUN_MEMORY_LIMIT_MIB, '<', NOT_MEASURED, why),
                 TargetResult(wall_name, 'cpu', None, CPU_RUN_ALL_LIMIT_S, '<', NOT_MEASURED, why)]
     peaks = [(float(r['cost']['peak_rss_mb']), r['run_id']) for r in cpu
@@ -238,7 +227,7 @@ def run_results(runs: Sequence[dict], runs_dir: str) -> List[TargetResult]:
     else:
         mem = TargetResult(mem_name, 'cpu', None, CPU_RUN_MEMORY_LIMIT_MIB, '<', NOT_MEASURED,
                            'the results record no cost.peak_rss_mb')
-    plan = read_plan_wall(runs_dir)
+    plan = read_plan_wall(work_dir)
     if plan is not None:
         wall_s, detail = one_seed_wall(plan)
         wall = TargetResult(wall_name, 'cpu', wall_s, CPU_RUN_ALL_LIMIT_S, '<',
@@ -256,7 +245,7 @@ def run_results(runs: Sequence[dict], runs_dir: str) -> List[TargetResult]:
     return [mem, wall]
 
 
-def evaluate(rows: Sequence[dict], runs: Sequence[dict], runs_dir: str) -> List[TargetResult]:
+def evaluate(rows: Sequence[dict], runs: Sequence[dict], work_dir: str) -> List[TargetResult]:
     """Every target: ratios, bench peak memories and the runner's results.
 
     All targets are CPU targets (the performance issue sets them on CPU), so only rows measured
@@ -266,8 +255,15 @@ def evaluate(rows: Sequence[dict], runs: Sequence[dict], runs_dir: str) -> List[
     results = [res for target in RATIO_TARGETS for res in ratio_results(rows, target)]
     results.append(bench_memory_result(rows, 'peak memory of every CPU-preset bench case', 'cpu',
                                        CPU_RUN_MEMORY_LIMIT_MIB))
-    results.extend(run_results(runs, runs_dir))
+    results.extend(run_results(runs, work_dir))
     results.append(bench_memory_result(
         rows, f'peak memory, paper setting, LPD step after warm-up, batch {PAPER_MEMORY_BATCH}',
         'paper', PAPER_MEMORY_LIMIT_MIB, cases=['lpd_step_after'], batch=PAPER_MEMORY_BATCH))
     return results
+
+
+def failed_cases(targets: Sequence[TargetResult], preset: str) -> List[str]:
+    """Numerator cases of the failed ratio targets of ``preset`` (the ones worth profiling)."""
+    failed = {t.name for t in targets if t.status == FAIL and t.preset == preset}
+    return list(dict.fromkeys(t.numerator for t in RATIO_TARGETS
+                              if t.name in failed and t.preset == preset))

@@ -1,11 +1,13 @@
-"""Timing statistics and target checks of the benchmark harness, on hand-made numbers."""
+"""The performance targets (tests/perf/perf_targets.py) on hand-made numbers, and the check script."""
 import json
 
 import pytest
+from check_targets import main as check_targets
+from perf_targets import (FAIL, NOT_MEASURED, PASS, RATIO_TARGETS, REPORTED, evaluate,
+                          failed_cases, load_run_results, ratio_results, run_results)
 
-from lpd_bench.bench.stats import Timing, measure, measure_interleaved
-from lpd_bench.bench.targets import (FAIL, NOT_MEASURED, PASS, RATIO_TARGETS, REPORTED, evaluate,
-                                     load_run_results, ratio_results, run_results)
+from lpd_bench.bench.report import MEASURE, write_csv
+from lpd_bench.runner.results import SCHEMA
 
 
 def row(case, median, preset='cpu', batch=2, size=224, peak=None):
@@ -17,29 +19,6 @@ def by_name(results, name, preset=None):
     hits = [r for r in results if r.name == name and (preset is None or r.preset == preset)]
     assert hits, name
     return hits
-
-
-def test_timing_median_min_max():
-    t = Timing.from_samples([3.0, 1.0, 2.0, 10.0])
-    assert (t.median_s, t.min_s, t.max_s, t.repeats) == (2.5, 1.0, 10.0, 4)
-    assert t.per_second(5) == pytest.approx(2.0)
-    with pytest.raises(ValueError, match='at least one sample'):
-        Timing.from_samples([])
-
-
-def test_measure_warms_up_then_times_each_call():
-    calls = []
-    t = measure(lambda: calls.append(1), warmup=2, repeats=3)
-    assert len(calls) == 5 and t.repeats == 3 and t.min_s >= 0
-    with pytest.raises(ValueError, match='repeats'):
-        measure(lambda: None, warmup=0, repeats=0)
-
-
-def test_interleaved_rounds_warm_each_case_then_alternate():
-    order = []
-    timings = measure_interleaved([lambda: order.append('a'), lambda: order.append('b')],
-                                  warmup=1, repeats=2)
-    assert order == ['a', 'b', 'a', 'b', 'a', 'b'] and [t.repeats for t in timings] == [2, 2]
 
 
 def test_ratio_targets_pass_and_fail_on_hand_made_numbers():
@@ -74,18 +53,21 @@ def test_missing_preset_is_not_measured():
     assert len(res) == 1 and res[0].status == NOT_MEASURED and res[0].value is None
 
 
-def run_result(run_id, peak, wall, seed=0, preset='cpu'):
-    return {'run_id': run_id, 'seed': seed, 'preset': preset,
-            'cost': {'peak_rss_mb': peak, 'total_wall_s': wall}}
+def write_result(work_dir, run_id, peak, wall, seed=0, preset='cpu'):
+    """A complete result.json (the runner's rule) of the run ``run_id`` in ``work_dir/runs``."""
+    run_dir = work_dir / 'runs' / run_id
+    run_dir.mkdir(parents=True)
+    (run_dir / 'result.json').write_text(json.dumps(
+        {'schema': SCHEMA, 'run_id': run_id, 'method': 'm', 'seed': seed, 'preset': preset,
+         'config': 'c.py', 'cfg_options': {}, 'metrics': {'results': {}}, 'env': {},
+         'cost': {'peak_rss_mb': peak, 'total_wall_s': wall}}))
 
 
 def test_run_results_targets_from_runner_json(tmp_path):
-    runs = tmp_path / 'runs'
     for i, (peak, wall, seed) in enumerate([(1000, 300, 0), (4500, 400, 0), (900, 5000, 1)]):
-        (runs / f'r{i}').mkdir(parents=True)
-        (runs / f'r{i}' / 'result.json').write_text(json.dumps(run_result(f'r{i}', peak, wall, seed)))
-    (runs / 'incomplete').mkdir()  # no result.json: ignored
-    mem, wall = run_results(load_run_results(str(runs)), str(runs))
+        write_result(tmp_path, f'r{i}', peak, wall, seed)
+    (tmp_path / 'runs' / 'incomplete').mkdir()  # no result.json: ignored
+    mem, wall = run_results(load_run_results(str(tmp_path)), str(tmp_path))
     assert mem.value == 4500 and mem.status == FAIL and 'r1' in mem.detail
     assert wall.value == 700 and wall.status == PASS  # seed 0 only: 300 + 400 s < 900 s
     none_mem, none_wall = run_results([], 'nowhere')
@@ -93,33 +75,34 @@ def test_run_results_targets_from_runner_json(tmp_path):
 
 
 def test_run_all_wall_time_read_from_plan_wall_json(tmp_path):
-    runs = tmp_path / 'bench' / 'runs'
+    work_dir = tmp_path / 'bench'
     for i, wall in enumerate([500, 600]):  # sum 1100 s: FAIL if summed
-        (runs / f'r{i}').mkdir(parents=True)
-        (runs / f'r{i}' / 'result.json').write_text(json.dumps(run_result(f'r{i}', 800, wall)))
-    assert run_results(load_run_results(str(runs)), str(runs))[1].value == 1100
-    (tmp_path / 'bench' / 'plan_wall.json').write_text(json.dumps({'wall_s': 650.5, 'runs': 2, 'jobs': 2}))
-    _, wall = run_results(load_run_results(str(runs)), str(runs))
+        write_result(work_dir, f'r{i}', 800, wall)
+    assert run_results(load_run_results(str(work_dir)), str(work_dir))[1].value == 1100
+    (work_dir / 'plan_wall.json').write_text(json.dumps({'wall_s': 650.5, 'runs': 2, 'jobs': 2}))
+    _, wall = run_results(load_run_results(str(work_dir)), str(work_dir))
     assert wall.value == 650.5 and wall.status == PASS
     assert 'plan_wall.json' in wall.detail and '2 at a time' in wall.detail
     assert 'scaled' not in wall.detail
     # Seeds 0 1 2 with seed 0 already done: 26 of 39 runs executed -> one seed = 13/26 of it.
-    (tmp_path / 'bench' / 'plan_wall.json').write_text(json.dumps(
+    (work_dir / 'plan_wall.json').write_text(json.dumps(
         {'wall_s': 1085.6, 'runs': 39, 'executed': 26, 'skipped': 13, 'jobs': 2,
          'seeds': [0, 1, 2]}))
-    _, wall = run_results(load_run_results(str(runs)), str(runs))
+    _, wall = run_results(load_run_results(str(work_dir)), str(work_dir))
     assert wall.value == pytest.approx(542.8) and wall.status == PASS
     assert "26 executed of 39 runs" in wall.detail and "scaled to one seed's 13 runs" in wall.detail
-    (tmp_path / 'bench' / 'plan_wall.json').write_text(json.dumps({'runs': 2}))
+    (work_dir / 'plan_wall.json').write_text(json.dumps({'runs': 2}))
     with pytest.raises(ValueError, match='plan_wall.json: expected'):
-        run_results(load_run_results(str(runs)), str(runs))
+        run_results(load_run_results(str(work_dir)), str(work_dir))
 
 
-def test_bad_result_json_names_the_file(tmp_path):
-    (tmp_path / 'r0').mkdir()
-    (tmp_path / 'r0' / 'result.json').write_text('{oops')
-    with pytest.raises(ValueError, match='r0/result.json'):
-        load_run_results(str(tmp_path))
+def test_incomplete_results_do_not_count(tmp_path):
+    write_result(tmp_path, 'r0', 800, 100)
+    (tmp_path / 'runs' / 'r1').mkdir()
+    (tmp_path / 'runs' / 'r1' / 'result.json').write_text('{oops')  # a torn write
+    (tmp_path / 'runs' / 'r2').mkdir()
+    (tmp_path / 'runs' / 'r2' / 'result.json').write_text('{"run_id": "r2"}')  # no schema
+    assert [r['run_id'] for r in load_run_results(str(tmp_path))] == ['r0']
 
 
 def test_paper_memory_target_needs_batch_10():
@@ -156,6 +139,29 @@ def test_ratio_is_the_median_of_per_round_ratios_when_timed_in_the_same_rounds()
     assert res.value == pytest.approx(1.2 / 1.9)
 
 
-def test_timing_keeps_its_samples_in_order():
-    t = Timing.from_samples([3.0, 1.0, 2.0])
-    assert t.samples == (3.0, 1.0, 2.0) and t.median_s == 2.0
+
+
+def test_failed_cases_are_the_numerators_of_failed_ratio_targets():
+    rows = [row('cam_step', 1.0), row('lpd_step_after', 2.0), row('lpd_step_before', 1.0),
+            row('infer_single', 1.0), row('infer_tta', 3.0)]
+    assert failed_cases(evaluate(rows, [], ''), 'cpu') == ['lpd_step_after']
+    assert failed_cases(evaluate(rows, [], ''), 'paper') == []
+
+
+def test_check_script_reads_the_bench_csv_and_fails_on_a_failed_target(tmp_path, capsys):
+    rows = [dict(row('cam_step', 1.0), record=MEASURE), dict(row('lpd_step_after', 2.0),
+                                                             record=MEASURE)]
+    write_csv(str(tmp_path / 'perf.csv'), rows)
+    write_csv(str(tmp_path / 'other' / 'perf.csv'), [dict(rows[0], case='lpd_step_before',
+                                                          median_s=1.05)])
+    out = tmp_path / 'targets.md'
+    assert check_targets(['--reports', str(tmp_path), '--work-dir', str(tmp_path / 'none'),
+                          '--out', str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert 'FAIL         LPD step after warm-up / CAM step (cpu)' in printed
+    assert '1 target(s) failed' in printed
+    text = out.read_text()
+    assert '| LPD step after warm-up / CAM step | cpu | 2x <= 1.5x | **FAIL** |' in text
+    assert f'## {tmp_path / "other" / "perf.csv"}' in text  # other machines: what they measured
+    write_csv(str(tmp_path / 'perf.csv'), rows[:1])
+    assert check_targets(['--reports', str(tmp_path), '--work-dir', str(tmp_path / 'none')]) == 0
