@@ -6,27 +6,23 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from helpers import CONFIG, REPO, load_tool
+
 from baselines.pbip import write_random_bank
+from lpd_bench import apis
 from lpd_bench.data import bcss_meta
 from lpd_bench.models.segmentor import WeaklySupervisedSegmentor
-from test_train_e2e import CONFIG, REPO, load_tool, tiny_data  # noqa: F401 (fixture)
 
-TOP_LEVEL_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', '*.py')))
+TOP_LEVEL_CONFIGS = sorted(glob.glob(str(REPO / 'configs' / '*.py')))
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 
-@pytest.fixture(scope='module')
-def common():
-    from lpd_bench import apis
-    return apis
-
-
-def load(common, config, *options, work_dir=None):
+def load(config, *options, work_dir=None):
     """The config as tools/train.py and tools/test.py load it."""
     argv = [config] + (['--cfg-options', *options] if options else [])
     parser = load_tool('train').build_parser()
     args = parser.parse_args(argv + (['--work-dir', work_dir] if work_dir else []))
-    return common.load_config_from_args(args)
+    return apis.load_config_from_args(args)
 
 
 def test_there_are_paper_and_cpu_configs():
@@ -35,10 +31,10 @@ def test_there_are_paper_and_cpu_configs():
 
 
 @pytest.mark.parametrize('config', TOP_LEVEL_CONFIGS, ids=osp.basename)
-def test_config_builds_model_and_datasets(config, common, tiny_data, tmp_path):
+def test_config_builds_model_and_datasets(config, tiny_data, tmp_path):
     from mmengine.registry import init_default_scope
     from mmseg.registry import DATASETS, MODELS
-    cfg = load(common, config, f'data_root={tiny_data}')
+    cfg = load(config, f'data_root={tiny_data}')
     assert cfg.default_scope == 'mmseg'
     init_default_scope(cfg.default_scope)
     assert cfg.custom_imports == dict(imports=['lpd_bench', 'baselines'],
@@ -55,8 +51,8 @@ def test_config_builds_model_and_datasets(config, common, tiny_data, tmp_path):
 
 
 @pytest.mark.parametrize('config', ['lpd_bcss.py', 'lpd_synth_cpu.py'])
-def test_normalisation_matches_bcss_meta(config, common):
-    cfg = load(common, osp.join(REPO, 'configs', config))
+def test_normalisation_matches_bcss_meta(config):
+    cfg = load(str(REPO / 'configs' / config))
     preprocessor = cfg.model.data_preprocessor
     assert preprocessor.type == 'SegDataPreProcessor'
     assert preprocessor.mean == pytest.approx(bcss_meta.MEAN_BGR_255, abs=1e-6)
@@ -64,8 +60,8 @@ def test_normalisation_matches_bcss_meta(config, common):
     assert preprocessor.bgr_to_rgb is False
 
 
-def test_paper_config_values(common):
-    cfg = load(common, osp.join(REPO, 'configs', 'lpd_bcss.py'))
+def test_paper_config_values():
+    cfg = load(str(REPO / 'configs' / 'lpd_bcss.py'))
     backbone, head = cfg.model.backbone, cfg.model.decode_head
     assert backbone.embed_dims == 64 and backbone.num_heads == [1, 2, 5, 8]
     assert backbone.strides == [4, 2, 2, 1] and backbone.drop_path_rate == 0.1
@@ -84,66 +80,65 @@ def test_paper_config_values(common):
     assert cfg.env_cfg.dist_cfg.backend == ('nccl' if cuda else 'gloo')
 
 
-def test_data_root_option_reaches_every_dataloader(common, tmp_path):
-    cfg = load(common, CONFIG, f'data_root={tmp_path}')
+def test_data_root_option_reaches_every_dataloader(tmp_path):
+    cfg = load(CONFIG, f'data_root={tmp_path}')
     assert cfg.data_root == str(tmp_path)
     assert [cfg[name].dataset.data_root for name in LOADERS] == [str(tmp_path)] * 3
     # without the option the config's own value stays (None: the default synthetic set)
-    assert load(common, CONFIG).test_dataloader.dataset.data_root is None
+    assert load(CONFIG).test_dataloader.dataset.data_root is None
 
 
-def test_data_root_reaches_wrapped_datasets(common):
+def test_data_root_reaches_wrapped_datasets():
     leaf = dict(type='BCSSWSSSDataset', data_root='a', split='train')
     cfg = Config(dict(
         train_dataloader=dict(dataset=dict(type='RepeatDataset', times=2, dataset=leaf)),
         val_dataloader=dict(dataset=dict(type='ConcatDataset', datasets=[leaf, leaf])),
         test_dataloader=None))
-    common.set_data_root(cfg, 'b')
+    apis.set_data_root(cfg, 'b')
     assert cfg.train_dataloader.dataset.dataset.data_root == 'b'
     assert [d.data_root for d in cfg.val_dataloader.dataset.datasets] == ['b', 'b']
 
 
-def test_checkpoint_options(common):
-    cfg = load(common, CONFIG, 'encoder_checkpoint=enc.pth', 'backbone_checkpoint=mit_b1.pth',
+def test_checkpoint_options():
+    cfg = load(CONFIG, 'encoder_checkpoint=enc.pth', 'backbone_checkpoint=mit_b1.pth',
                'randomness.seed=3')
     assert cfg.model.decode_head.refiner_loss.encoder.checkpoint == 'enc.pth'
     assert cfg.model.backbone.init_cfg == dict(type='PretrainedMiT', checkpoint='mit_b1.pth')
-    assert load(common, CONFIG).model.backbone.init_cfg is None
+    assert load(CONFIG).model.backbone.init_cfg is None
     assert cfg.randomness.seed == 3
     with pytest.raises(ValueError, match='no model.decode_head.refiner_loss'):
-        load(common, CONFIG, 'model.decode_head.refiner_loss=None', 'encoder_checkpoint=x.pth')
+        load(CONFIG, 'model.decode_head.refiner_loss=None', 'encoder_checkpoint=x.pth')
 
 
-def test_work_dir_defaults_to_config_name(common, tmp_path):
-    assert load(common, CONFIG).work_dir == osp.join('./work_dirs', 'lpd_synth_cpu')
-    assert load(common, CONFIG, work_dir=str(tmp_path)).work_dir == str(tmp_path)
+def test_work_dir_defaults_to_config_name(tmp_path):
+    assert load(CONFIG).work_dir == osp.join('./work_dirs', 'lpd_synth_cpu')
+    assert load(CONFIG, work_dir=str(tmp_path)).work_dir == str(tmp_path)
 
 
-def test_test_tool_metrics_file(common, tmp_path):
-    test = common
+def test_test_tool_metrics_file(tmp_path):
     cfg = Config(dict(work_dir=str(tmp_path), test_evaluator=dict(type='WSSSMetric')))
-    assert test.set_metrics_file(cfg, None) == osp.join(str(tmp_path), 'test_metrics.json')
-    assert test.set_metrics_file(cfg, 'x.json') == 'x.json'
+    assert apis.set_metrics_file(cfg, None) == osp.join(str(tmp_path), 'test_metrics.json')
+    assert apis.set_metrics_file(cfg, 'x.json') == 'x.json'
     cfg.test_evaluator.output_file = 'runner.json'  # set by --cfg-options: kept
-    assert test.set_metrics_file(cfg, None) == 'runner.json'
+    assert apis.set_metrics_file(cfg, None) == 'runner.json'
 
 
-def test_bank_path_alias_is_registered_by_the_pbip_package(common):
-    cfg = common.load_config(osp.join(REPO, 'configs', 'pbip_synth_cpu.py'), {'bank_path': 'b.pth'})
+def test_bank_path_alias_is_registered_by_the_pbip_package():
+    cfg = apis.load_config(str(REPO / 'configs' / 'pbip_synth_cpu.py'), {'bank_path': 'b.pth'})
     assert cfg.bank_path == 'b.pth' and cfg.model.decode_head.prototypes.bank_path == 'b.pth'
-    assert common.CONFIG_ALIASES['bank_path'].__module__ == 'baselines.pbip.clustered_prototypes'
+    assert apis.CONFIG_ALIASES['bank_path'].__module__ == 'baselines.pbip.clustered_prototypes'
     with pytest.raises(ValueError, match='not ClusteredPrototypes'):
-        common.load_config(CONFIG, {'bank_path': 'b.pth'})
+        apis.load_config(CONFIG, {'bank_path': 'b.pth'})
 
 
-def test_register_config_alias_refuses_a_taken_name(common):
+def test_register_config_alias_refuses_a_taken_name():
     with pytest.raises(KeyError, match="'data_root' is already registered"):
-        common.register_config_alias('data_root')(lambda cfg, value: None)
+        apis.register_config_alias('data_root')(lambda cfg, value: None)
 
 
-def test_load_config_sets_the_default_scope_on_request(common):
+def test_load_config_sets_the_default_scope_on_request():
     from mmengine.registry import DefaultScope
-    cfg = common.load_config(CONFIG, {'randomness.seed': 5}, init_scope=True)
+    cfg = apis.load_config(CONFIG, {'randomness.seed': 5}, init_scope=True)
     assert cfg.randomness.seed == 5 and DefaultScope.get_current_instance().scope_name == 'mmseg'
     with pytest.raises(FileNotFoundError, match='does not exist'):
-        common.load_config('configs/nope.py')
+        apis.load_config('configs/nope.py')

@@ -5,8 +5,7 @@ import sys
 
 import pytest
 
-from test_train_e2e import (CONFIG, TINY_OPTIONS, checkpoint_iter, logged_iters, run,
-                            tiny_data)  # noqa: F401 (fixture)
+from helpers import CONFIG, TINY_OPTIONS, checkpoint_iter, logged_iters, run
 
 
 def free_port():

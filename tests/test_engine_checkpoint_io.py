@@ -1,57 +1,15 @@
-"""MMEngine checkpoints load with torch.load(weights_only=True): resume and load_from on a toy Runner.
-
-The toy Runner here (mmengine only, no data files) is also used by test_engine_hooks.py.
-"""
+"""MMEngine checkpoints load with torch.load(weights_only=True): resume and load_from on the toy
+Runner of helpers.py (mmengine only, no data files)."""
 import fractions
 
 import pytest
 import torch
-import torch.nn as nn
-from mmengine.evaluator import BaseMetric
+from helpers import ToyModel, toy_runner
 from mmengine.hooks import Hook
 from mmengine.logging.history_buffer import HistoryBuffer
-from mmengine.model import BaseModel
-from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader, load_checkpoint
-from torch.utils.data import Dataset
 
 from lpd_bench.engine.checkpoint_io import CheckpointGlobalsError, history_buffer_method
-
-BATCH = 2
-
-
-class ToyModel(BaseModel):
-    """y = w.x + b, plus a frozen layer so trainable and total parameter counts differ."""
-
-    def __init__(self):
-        super().__init__()
-        self.linear = nn.Linear(2, 1)
-        self.frozen = nn.Linear(2, 1).requires_grad_(False)
-
-    def forward(self, inputs, labels=None, mode='tensor'):
-        inputs = torch.stack(inputs)  # the default collate gives lists
-        out = self.linear(inputs).squeeze(-1) + 0 * self.frozen(inputs).squeeze(-1)
-        if mode == 'loss':
-            return dict(loss=((out - torch.stack(labels)) ** 2).mean())
-        return list(out)
-
-
-class ToyDataset(Dataset):
-    metainfo = dict(classes=('a', ))
-
-    def __len__(self):
-        return 8
-
-    def __getitem__(self, i):
-        return dict(inputs=torch.tensor([i / 8, 1.0]), labels=torch.tensor(i / 4))
-
-
-class ToyMetric(BaseMetric):
-    def process(self, data_batch, data_samples):
-        self.results.extend(float(x) for x in data_samples)
-
-    def compute_metrics(self, results):
-        return dict(mean=sum(results) / len(results))
 
 
 class StartRecorder(Hook):
@@ -60,21 +18,6 @@ class StartRecorder(Hook):
     def before_train(self, runner):
         self.start_iter = runner.iter
         self.weights = {k: v.clone() for k, v in runner.model.state_dict().items()}
-
-
-def toy_runner(work_dir, max_iters=2, custom_hooks=(), **kwargs):
-    """A Runner on ToyModel/ToyDataset (mmseg scope) that checkpoints every 2 iterations."""
-    loader = dict(dataset=ToyDataset(), sampler=dict(type='DefaultSampler', shuffle=False),
-                  batch_size=BATCH, num_workers=0)
-    return Runner(
-        model=ToyModel(), work_dir=str(work_dir), experiment_name=f'{work_dir.name}_{id(kwargs)}',
-        default_scope='mmseg', train_dataloader=loader, test_dataloader=loader,
-        test_evaluator=ToyMetric(), test_cfg=dict(type='TestLoop'),
-        optim_wrapper=dict(optimizer=dict(type='AdamW', lr=0.01)),
-        param_scheduler=[dict(type='LinearLR', start_factor=0.5, by_epoch=False, begin=0, end=4)],
-        train_cfg=dict(by_epoch=False, max_iters=max_iters),
-        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False)),
-        custom_hooks=list(custom_hooks), randomness=dict(seed=0), **kwargs)
 
 
 @pytest.fixture(scope='module')

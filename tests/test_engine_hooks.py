@@ -4,7 +4,7 @@ import os
 
 import pytest
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
-from test_engine_checkpoint_io import BATCH, ToyDataset, toy_runner
+from helpers import BATCH, ToyDataset, toy_runner
 
 from lpd_bench.engine.hooks import CostRecorderHook, totals
 from mmseg.registry import HOOKS

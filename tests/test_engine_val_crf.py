@@ -3,7 +3,7 @@ from types import SimpleNamespace
 
 import torch
 from mmengine.runner import Runner
-from test_engine_checkpoint_io import BATCH, ToyDataset, ToyMetric, ToyModel
+from helpers import BATCH, ToyDataset, ToyMetric, ToyModel
 
 from lpd_bench.engine.val_crf import NoCRFInValidationHook
 from mmseg.registry import HOOKS

@@ -1,6 +1,6 @@
 """Issue 10 items 5 and 8: the best-on-val checkpoint starts after the loss warm-up plus one
 validation interval (DelayedBestCheckpointHook on a toy MMEngine Runner), and the runner tests
-both the last and the best checkpoint and records both (fake tools of test_runner_execute)."""
+both the last and the best checkpoint and records both (the fake tools of helpers.make_tools)."""
 import io
 
 import pytest
@@ -10,8 +10,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.runner import Runner
-from test_engine_checkpoint_io import BATCH, ToyDataset, ToyModel
-from test_runner_execute import make_tools
+from helpers import BATCH, ToyDataset, ToyModel
 
 from lpd_bench.engine.best_checkpoint import DelayedBestCheckpointHook, loss_warmup_iters
 from lpd_bench.runner.execute import Executor
@@ -138,19 +137,14 @@ def test_bad_save_best_after_is_refused(bad):
         DelayedBestCheckpointHook(save_best='mIoU', save_best_after=bad)
 
 
-@pytest.fixture
-def tools(tmp_path):
-    return make_tools(tmp_path)
-
-
 def run_lpd(work, tools, seed=1):
     progress = Progress(1, stream=io.StringIO())
     return Executor(work, progress, tools).run_plan(build_plan(['lpd'], seeds=[seed]))
 
 
-def test_runner_tests_last_and_best_and_records_both(tmp_path, tools, monkeypatch):
+def test_runner_tests_last_and_best_and_records_both(tmp_path, fake_tools, monkeypatch):
     monkeypatch.setenv('FAKE_BEST', '3')  # fake mIoU = 50 + seed + iteration / 10
-    assert run_lpd(tmp_path / 'w', tools) == {'lpd__seed1': 'done'}
+    assert run_lpd(tmp_path / 'w', fake_tools) == {'lpd__seed1': 'done'}
     run_dir = tmp_path / 'w' / 'runs' / 'lpd__seed1'
     result = load_result(run_dir)
     oracle = {choice: block['results']['oracle']['bg_counted']['mIoU']
@@ -172,9 +166,9 @@ def test_runner_tests_last_and_best_and_records_both(tmp_path, tools, monkeypatc
     assert checkpoint_metrics(result, 'best') == result['metrics_by_checkpoint']['best']
 
 
-def test_best_of_the_last_iteration_reuses_the_last_metrics(tmp_path, tools, monkeypatch):
+def test_best_of_the_last_iteration_reuses_the_last_metrics(tmp_path, fake_tools, monkeypatch):
     monkeypatch.setenv('FAKE_BEST', '6')
-    run_lpd(tmp_path / 'w', tools)
+    run_lpd(tmp_path / 'w', fake_tools)
     run_dir = tmp_path / 'w' / 'runs' / 'lpd__seed1'
     result = load_result(run_dir)
     assert result['metrics_by_checkpoint']['best'] == result['metrics']
@@ -187,15 +181,15 @@ def test_best_of_the_last_iteration_reuses_the_last_metrics(tmp_path, tools, mon
 
 
 def test_failed_best_test_resumes_without_retraining_or_retesting_last(
-        tmp_path, tools, monkeypatch):
+        tmp_path, fake_tools, monkeypatch):
     monkeypatch.setenv('FAKE_BEST', '3')
     monkeypatch.setenv('FAKE_TEST_FAIL', 'best_mIoU_iter_3.pth')
-    assert run_lpd(tmp_path / 'w', tools) == {'lpd__seed1': 'failed'}
+    assert run_lpd(tmp_path / 'w', fake_tools) == {'lpd__seed1': 'failed'}
     run_dir = tmp_path / 'w' / 'runs' / 'lpd__seed1'
     assert read_json(run_dir / 'failed.json')['stage'] == 'test_best'
     assert stage_record(run_dir, 'test') is not None and load_result(run_dir) is None
     monkeypatch.delenv('FAKE_TEST_FAIL')
-    assert run_lpd(tmp_path / 'w', tools) == {'lpd__seed1': 'done'}
+    assert run_lpd(tmp_path / 'w', fake_tools) == {'lpd__seed1': 'done'}
     assert (run_dir / 'starts.txt').read_text().split() == ['0']  # trained once
     assert (run_dir / 'tested.txt').read_text().split() == [
         'iter_6.pth', 'best_mIoU_iter_3.pth', 'best_mIoU_iter_3.pth']  # last tested once

@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 import torch
 from mmseg.registry import MODELS
-from test_models_head import NUM_CLASSES, tiny_head
-from test_models_segmentor import build_segmentor, labelled_samples, preprocess
+from helpers import NUM_CLASSES, build_segmentor, labelled_samples, preprocess, tiny_head
 
 import lpd_bench.models  # noqa: F401  (registers the modules)
 from lpd_bench.models.crf import CRF_PRESETS, crf_unary, dense_crf, run_dense_crf
@@ -407,7 +406,7 @@ def tiny_val_setup(tmp_path_factory):
 
 def test_choose_gating_threshold_tool_runs_on_val(tiny_val_setup, tmp_path, capsys):
     import json
-    from test_train_e2e import load_tool
+    from helpers import load_tool
     config, checkpoint, root = tiny_val_setup
     out = tmp_path / 'gating.json'
     tool = load_tool('choose_gating_threshold')

@@ -20,7 +20,7 @@ from torch import nn
 from transformers import SwinConfig, SwinForImageClassification, SwinModel
 from transformers.models.swin.modeling_swin import SwinPatchMerging
 
-from encoder_configs import SWIN_T_ENCODER
+from helpers import SWIN_T_ENCODER
 from lpd_bench.models.frozen_encoder import FrozenImageEncoder, load_state_dict_weights_only
 from lpd_bench.models.original_swin import OriginalSwinTransformer, SingleWindowNoShiftMSA
 from lpd_bench.models.swin_hub_weights import (convert_hub_swin, read_weights_file,

@@ -7,7 +7,7 @@ import torch
 from mmengine.model import BaseModule
 from safetensors.torch import save_file
 
-from encoder_configs import SWIN_T_ENCODER, CPU_PRESET_ENCODER
+from helpers import CPU_PRESET_ENCODER, SWIN_T_ENCODER
 from lpd_bench.models.frozen_encoder import FrozenImageEncoder
 from mmseg.registry import MODELS
 

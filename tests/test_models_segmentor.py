@@ -1,43 +1,11 @@
 """WeaklySupervisedSegmentor: loss from image labels, predict fields and sizes, gatings, TTA."""
 import pytest
 import torch
-from mmengine.registry import init_default_scope
-from mmseg.registry import MODELS
+from helpers import build_segmentor, labelled_samples, preprocess
 from mmseg.structures import SegDataSample
-from test_models_head import samples_with_labels, tiny_head, tiny_mit
 
 import lpd_bench.models  # noqa: F401  (registers the modules)
-from lpd_bench.data.bcss_meta import MEAN_BGR_255, STD_BGR_255
 from lpd_bench.models.inference import fuse_stage_maps
-
-
-def build_segmentor(**test_cfg):
-    init_default_scope('mmseg')  # the data preprocessor is built from mmengine's MODELS
-    torch.manual_seed(0)
-    model = MODELS.build(
-        dict(type='WeaklySupervisedSegmentor',
-             data_preprocessor=dict(type='SegDataPreProcessor', mean=list(MEAN_BGR_255),
-                                    std=list(STD_BGR_255), bgr_to_rgb=False,
-                                    test_cfg=dict(size_divisor=16),
-                                    pad_val=0, seg_pad_val=255),
-             backbone=tiny_mit(),
-             decode_head=tiny_head(),
-             test_cfg=test_cfg))
-    model.init_weights()
-    return model.eval()
-
-
-def labelled_samples(labels, ori_shape):
-    samples = samples_with_labels(labels)
-    for sample in samples:
-        sample.set_metainfo(dict(ori_shape=ori_shape, img_shape=ori_shape))
-    return samples
-
-
-def preprocess(model, height, width, samples):
-    inputs = [torch.randint(0, 256, (3, height, width), dtype=torch.uint8) for _ in samples]
-    data = model.data_preprocessor(dict(inputs=inputs, data_samples=samples), training=False)
-    return data['inputs'], data['data_samples']
 
 
 @pytest.fixture(scope='module')

@@ -4,69 +4,15 @@ The tools run as subprocesses (as a user runs them), on configs/lpd_synth_cpu.py
 overrides: a few iterations of batch 2, the loss warm-up ending inside the run (so the refiner
 and the diversity loss are trained too).
 """
-import importlib.util
 import json
 import os
 import os.path as osp
 import shutil
-import subprocess
 import sys
 
 import pytest
 import torch
-
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONFIG = osp.join(REPO, 'configs', 'lpd_synth_cpu.py')
-#: A few iterations of batch 2, loss warm-up over after 2 of them, checkpoints every 2, log every 1.
-TINY_OPTIONS = (
-    'train_cfg.max_iters=4', 'train_cfg.val_interval=4', 'default_hooks.checkpoint.interval=2',
-    'default_hooks.logger.interval=1', 'model.decode_head.loss_warmup_iters=2',
-    'train_dataloader.batch_size=2', 'val_dataloader.batch_size=4',
-    'test_dataloader.batch_size=4')
-
-
-def load_tool(name):
-    """tools/<name>.py as a module (the tools directory is not a package)."""
-    spec = importlib.util.spec_from_file_location(f'lpd_tools_{name}',
-                                                  osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def make_tiny_dataset(root):
-    """A handful of 64 px synthetic patches in the BCSS-WSSS layout."""
-    from lpd_bench.data.synthetic import write_synthetic_dataset
-    return str(write_synthetic_dataset(root, seed=3, n_train=8, n_val=4, n_test=4, patch_size=64))
-
-
-def run(command, timeout=300, env=None):
-    """Run ``command`` from the repository root; fail the test with its output if rc != 0."""
-    env = dict(os.environ, **(env or {}), OMP_NUM_THREADS='1')
-    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                          env=env)
-    assert proc.returncode == 0, f'{command} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}'
-    return proc
-
-
-def logged_iters(work_dir):
-    """Iterations logged by each run in ``work_dir`` (from LocalVisBackend's scalars.json)."""
-    runs = {}
-    for stamp in sorted(os.listdir(work_dir)):
-        path = osp.join(work_dir, stamp, 'vis_data', 'scalars.json')
-        if osp.isfile(path):
-            with open(path) as f:
-                runs[stamp] = [rec['iter'] for rec in map(json.loads, f) if 'loss' in rec]
-    return list(runs.values())
-
-
-def checkpoint_iter(path):
-    return torch.load(path, map_location='cpu', weights_only=False)['meta']['iter']
-
-
-@pytest.fixture(scope='module')
-def tiny_data(tmp_path_factory):
-    return make_tiny_dataset(tmp_path_factory.mktemp('data') / 'BCSS-WSSS')
+from helpers import CONFIG, TINY_OPTIONS, checkpoint_iter, load_tool, logged_iters, run
 
 
 @pytest.fixture(scope='module')

@@ -1,0 +1,296 @@
+"""What several test modules share (not a test module: test modules import from here, never from
+each other; the fixtures are in conftest.py).
+
+- running the tools: :data:`REPO`, :data:`CONFIG`, :data:`TINY_OPTIONS`, :func:`load_tool`,
+  :func:`run`, :func:`make_tiny_dataset`, :func:`logged_iters`, :func:`checkpoint_iter`;
+- a toy MMEngine Runner (mmengine only, no data files): :class:`ToyModel`, :class:`ToyDataset`,
+  :class:`ToyMetric`, :func:`toy_runner`;
+- tiny model configs and inputs: :func:`tiny_mit`, :func:`tiny_head`, :func:`samples_with_labels`,
+  :func:`build_segmentor`, :func:`labelled_samples`, :func:`preprocess`;
+- the frozen encoders of the model configs: :data:`SWIN_T_ENCODER`, :data:`CPU_PRESET_ENCODER`;
+- fake train/test/bank/snapshot tools for the runner: :func:`make_tools`.
+"""
+import importlib.util
+import json
+import os
+import subprocess
+import textwrap
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.evaluator import BaseMetric
+from mmengine.model import BaseModel
+from torch.utils.data import Dataset
+
+REPO = Path(__file__).resolve().parents[1]
+
+# ----------------------------------------------------------------------------- the tools
+
+#: The CPU preset's LPD config, which the end-to-end tests train.
+CONFIG = str(REPO / 'configs' / 'lpd_synth_cpu.py')
+#: A few iterations of batch 2, loss warm-up over after 2 of them, checkpoints every 2, log every 1.
+TINY_OPTIONS = (
+    'train_cfg.max_iters=4', 'train_cfg.val_interval=4', 'default_hooks.checkpoint.interval=2',
+    'default_hooks.logger.interval=1', 'model.decode_head.loss_warmup_iters=2',
+    'train_dataloader.batch_size=2', 'val_dataloader.batch_size=4',
+    'test_dataloader.batch_size=4')
+
+
+def load_tool(name):
+    """tools/<name>.py as a module (the tools directory is not a package)."""
+    spec = importlib.util.spec_from_file_location(f'lpd_tools_{name}', REPO / 'tools' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_tiny_dataset(root):
+    """A handful of 64 px synthetic patches in the BCSS-WSSS layout."""
+    from lpd_bench.data.synthetic import write_synthetic_dataset
+    return str(write_synthetic_dataset(root, seed=3, n_train=8, n_val=4, n_test=4, patch_size=64))
+
+
+def run(command, timeout=300, env=None):
+    """Run ``command`` from the repository root; fail the test with its output if rc != 0."""
+    env = dict(os.environ, **(env or {}), OMP_NUM_THREADS='1')
+    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          env=env)
+    assert proc.returncode == 0, f'{command} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}'
+    return proc
+
+
+def logged_iters(work_dir):
+    """Iterations logged by each run in ``work_dir`` (from LocalVisBackend's scalars.json)."""
+    runs = {}
+    for stamp in sorted(os.listdir(work_dir)):
+        path = Path(work_dir, stamp, 'vis_data', 'scalars.json')
+        if path.is_file():
+            with open(path) as f:
+                runs[stamp] = [rec['iter'] for rec in map(json.loads, f) if 'loss' in rec]
+    return list(runs.values())
+
+
+def checkpoint_iter(path):
+    return torch.load(path, map_location='cpu', weights_only=False)['meta']['iter']
+
+
+# ----------------------------------------------------------------------------- toy Runner
+
+BATCH = 2
+
+
+class ToyModel(BaseModel):
+    """y = w.x + b, plus a frozen layer so trainable and total parameter counts differ."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(2, 1)
+        self.frozen = nn.Linear(2, 1).requires_grad_(False)
+
+    def forward(self, inputs, labels=None, mode='tensor'):
+        inputs = torch.stack(inputs)  # the default collate gives lists
+        out = self.linear(inputs).squeeze(-1) + 0 * self.frozen(inputs).squeeze(-1)
+        if mode == 'loss':
+            return dict(loss=((out - torch.stack(labels)) ** 2).mean())
+        return list(out)
+
+
+class ToyDataset(Dataset):
+    metainfo = dict(classes=('a', ))
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        return dict(inputs=torch.tensor([i / 8, 1.0]), labels=torch.tensor(i / 4))
+
+
+class ToyMetric(BaseMetric):
+    def process(self, data_batch, data_samples):
+        self.results.extend(float(x) for x in data_samples)
+
+    def compute_metrics(self, results):
+        return dict(mean=sum(results) / len(results))
+
+
+def toy_runner(work_dir, max_iters=2, custom_hooks=(), **kwargs):
+    """A Runner on ToyModel/ToyDataset (mmseg scope) that checkpoints every 2 iterations."""
+    from mmengine.runner import Runner
+    loader = dict(dataset=ToyDataset(), sampler=dict(type='DefaultSampler', shuffle=False),
+                  batch_size=BATCH, num_workers=0)
+    return Runner(
+        model=ToyModel(), work_dir=str(work_dir), experiment_name=f'{work_dir.name}_{id(kwargs)}',
+        default_scope='mmseg', train_dataloader=loader, test_dataloader=loader,
+        test_evaluator=ToyMetric(), test_cfg=dict(type='TestLoop'),
+        optim_wrapper=dict(optimizer=dict(type='AdamW', lr=0.01)),
+        param_scheduler=[dict(type='LinearLR', start_factor=0.5, by_epoch=False, begin=0, end=4)],
+        train_cfg=dict(by_epoch=False, max_iters=max_iters),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False)),
+        custom_hooks=list(custom_hooks), randomness=dict(seed=0), **kwargs)
+
+
+# ----------------------------------------------------------------------------- tiny models
+
+NUM_CLASSES = 4
+STAGE_CHANNELS = [16, 32, 80, 128]
+
+
+def tiny_mit(**kwargs) -> dict:
+    """MiT with embed_dims 16 and LPD's strides (4, 2, 2, 1): widths 16, 32, 80, 128."""
+    return dict(type='MixVisionTransformer', in_channels=3, embed_dims=16, num_stages=4,
+                num_layers=[1, 1, 1, 1], num_heads=[1, 2, 5, 8], patch_sizes=[7, 3, 3, 3],
+                strides=[4, 2, 2, 1], sr_ratios=[8, 4, 2, 1], out_indices=(0, 1, 2, 3),
+                mlp_ratio=2, **kwargs)
+
+
+def tiny_head(**kwargs) -> dict:
+    cfg = dict(type='PrototypeHead', in_channels=STAGE_CHANNELS, num_classes=NUM_CLASSES,
+               prototypes=dict(type='LearnablePrototypes', num_per_class=3, dim=24),
+               proj_hidden=20, stage_loss_weights=[0.0, 0.1, 1.0, 1.0], loss_warmup_iters=0)
+    cfg.update(kwargs)
+    return cfg
+
+
+def samples_with_labels(labels) -> list:
+    from mmseg.structures import SegDataSample
+    return [SegDataSample(metainfo=dict(img_label=list(row), img_path=f'img{i}.png'))
+            for i, row in enumerate(labels)]
+
+
+def build_segmentor(**test_cfg):
+    """A tiny WeaklySupervisedSegmentor (tiny MiT and head) in eval mode, ``test_cfg`` as given."""
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    import lpd_bench.models  # noqa: F401  (registers the modules)
+    from lpd_bench.data.bcss_meta import MEAN_BGR_255, STD_BGR_255
+    init_default_scope('mmseg')  # the data preprocessor is built from mmengine's MODELS
+    torch.manual_seed(0)
+    model = MODELS.build(
+        dict(type='WeaklySupervisedSegmentor',
+             data_preprocessor=dict(type='SegDataPreProcessor', mean=list(MEAN_BGR_255),
+                                    std=list(STD_BGR_255), bgr_to_rgb=False,
+                                    test_cfg=dict(size_divisor=16),
+                                    pad_val=0, seg_pad_val=255),
+             backbone=tiny_mit(),
+             decode_head=tiny_head(),
+             test_cfg=test_cfg))
+    model.init_weights()
+    return model.eval()
+
+
+def labelled_samples(labels, ori_shape):
+    samples = samples_with_labels(labels)
+    for sample in samples:
+        sample.set_metainfo(dict(ori_shape=ori_shape, img_shape=ori_shape))
+    return samples
+
+
+def preprocess(model, height, width, samples):
+    inputs = [torch.randint(0, 256, (3, height, width), dtype=torch.uint8) for _ in samples]
+    data = model.data_preprocessor(dict(inputs=inputs, data_samples=samples), training=False)
+    return data['inputs'], data['data_samples']
+
+
+# ----------------------------------------------------------------------------- encoders
+
+
+def config_encoder(model_config: str) -> dict:
+    """``model.decode_head.refiner_loss.encoder`` of ``configs/_base_/models/<model_config>``
+    (the configs are the one source of the encoders the tests build)."""
+    cfg = Config.fromfile(str(REPO / 'configs' / '_base_' / 'models' / model_config))
+    return cfg.model.decode_head.refiner_loss.encoder.to_dict()
+
+
+#: The paper setting's frozen encoder (ImageNet Swin-T + fixed random projection; random
+#: weights in the tests).
+SWIN_T_ENCODER = config_encoder('lpd_mit_b1.py')
+#: The CPU preset's cheap random frozen encoder (PatchMLPEncoder + fixed projection).
+CPU_PRESET_ENCODER = config_encoder('lpd_mit_tiny_cpu.py')
+
+
+# ----------------------------------------------------------------------------- fake tools
+
+# Fake tools/train.py: one checkpoint per iteration, MMEngine-style progress lines, --resume;
+# FAKE_BEST=<n>: a best-on-val checkpoint best_mIoU_iter_<n>.pth as MMEngine names it.
+FAKE_TRAIN = textwrap.dedent('''
+    import json, os, sys, time
+    from pathlib import Path
+    args = sys.argv[1:]
+    work = Path(args[args.index('--work-dir') + 1])
+    options = dict(o.split('=', 1) for o in args[args.index('--cfg-options') + 1:])
+    if 'fail' in options.get('model.decode_head.refiner_loss', ''):
+        print('Traceback: boom'); sys.exit(3)
+    total, start = int(os.environ.get('FAKE_ITERS', 6)), 0
+    if '--resume' in args:
+        start = int(Path((work / 'last_checkpoint').read_text()).stem.split('_')[1])
+    with open(work / 'starts.txt', 'a') as f:
+        f.write(f'{start}\\n')
+    (work / 'threads.txt').write_text(os.environ.get('OMP_NUM_THREADS', '-'))
+    began = time.time()
+    for it in range(start + 1, total + 1):
+        time.sleep(float(os.environ.get('FAKE_SLEEP', 0)))
+        print(f'Iter(train) [{it:3d}/{total}]  lr: 1e-4  loss: 0.5', flush=True)
+        (work / f'iter_{it}.pth').write_text(str(it))
+        (work / 'last_checkpoint').write_text(str(work / f'iter_{it}.pth'))
+        if it == int(os.environ.get('FAKE_BEST', -1)):
+            (work / f'best_mIoU_iter_{it}.pth').write_text(str(it))
+    (work / 'interval.txt').write_text(f'{began} {time.time()}')
+    (work / 'cost_train.json').write_text(json.dumps(
+        {'params': 123, 'totals': {'iters': total, 'wall_s': 0.5}}))
+''')
+
+# Fake tools/test.py: writes a metric JSON whose numbers depend on the seed and the checkpoint;
+# appends the checkpoint's name to tested.txt; fails on a checkpoint named in FAKE_TEST_FAIL.
+FAKE_TEST = textwrap.dedent('''
+    import json, os, sys
+    from pathlib import Path
+    args = sys.argv[1:]
+    options = dict(o.split('=', 1) for o in args[args.index('--cfg-options') + 1:])
+    with open(Path(args[args.index('--work-dir') + 1]) / 'tested.txt', 'a') as f:
+        f.write(Path(args[1]).name + '\\n')
+    if Path(args[1]).name == os.environ.get('FAKE_TEST_FAIL'):
+        print('Traceback: test boom'); sys.exit(4)
+    seed, ckpt = int(options['randomness.seed']), Path(args[1]).read_text()
+    miou = 50.0 + seed + int(ckpt) / 10
+    block = {'IoU': {'TUM': miou}, 'mIoU': miou, 'mDice': miou + 10, 'FwIoU': miou}
+    Path(options['test_evaluator.output_file']).write_text(json.dumps({
+        'protocol': {'gating': 'oracle', 'tta': True},
+        'classes': ['TUM', 'STR', 'LYM', 'NEC', 'BG'],
+        'results': {g: {'bg_counted': block, 'bg_ignored': block}
+                    for g in ('oracle', 'predicted')}}))
+''')
+
+# Fake bank (pre-stage) tool: writes --out and its cost record, logs its arguments.
+FAKE_BANK = textwrap.dedent('''
+    import json, os, sys, time
+    from pathlib import Path
+    time.sleep(float(os.environ.get('FAKE_BANK_SLEEP', 0)))
+    out = Path(sys.argv[sys.argv.index('--out') + 1])
+    out.write_text('bank')
+    Path(f'{out}.cost.json').write_text(json.dumps({'name': 'prototype_bank', 'wall_s': 0.1}))
+    with open(out.parent / 'bank_calls.txt', 'a') as f:
+        f.write(' '.join(sys.argv[1:]) + '\\n')
+''')
+
+# Fake snapshot step: records its arguments in the run dir (``--out``).
+FAKE_SNAPSHOT = textwrap.dedent('''
+    import sys
+    from pathlib import Path
+    out = Path(sys.argv[sys.argv.index('--out') + 1])
+    (out / 'snapshot_args.txt').write_text(' '.join(sys.argv[1:]))
+''')
+
+
+def make_tools(tmp_path):
+    """The fake tools written under ``tmp_path/tools``, as the executor's ``Tools``."""
+    from lpd_bench.runner.execute import Tools
+    folder = tmp_path / 'tools'
+    folder.mkdir()
+    for name, text in (('train', FAKE_TRAIN), ('test', FAKE_TEST), ('bank', FAKE_BANK),
+                       ('snapshot', FAKE_SNAPSHOT)):
+        (folder / f'{name}.py').write_text(text)
+    return Tools(train=str(folder / 'train.py'), test=str(folder / 'test.py'),
+                 snapshot=[str(folder / 'snapshot.py')], cwd=tmp_path)
