@@ -285,7 +285,7 @@ def test_reduced_cutout_size():
 
 
 def test_with_frozen_image_encoder():
-    from encoder_configs import CPU_PRESET_ENCODER
+    from helpers import CPU_PRESET_ENCODER
     refiner = MaskRefinerLoss(C, encoder=CPU_PRESET_ENCODER, chunk_size=4, checkpoint_encoder=True)
     images, sim_maps, protos, labels, scores = random_inputs(size=32, dim=512, seed=8)
     losses = refiner(images, sim_maps, protos, labels, scores)

@@ -9,39 +9,16 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
+from helpers import NUM_CLASSES, STAGE_CHANNELS, samples_with_labels, tiny_head, tiny_mit
+
 import lpd_bench.models  # noqa: F401  (registers the modules)
 from lpd_bench.models.prototype_head import merge_maps, merge_scores, merge_weights
-
-NUM_CLASSES = 4
-STAGE_CHANNELS = [16, 32, 80, 128]
-
-
-def tiny_mit(**kwargs) -> dict:
-    """MiT with embed_dims 16 and LPD's strides (4, 2, 2, 1): widths 16, 32, 80, 128."""
-    return dict(type='MixVisionTransformer', in_channels=3, embed_dims=16, num_stages=4,
-                num_layers=[1, 1, 1, 1], num_heads=[1, 2, 5, 8], patch_sizes=[7, 3, 3, 3],
-                strides=[4, 2, 2, 1], sr_ratios=[8, 4, 2, 1], out_indices=(0, 1, 2, 3),
-                mlp_ratio=2, **kwargs)
-
-
-def tiny_head(**kwargs) -> dict:
-    cfg = dict(type='PrototypeHead', in_channels=STAGE_CHANNELS, num_classes=NUM_CLASSES,
-               prototypes=dict(type='LearnablePrototypes', num_per_class=3, dim=24),
-               proj_hidden=20, stage_loss_weights=[0.0, 0.1, 1.0, 1.0], loss_warmup_iters=0)
-    cfg.update(kwargs)
-    return cfg
-
 
 def tiny_refiner() -> dict:
     encoder = dict(type='FrozenImageEncoder', feature_dim=8, out_dim=24,
                    backbone=dict(type='MixVisionTransformer', embed_dims=8, num_layers=[1] * 4,
                                  num_heads=[1] * 4, sr_ratios=[8, 4, 2, 1]))
     return dict(type='MaskRefinerLoss', encoder=encoder)
-
-
-def samples_with_labels(labels) -> list:
-    return [SegDataSample(metainfo=dict(img_label=list(row), img_path=f'img{i}.png'))
-            for i, row in enumerate(labels)]
 
 
 @pytest.fixture(scope='module')

@@ -20,7 +20,7 @@ from lpd_bench.report.build import ReportError, build_report
 from lpd_bench.report.reference import (PUBLISHED, label_only_prediction, label_only_scores,
                                         published_table)
 from lpd_bench.report.tables import (ablation_table, block_scores, checkpoints_table, main_table,
-                                     protocols_table, scores_frame)
+                                     scores_frame)
 from lpd_bench.runner.results import iter_results
 
 FIXTURE = Path(__file__).parent / 'fixtures' / 'results'

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from lpd_bench.runner.execute import Executor, Tools, available_cores
+from helpers import make_tools
+
+from lpd_bench.runner.execute import Executor, available_cores
 from lpd_bench.methods import ExtraStage, MethodSpec, register_method, unregister_method
 from lpd_bench.runner.plan import build_plan
 from lpd_bench.runner.progress import Progress
@@ -21,88 +23,6 @@ from lpd_bench.runner.results import (PLAN_WALL_FILE, last_checkpoint, load_resu
                                      run_status, write_json_atomic)
 
 REPO = Path(__file__).resolve().parents[1]
-
-# Fake tools/train.py: one checkpoint per iteration, MMEngine-style progress lines, --resume;
-# FAKE_BEST=<n>: a best-on-val checkpoint best_mIoU_iter_<n>.pth as MMEngine names it.
-FAKE_TRAIN = textwrap.dedent('''
-    import json, os, sys, time
-    from pathlib import Path
-    args = sys.argv[1:]
-    work = Path(args[args.index('--work-dir') + 1])
-    options = dict(o.split('=', 1) for o in args[args.index('--cfg-options') + 1:])
-    if 'fail' in options.get('model.decode_head.refiner_loss', ''):
-        print('Traceback: boom'); sys.exit(3)
-    total, start = int(os.environ.get('FAKE_ITERS', 6)), 0
-    if '--resume' in args:
-        start = int(Path((work / 'last_checkpoint').read_text()).stem.split('_')[1])
-    with open(work / 'starts.txt', 'a') as f:
-        f.write(f'{start}\\n')
-    (work / 'threads.txt').write_text(os.environ.get('OMP_NUM_THREADS', '-'))
-    began = time.time()
-    for it in range(start + 1, total + 1):
-        time.sleep(float(os.environ.get('FAKE_SLEEP', 0)))
-        print(f'Iter(train) [{it:3d}/{total}]  lr: 1e-4  loss: 0.5', flush=True)
-        (work / f'iter_{it}.pth').write_text(str(it))
-        (work / 'last_checkpoint').write_text(str(work / f'iter_{it}.pth'))
-        if it == int(os.environ.get('FAKE_BEST', -1)):
-            (work / f'best_mIoU_iter_{it}.pth').write_text(str(it))
-    (work / 'interval.txt').write_text(f'{began} {time.time()}')
-    (work / 'cost_train.json').write_text(json.dumps(
-        {'params': 123, 'totals': {'iters': total, 'wall_s': 0.5}}))
-''')
-
-# Fake tools/test.py: writes a metric JSON whose numbers depend on the seed and the checkpoint;
-# appends the checkpoint's name to tested.txt; fails on a checkpoint named in FAKE_TEST_FAIL.
-FAKE_TEST = textwrap.dedent('''
-    import json, os, sys
-    from pathlib import Path
-    args = sys.argv[1:]
-    options = dict(o.split('=', 1) for o in args[args.index('--cfg-options') + 1:])
-    with open(Path(args[args.index('--work-dir') + 1]) / 'tested.txt', 'a') as f:
-        f.write(Path(args[1]).name + '\\n')
-    if Path(args[1]).name == os.environ.get('FAKE_TEST_FAIL'):
-        print('Traceback: test boom'); sys.exit(4)
-    seed, ckpt = int(options['randomness.seed']), Path(args[1]).read_text()
-    miou = 50.0 + seed + int(ckpt) / 10
-    block = {'IoU': {'TUM': miou}, 'mIoU': miou, 'mDice': miou + 10, 'FwIoU': miou}
-    Path(options['test_evaluator.output_file']).write_text(json.dumps({
-        'protocol': {'gating': 'oracle', 'tta': True},
-        'classes': ['TUM', 'STR', 'LYM', 'NEC', 'BG'],
-        'results': {g: {'bg_counted': block, 'bg_ignored': block}
-                    for g in ('oracle', 'predicted')}}))
-''')
-
-FAKE_BANK = textwrap.dedent('''
-    import json, os, sys, time
-    from pathlib import Path
-    time.sleep(float(os.environ.get('FAKE_BANK_SLEEP', 0)))
-    out = Path(sys.argv[sys.argv.index('--out') + 1])
-    out.write_text('bank')
-    Path(f'{out}.cost.json').write_text(json.dumps({'name': 'prototype_bank', 'wall_s': 0.1}))
-    with open(out.parent / 'bank_calls.txt', 'a') as f:
-        f.write(' '.join(sys.argv[1:]) + '\\n')
-''')
-
-
-# Fake snapshot step: records its arguments in the run dir (``--out``).
-FAKE_SNAPSHOT = textwrap.dedent('''
-    import sys
-    from pathlib import Path
-    out = Path(sys.argv[sys.argv.index('--out') + 1])
-    (out / 'snapshot_args.txt').write_text(' '.join(sys.argv[1:]))
-''')
-
-
-def make_tools(tmp_path) -> Tools:
-    """The fake tools written under ``tmp_path/tools``."""
-    folder = tmp_path / 'tools'
-    folder.mkdir()
-    for name, text in (('train', FAKE_TRAIN), ('test', FAKE_TEST), ('bank', FAKE_BANK),
-                       ('snapshot', FAKE_SNAPSHOT)):
-        (folder / f'{name}.py').write_text(text)
-    return Tools(train=str(folder / 'train.py'), test=str(folder / 'test.py'),
-                 snapshot=[str(folder / 'snapshot.py')], cwd=tmp_path)
-
 
 @pytest.fixture
 def tools(tmp_path):
@@ -147,7 +67,7 @@ def test_run_writes_complete_result_and_skips_it_on_rerun(tmp_path, tools):
     assert result['checkpoints'] == {'last': result['protocol']['checkpoint_path'], 'best': None}
     assert result['cost']['stages'][0]['iters'] == 6 and result['cost']['peak_rss_mb'] > 0
     assert result['cost']['stages'][0]['loop_wall_s'] == 0.5
-    assert set(result['env']['packages']) == {'torch', 'mmengine', 'mmcv', 'mmseg', 'numpy'}
+    assert set(result['env']['packages']) == {'torch', 'mmengine', 'mmcv', 'mmseg', 'numpy', 'faiss'}
     assert 'Iter(train) [  6/6]' in (run_dir / 'run.log').read_text()
     assert 'train 6/6 (100%)' in out.getvalue()
     assert '--num-images 4' in (run_dir / 'snapshot_args.txt').read_text()  # a main run
@@ -241,8 +161,7 @@ def start_runner(tools, tmp_path, work, names, jobs=1):
         except PlanInterrupted as err:
             sys.exit(128 + err.signum)
     ''')
-    env = {**os.environ, 'FAKE_SLEEP': '0.2', 'FAKE_ITERS': '40',
-           'PYTHONPATH': os.environ.get('PYTHONPATH', str(REPO))}
+    env = {**os.environ, 'FAKE_SLEEP': '0.2', 'FAKE_ITERS': '40'}
     return subprocess.Popen([sys.executable, '-c', script], env=env, cwd=tmp_path,
                             start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -1,5 +1,4 @@
 """PBIP stage B: the frozen prototype bank of stage A as a :class:`PrototypeSource`."""
-import torch
 from torch import Tensor
 
 from lpd_bench.apis import register_config_alias

@@ -5,6 +5,7 @@ from lpd_bench.methods import ExtraStage, MethodSpec, register_method
 from lpd_bench.models.spec import HEAD_KNOB_TAGS, NUM_PER_CLASS
 
 from .bench_cases import KMEANS_POINTS_PER_CLASS
+from .prototype_bank import write_random_bank
 
 #: The config key the bank file fills.
 BANK_PATH = 'model.decode_head.prototypes.bank_path'
@@ -15,15 +16,10 @@ def _bank_args(run) -> list:
     return ['--num-per-class', run.cfg_options.get(NUM_PER_CLASS, DEFAULT_NUM_PER_CLASS)]
 
 
-def _random_bank(cfg, path) -> None:
-    from lpd_bench.bench.cases import write_random_bank
-    write_random_bank(cfg, path)
-
-
 #: Stage A: the bank of one (config + options, seed), shared by the runs that use it.
 BANK_STAGE = ExtraStage(
-    name='prototype_bank', command=('tools/build_prototype_bank.py', ), folder='banks',
-    suffix='.pth', config_key=BANK_PATH, args=_bank_args, stand_in=_random_bank)
+    name='prototype_bank', command=('-m', 'baselines.pbip.build_bank'), folder='banks',
+    suffix='.pth', config_key=BANK_PATH, args=_bank_args, stand_in=write_random_bank)
 
 PBIP = register_method(MethodSpec(
     name='pbip',

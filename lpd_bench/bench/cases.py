@@ -63,16 +63,10 @@ def case_config(preset: str, spec: CaseSpec) -> str:
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None):
-    """mmengine Config of ``path`` with ``cfg_options`` merged (and mmseg as default scope)."""
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'benchmark config {path!r} does not exist')
-    cfg = Config.fromfile(path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
-    return cfg
+    """mmengine Config of ``path`` with ``cfg_options`` merged as the tools merge them (aliases
+    included), and the config's default scope initialised."""
+    from lpd_bench.apis import load_config as load
+    return load(path, cfg_options, init_scope=True)
 
 
 def default_batch_size(cfg) -> int:
@@ -106,17 +100,6 @@ def random_batch(batch: int, size: int, num_classes: int = NUM_TISSUE_CLASSES, s
             sample.gt_sem_seg = PixelData(data=mask)
         samples.append(sample)
     return dict(inputs=inputs, data_samples=samples)
-
-
-def write_random_bank(cfg, path: str, seed: int = 0) -> None:
-    """A PBIP bank file of random unit vectors with the shape the config's prototypes expect."""
-    protos = cfg.model.decode_head.prototypes
-    num_classes = int(cfg.model.decode_head.num_classes)
-    k, dim = int(protos.get('num_per_class', 3)), int(protos.get('dim', 512))
-    gen = torch.Generator().manual_seed(seed)
-    vectors = torch.nn.functional.normalize(torch.randn(num_classes * k, dim, generator=gen), dim=1)
-    torch.save({'prototypes': vectors, 'num_classes': num_classes, 'num_per_class': k,
-                'classes': ['TUM', 'STR', 'LYM', 'NEC'][:num_classes], 'seed': seed}, path)
 
 
 def frozen_encoders(model: torch.nn.Module) -> List[torch.nn.Module]:

@@ -1,11 +1,11 @@
-"""Run a preset's cases in one process, measure peak memory, profile failures, write the reports."""
+"""Run a preset's cases in one process, measure peak memory, write the reports (perf.csv, perf.md).
+
+The development targets that check these numbers are not part of the bench: tests/perf/.
+"""
 import contextlib
 import datetime
 import gc
-import glob
 import os.path as osp
-import platform
-import subprocess
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
@@ -14,12 +14,9 @@ import torch
 from ..methods import PRESETS
 from . import cases as C
 from .memory import cpu_peak_in_subprocess, cuda_peak_mib
-from .profiling import profile_lines
-from .report import ENV, MEASURE, PROFILE, merge_rows, read_rows, render_markdown, write_csv, write_markdown
+from ..runner.environment import bench_environment
+from .report import ENV, MEASURE, merge_rows, read_rows, write_report
 from .stats import measure_interleaved
-from .targets import FAIL, NOT_MEASURED, RATIO_TARGETS, evaluate, load_run_results
-
-DEFAULT_RUNS_DIR = osp.join('work_dirs', 'bench', 'runs')
 
 
 @dataclass
@@ -34,57 +31,14 @@ class BenchSettings:
     cfg_options: Dict = field(default_factory=dict)
     memory: bool = True
     address_space_cap_mib: Optional[float] = 12 * 1024  # CPU memory probes; None: no cap
-    profile_failures: bool = True
     out_dir: str = 'reports'
-    runs_dir: str = DEFAULT_RUNS_DIR
     root: str = '.'                   # where configs/ lives
     command: str = ''
 
 
-def cpu_model() -> str:
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def environment(settings: BenchSettings) -> Dict[str, str]:
     """Machine, threads and versions, as (name -> text)."""
-    import importlib.metadata as md
-    import os
-    versions = []
-    for pkg in ('torch', 'mmengine', 'mmcv', 'mmsegmentation', 'numpy', 'faiss-cpu'):
-        try:
-            versions.append(f'{pkg} {md.version(pkg)}')
-        except md.PackageNotFoundError:
-            versions.append(f'{pkg} (not installed)')
-    try:
-        commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True,
-                                text=True, cwd=settings.root, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ''
-    # A copy of the tree sent elsewhere (e.g. to a lent machine, whose .git may be stale or
-    # missing) says its commit in LPD_GIT_COMMIT, which wins.
-    commit = os.environ.get('LPD_GIT_COMMIT', '') or commit
-    try:
-        memory_gib = f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f}"
-    except (ValueError, OSError, AttributeError):
-        memory_gib = 'unknown'
-    env = {'command': f'`{settings.command}`' if settings.command else '',
-           'CPU': cpu_model(), 'cores (os.cpu_count)': str(os.cpu_count()),
-           'memory (GiB)': memory_gib,
-           'torch threads': str(torch.get_num_threads()),
-           'device': (torch.cuda.get_device_name() if settings.device.startswith('cuda')
-                      else 'cpu'),
-           'python': platform.python_version(), 'versions': ', '.join(versions),
-           'git commit': commit or 'unknown',
-           'load average (1, 5, 15 min) at start': ', '.join(f'{v:.1f}' for v in os.getloadavg()),
-           'measured at (UTC)': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M')}
-    return env
+    return bench_environment(settings.root, settings.device, settings.command)
 
 
 def _synchronize(device: str):
@@ -177,69 +131,32 @@ def measure_cases(specs: Sequence[C.CaseSpec], settings: BenchSettings, batch: i
     return rows
 
 
-def profile_case(spec: C.CaseSpec, settings: BenchSettings, batch: int) -> List[dict]:
-    """``profile`` rows of one warmed-up call of ``spec``."""
-    with C.prepared(spec, config_path(settings, spec), batch, settings.input_size, settings.device,
-                    settings.cfg_options) as case:
-        case.run()
-        lines = profile_lines(case.run)
-    return [dict(record=PROFILE, preset=settings.preset, case=spec.name, batch=batch,
-                 input_size=settings.input_size, device=settings.device, detail=line) for line in lines]
-
-
-def failed_cases(targets, preset: str, measured: Sequence[str]) -> List[str]:
-    """Numerator cases of failed ratio targets of ``preset`` that this invocation measured."""
-    failed = {t.name for t in targets if t.status == FAIL and t.preset == preset}
-    return [t.numerator for t in RATIO_TARGETS
-            if t.name in failed and t.preset == preset and t.numerator in measured]
-
-
 def current_rows(rows: Sequence[dict]) -> List[dict]:
-    """``rows`` without measurements/profiles of cases that no preset defines any more."""
+    """``rows`` without measurements of cases that no preset defines any more."""
     known = {(preset, s.name) for preset in PRESETS for s in C.preset_cases(preset)}
     return [r for r in rows if r['record'] == ENV or (r['preset'], r['case']) in known]
 
 
-def other_machine_reports(out_dir: str) -> List[tuple]:
-    """(subfolder, env rows, measured targets) of each ``out_dir/<subfolder>/perf.csv``: reports
-    of the same harness run on other machines, shown in the main perf.md."""
-    others = []
-    for path in sorted(glob.glob(osp.join(out_dir, '*', 'perf.csv'))):
-        rows = current_rows(read_rows(path))
-        targets = [t for t in evaluate([r for r in rows if r['record'] == MEASURE], [], '')
-                   if t.status != NOT_MEASURED]
-        others.append((osp.basename(osp.dirname(path)), [r for r in rows if r['record'] == ENV],
-                       targets))
-    return others
+def descriptions() -> Dict[str, str]:
+    """Case name -> what it measures, for every case of every preset."""
+    return {s.name: s.description for preset in PRESETS for s in C.preset_cases(preset)}
 
 
-def evaluate_rows(rows: Sequence[dict], runs_dir: str) -> List:
-    """The targets on the measurement ``rows`` and the runner's results in ``runs_dir``."""
-    return evaluate([r for r in rows if r['record'] == MEASURE], load_run_results(runs_dir), runs_dir)
-
-
-def write_report(out_dir: str, rows: Sequence[dict], targets: Sequence) -> None:
-    """``out_dir``/perf.csv (``rows``) and perf.md (rows, ``targets``, other machines' reports)."""
-    descriptions = {s.name: s.description for preset in PRESETS for s in C.preset_cases(preset)}
-    write_csv(osp.join(out_dir, 'perf.csv'), rows)
-    write_markdown(osp.join(out_dir, 'perf.md'), render_markdown(rows, targets, descriptions,
-                                                                 other_machine_reports(out_dir)))
-
-
-def rerender(out_dir: str, runs_dir: str = DEFAULT_RUNS_DIR, log=print) -> List:
-    """Re-write perf.md from the stored perf.csv (e.g. after adding another machine's report)."""
+def rerender(out_dir: str, log=print) -> List[dict]:
+    """Re-write perf.md from the stored perf.csv (e.g. after adding another machine's report);
+    returns its rows."""
     path = osp.join(out_dir, 'perf.csv')
     if not osp.isfile(path):
         raise FileNotFoundError(f'{path}: no perf.csv to render (run lpd-bench bench first)')
     rows = read_rows(path)
-    targets = evaluate_rows(rows, runs_dir)
-    write_report(out_dir, rows, targets)
+    write_report(out_dir, rows, descriptions(), keep=current_rows)
     log(f'[bench] re-rendered {osp.join(out_dir, "perf.md")} from {path}')
-    return targets
+    return rows
 
 
-def run_bench(settings: BenchSettings, log=print, describe=None) -> List:
-    """Measure, merge into ``out_dir``/perf.csv, render perf.md; returns the target results.
+def run_bench(settings: BenchSettings, log=print, describe=None) -> List[dict]:
+    """Measure, merge into ``out_dir``/perf.csv, render perf.md; returns this invocation's rows
+    (environment and measurements).
 
     ``describe(settings)``, if given, gives the command line recorded in the report (called once
     the batch and input size defaults are resolved).
@@ -255,13 +172,6 @@ def run_bench(settings: BenchSettings, log=print, describe=None) -> List:
     measured = measure_cases(specs, settings, batch, log)
     csv_path, md_path = osp.join(settings.out_dir, 'perf.csv'), osp.join(settings.out_dir, 'perf.md')
     all_rows = merge_rows(current_rows(read_rows(csv_path)), rows + measured)
-    targets = evaluate_rows(all_rows, settings.runs_dir)
-    if settings.profile_failures:
-        profiles = []
-        for name in failed_cases(targets, settings.preset, [s.name for s in specs]):
-            log(f'[bench] {settings.preset}/{name}: profiling (a target failed)')
-            profiles += profile_case(C.case_by_name(settings.preset, name), settings, batch)
-        all_rows += profiles
-    write_report(settings.out_dir, all_rows, targets)
+    write_report(settings.out_dir, all_rows, descriptions(), keep=current_rows)
     log(f'[bench] wrote {csv_path} and {md_path}')
-    return targets
+    return rows + measured

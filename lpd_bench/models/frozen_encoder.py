@@ -20,7 +20,6 @@ The two encoders the configs use (``configs/_base_/models/``):
 from typing import Optional
 
 import torch
-import torch.nn as nn
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
