@@ -294,3 +294,31 @@ def make_tools(tmp_path):
         (folder / f'{name}.py').write_text(text)
     return Tools(train=str(folder / 'train.py'), test=str(folder / 'test.py'),
                  snapshot=[str(folder / 'snapshot.py')], cwd=tmp_path)
+
+
+# ----------------------------------------------------------------------------- refiner encoder
+
+def _register_conv_encoder():
+    """Register ``ConvEncoderForTests`` in mmseg's MODELS (the refiner tests' frozen encoder)."""
+    import torch.nn.functional as F
+    from mmseg.registry import MODELS
+
+    @MODELS.register_module(name='ConvEncoderForTests', force=True)
+    class ConvEncoderForTests(nn.Module):
+        """Tiny fixed non-linear encoder (N, 3, H, W) -> (N, out_dim) for fast tests."""
+
+        def __init__(self, out_dim=6):
+            super().__init__()
+            gen = torch.Generator().manual_seed(0)
+            self.conv = nn.Conv2d(3, 8, 3, stride=2)
+            self.fc = nn.Linear(8, out_dim)
+            for p in self.parameters():
+                p.data = torch.randn(p.shape, generator=gen)
+
+        def forward(self, x):
+            return self.fc(F.gelu(self.conv(x)).mean((2, 3)))
+    return ConvEncoderForTests
+
+
+#: A tiny fixed encoder registered as ``type='ConvEncoderForTests'``.
+ConvEncoderForTests = _register_conv_encoder()

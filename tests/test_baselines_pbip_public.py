@@ -3,8 +3,8 @@ argmax over the tissue maps, and one training step + one prediction from its con
 import math
 
 import pytest
+import helpers  # noqa: F401  (registers ConvEncoderForTests)
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
@@ -23,25 +23,9 @@ C = 4
 CONFIGS = ('configs/pbip_public_synth_cpu.py', 'configs/pbip_public_bcss.py')
 
 
-@MODELS.register_module(name='PBIPPublicConvEncoderForTests', force=True)
-class ConvEncoderForTests(nn.Module):
-    """Tiny fixed non-linear encoder (N, 3, H, W) -> (N, out_dim)."""
-
-    def __init__(self, out_dim=6):
-        super().__init__()
-        gen = torch.Generator().manual_seed(0)
-        self.conv = nn.Conv2d(3, 8, 3, stride=2)
-        self.fc = nn.Linear(8, out_dim)
-        for p in self.parameters():
-            p.data = torch.randn(p.shape, generator=gen)
-
-    def forward(self, x):
-        return self.fc(F.gelu(self.conv(x)).mean((2, 3)))
-
-
 def refiner(**kwargs) -> PBIPPublicRefinerLoss:
     return MODELS.build(dict(type='PBIPPublicRefinerLoss', num_classes=C,
-                             encoder=dict(type='PBIPPublicConvEncoderForTests'), **kwargs))
+                             encoder=dict(type='ConvEncoderForTests'), **kwargs))
 
 
 def design_fg(emb, protos, own, t):
@@ -94,7 +78,7 @@ def test_refiner_infonce_equals_the_design_formulas_with_raw_bank_rows(seed):
     torch.testing.assert_close(loss.background_loss(emb, protos, own),
                                design_bg(emb, protos, own, 0.07), rtol=1e-5, atol=1e-5)
     # LPD's per-cut-out form is another number on the same input
-    lpd = MaskRefinerLoss(C, encoder=dict(type='PBIPPublicConvEncoderForTests'))
+    lpd = MaskRefinerLoss(C, encoder=dict(type='ConvEncoderForTests'))
     assert not torch.isclose(lpd.foreground_loss(emb, protos, own),
                              loss.foreground_loss(emb, protos, own))
 
@@ -125,7 +109,7 @@ def test_cutout_images_are_min_max_scaled_per_image_and_channel():
     sim_maps = torch.randn(2, C * 3, 4, 4, generator=gen) * 3
     b_idx, p_idx = torch.tensor([0, 1]), torch.tensor([2, 7])
     fg, bg, _ = loss.cutouts(images, sim_maps, b_idx, p_idx)
-    parent = MaskRefinerLoss(C, encoder=dict(type='PBIPPublicConvEncoderForTests'))
+    parent = MaskRefinerLoss(C, encoder=dict(type='ConvEncoderForTests'))
     _, weights, hard = parent.soft_hard_masks(images, sim_maps, b_idx, p_idx)
     torch.testing.assert_close(fg, weights * scaled[b_idx] * hard)
     torch.testing.assert_close(bg, (1 - weights) * scaled[b_idx] * (1 - hard))

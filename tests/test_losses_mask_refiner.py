@@ -3,30 +3,14 @@ chunking, gradients. (The public form's hand-computed cases: tests/test_fidelity
 import math
 
 import pytest
+import helpers  # noqa: F401  (registers ConvEncoderForTests)
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from lpd_bench.models.losses.mask_refiner import MaskRefinerLoss, select_prototypes
 from mmseg.registry import MODELS
 
 C = 4
-
-
-@MODELS.register_module(name='ConvEncoderForTests', force=True)
-class ConvEncoderForTests(nn.Module):
-    """Tiny fixed non-linear encoder (N, 3, H, W) -> (N, out_dim) for fast tests."""
-
-    def __init__(self, out_dim=6):
-        super().__init__()
-        gen = torch.Generator().manual_seed(0)
-        self.conv = nn.Conv2d(3, 8, 3, stride=2)
-        self.fc = nn.Linear(8, out_dim)
-        for p in self.parameters():
-            p.data = torch.randn(p.shape, generator=gen)
-
-    def forward(self, x):
-        return self.fc(F.gelu(self.conv(x)).mean((2, 3)))
 
 
 def make_refiner(**kwargs):
