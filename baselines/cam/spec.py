@@ -1,5 +1,5 @@
 """CAM's entry in the method registry (:mod:`lpd_bench.methods`)."""
-from lpd_bench.bench.cases import TRAIN_STEP, CaseSpec
+from lpd_bench.bench.case_spec import TRAIN_STEP, CaseSpec
 from lpd_bench.methods import MethodSpec, register_method
 from lpd_bench.models.spec import HEAD_KNOB_TAGS, NUM_PER_CLASS
 

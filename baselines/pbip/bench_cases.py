@@ -3,7 +3,7 @@ frozen-encoder embeddings of a batch and the spherical k-means of the bank."""
 import numpy as np
 import torch
 
-from lpd_bench.bench.cases import PreparedCase, random_batch
+from lpd_bench.bench.case_spec import PreparedCase, random_batch
 
 #: Single-label embeddings per class clustered by the k-means case.
 KMEANS_POINTS_PER_CLASS = 256

@@ -1,6 +1,6 @@
 """The PBIP-style baseline's entry in the method registry (:mod:`lpd_bench.methods`): LPD's head
 and losses on a frozen k-means bank, built by a pre-stage (stage A) before training (stage B)."""
-from lpd_bench.bench.cases import CUSTOM, TRAIN_STEP, CaseSpec
+from lpd_bench.bench.case_spec import CUSTOM, TRAIN_STEP, CaseSpec
 from lpd_bench.methods import ExtraStage, MethodSpec, register_method
 from lpd_bench.models.spec import HEAD_KNOB_TAGS, NUM_PER_CLASS
 

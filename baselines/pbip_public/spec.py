@@ -2,7 +2,7 @@
 PBIP-style baseline's k-means bank (its pre-stage, shared code) trained and tested as the public
 PBIP stage-1 code does it."""
 from baselines.pbip.spec import BANK_STAGE, DEFAULT_NUM_PER_CLASS
-from lpd_bench.bench.cases import TRAIN_STEP, CaseSpec
+from lpd_bench.bench.case_spec import TRAIN_STEP, CaseSpec
 from lpd_bench.methods import MethodSpec, register_method
 from lpd_bench.models.spec import HEAD_KNOB_TAGS, NUM_PER_CLASS
 

@@ -3,7 +3,7 @@
 The ablation knobs are keys of the ``PrototypeHead`` config; :data:`HEAD_KNOB_TAGS` gives each
 override its run-id fragment and is shared by every method built on the head.
 """
-from lpd_bench.bench.cases import BACKBONE, INFERENCE, TRAIN_STEP, CaseSpec
+from lpd_bench.bench.case_spec import BACKBONE, INFERENCE, TRAIN_STEP, CaseSpec
 from lpd_bench.methods import MethodSpec, register_method
 
 HEAD = 'model.decode_head'
