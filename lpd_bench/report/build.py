@@ -190,13 +190,12 @@ def build_report(work_dir, out_dir, method_readmes_root=None) -> list:
                        ('prototype_maps.png', figures.prototype_maps_figure)):
         if draw(run_dirs, data_root, out / name):
             written.append(out / name)
-    if method_readmes_root is not None:
-        written += update_method_readmes(numeric, method_readmes_root,
-                                         f'`lpd-bench report`, {data_note}')
     readme = out / 'README.md'
     plan_wall = read_json(Path(work_dir) / PLAN_WALL_FILE)
     readme.write_text(readme_text(results, data_root, manifest, written, out, plan_wall))
-    return written + [readme]
+    method_readmes = [] if method_readmes_root is None else update_method_readmes(
+        numeric, method_readmes_root, f'`lpd-bench report`; {data_note}')
+    return written + [readme] + method_readmes
 
 
 def _first_line(path) -> str:

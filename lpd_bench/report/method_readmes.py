@@ -21,7 +21,7 @@ def method_results_markdown(main: pd.DataFrame, method: str, source: str) -> str
     if not len(rows):
         return ''
     shown = formatted(rows, ['Gating', 'CRF', 'Background'], COLUMNS)
-    return (f'Test split, mean ± std over seeds, last checkpoint ({source}).\n\n'
+    return (f'Test split, mean ± std over seeds, last checkpoint ({source})\n\n'
             f'{shown.to_markdown(index=False)}\n')
 
 
