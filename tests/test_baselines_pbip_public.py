@@ -29,7 +29,7 @@ def refiner(**kwargs) -> PBIPPublicRefinerLoss:
 
 
 def design_fg(emb, protos, own, t):
-    """L_fg of DESIGN.md section 4, term by term with exp and sums."""
+    """L_fg of docs/methods.md (pbip_public), term by term with exp and sums."""
     e = F.normalize(emb, dim=1)
     num = den = 0.0
     for n in range(e.shape[0]):
@@ -40,7 +40,7 @@ def design_fg(emb, protos, own, t):
 
 
 def design_bg(emb, protos, own, t):
-    """L_bg of DESIGN.md section 4, term by term with exp and sums."""
+    """L_bg of docs/methods.md (pbip_public), term by term with exp and sums."""
     g = F.normalize(emb, dim=1)
     num = den = 0.0
     for n in range(g.shape[0]):

@@ -1,6 +1,7 @@
 """Fidelity of the test-time path to the public LPD code (issue 10), on hand-computable cases.
 
-Each test pins one item of DESIGN.md section 3 "Inference" to numbers written from its formula:
+Each test pins one item of docs/protocol.md, section 1 (Inference) to numbers written from its
+formula:
 per-pixel merge of a class's k maps, predicted gating on the mean-merged stage-4 score, intensity
 TTA on the normalised tensor, align_corners=True upsampling, min-max eps 1e-6, the public DenseCRF
 parameters and unary, and the protocol record. The earlier behaviours stay reachable through their

@@ -1,4 +1,5 @@
-"""Fidelity of the metric to DESIGN.md section 5: three background protocols and both FwIoUs.
+"""Fidelity of the metric to docs/protocol.md, section 5: three background protocols and both
+FwIoUs.
 
 A 2x3 toy mask scored by hand, and the matrix-level ``bg_from_gt`` (the BG row moved to the BG
 column) equal to the per-pixel definition of the WSSS-Tissue/MLPS code (``pred[gt == 4] = 4``).

@@ -1,6 +1,6 @@
 """Issue 10, training side: LPD's losses, augmentation and init as the public code computes them.
 
-Each test pins one item to a small case computed by hand from DESIGN.md section 3's formulas:
+Each test pins one item to a small case computed by hand from the formulas of docs/methods.md (LPD):
 the refiner's cut-outs (raw map, align_corners=True, hard mask ``>=`` 0.5 x the max of the
 UPSAMPLED maps), its prototype selection (strict ``>``, nothing at k = 1), the one resize shared
 by the refiner and PBIP's bank, the diversity loss inputs (raw vs projected prototypes) and the

@@ -1,4 +1,5 @@
-"""LPD's prototype diversity regulariser (DESIGN.md section 3), corrected and public-code forms."""
+"""LPD's prototype diversity regulariser, corrected and public-code forms (docs/methods.md,
+"Diversity loss")."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -44,7 +45,7 @@ class PrototypeDiversityLoss(nn.Module):
     k = 1 there are no pairs. When nothing contributes the loss is a zero that is still connected
     to ``feats`` and ``protos`` (so backward works).
 
-    ``variant='corrected'`` (default, DESIGN.md section 3): pseudo-label value c is class c (the
+    ``variant='corrected'`` (default, docs/methods.md): pseudo-label value c is class c (the
     background is C); a (b, c) pair contributes when c is in the image label and R_bc has at
     least 2 pixels (with 0 pixels there is no distribution, with 1 every prototype gives the same
     point mass: constant penalty, no gradient); loss = mean over images with a contributing class

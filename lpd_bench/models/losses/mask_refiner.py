@@ -1,4 +1,5 @@
-"""PBIP's mask refiner loss as used by LPD (DESIGN.md section 3), vectorised over prototypes."""
+"""PBIP's mask refiner loss as used by LPD, vectorised over prototypes (docs/methods.md,
+"Mask refiner")."""
 from functools import partial
 from typing import Optional, Sequence, Union
 
@@ -64,7 +65,7 @@ class MaskRefinerLoss(nn.Module):
     is the normalised input brought to S by :func:`~lpd_bench.models.encoder_resize.
     resize_for_encoder` (the function PBIP's stage A uses too). Two forms (``cutout_form``):
 
-    - ``'public'`` (the public code, DESIGN.md section 3): the pair's stage-4 map is upsampled to S
+    - ``'public'`` (the public code, docs/methods.md): the pair's stage-4 map is upsampled to S
       (bilinear, ``align_corners=True``) and used RAW as the weight, w = m (scaled-cosine logits:
       no ReLU, no division by a maximum; it carries the gradient). The hard mask (no gradient) is
       h = [m >= 0.5 * M_b], M_b the image's maximum over ALL its C*k prototype maps upsampled
