@@ -98,6 +98,9 @@ class MethodSpec:
         setting_notes: (group, value) -> the text shown for that setting in the ablation table
             (for a value that needs a word of explanation).
         readme: the method's README (its results table), relative to the repository root.
+        checkpoint_stage: name of a pre-stage whose output is the checkpoint to test: the method
+            is not trained (a reference that is fitted, not trained, e.g. a colour rule);
+            None (default): ``tools/train.py`` trains it.
     """
     name: str
     label: str
@@ -114,6 +117,7 @@ class MethodSpec:
     group_titles: Mapping[str, str] = field(default_factory=dict)
     setting_notes: Mapping[tuple, str] = field(default_factory=dict)
     readme: Optional[str] = None
+    checkpoint_stage: Optional[str] = None
 
     def __post_init__(self):
         unknown = set(self.configs) - set(PRESETS)
@@ -122,6 +126,10 @@ class MethodSpec:
                              f'expected some of {PRESETS}')
         if self.short_label is None:
             object.__setattr__(self, 'short_label', self.label.split(' (')[0])
+        if self.checkpoint_stage is not None and self.checkpoint_stage not in {
+                stage.name for stage in self.pre_stages}:
+            raise ValueError(f'method {self.name!r}: checkpoint_stage {self.checkpoint_stage!r} '
+                             'is not one of its pre_stages')
 
     def config(self, preset: str) -> str:
         if preset not in PRESETS:

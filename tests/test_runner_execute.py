@@ -282,3 +282,30 @@ def test_failing_run_does_not_stop_the_concurrent_one(tmp_path, tools, monkeypat
     assert outcome == {'cam__seed0': 'failed', 'lpd__seed0': 'done'}
     assert '[1/2] cam__seed0: FAILED cam__seed0: train failed: exit code 3' in out.getvalue()
     assert run_status(tmp_path / 'w' / 'runs' / 'cam__seed0') == 'failed'
+
+
+def test_method_with_a_checkpoint_stage_is_tested_on_its_output_without_training(tmp_path, tools):
+    (tmp_path / 'tools' / 'fit.py').write_text(
+        'import sys\nfrom pathlib import Path\n'
+        "Path(sys.argv[sys.argv.index('--out') + 1]).write_text('7')\n")
+    fitted = MethodSpec(
+        name='fitted', label='Fitted (test)', configs={'cpu': 'configs/lpd_synth_cpu.py'},
+        pre_stages=(ExtraStage('fit', ('tools/fit.py', ), 'fits'), ), checkpoint_stage='fit')
+    register_method(fitted)
+    try:
+        executor(tmp_path / 'w', tools).run_plan(build_plan(['fitted'], seeds=[0]))
+    finally:
+        unregister_method('fitted')
+    run_dir = tmp_path / 'w' / 'runs' / 'fitted__seed0'
+    result = load_result(run_dir)
+    assert [s['name'] for s in result['cost']['stages']] == ['fit', 'test']
+    assert not (run_dir / 'starts.txt').exists()  # the fake train tool never ran
+    assert result['checkpoints'] == {'last': result['cost']['stages'][0]['path'], 'best': None}
+    assert (run_dir / 'tested.txt').read_text().split() == [
+        Path(result['checkpoints']['last']).name]
+    assert result['metrics']['results']['oracle']['bg_counted']['mIoU'] == pytest.approx(50.7)
+
+
+def test_checkpoint_stage_must_be_a_pre_stage():
+    with pytest.raises(ValueError, match="checkpoint_stage 'fit' is not one of its pre_stages"):
+        MethodSpec(name='x', label='X', configs={'cpu': 'c.py'}, checkpoint_stage='fit')

@@ -3,7 +3,8 @@
 Per run (``<work_dir>/runs/<run_id>/``), the stages of its method's spec
 (:class:`lpd_bench.methods.MethodSpec`): first its pre-stages (e.g. PBIP's prototype bank; each
 output is built once per key under ``<work_dir>/<stage folder>/`` and shared by the runs with that
-key), then ``tools/train.py`` (with ``--resume`` when a checkpoint exists), then ``tools/test.py``
+key), then ``tools/train.py`` (with ``--resume`` when a checkpoint exists; a method with a
+``checkpoint_stage`` is not trained: that pre-stage's output is its checkpoint), then ``tools/test.py``
 on the last checkpoint (stage ``test``, ``test_metrics.json``) and on the best-on-val checkpoint
 when training saved one (stage ``test_best``, ``test_metrics_best.json``; when it is of the last
 iteration, the last checkpoint's metrics are reused instead, recorded as ``reused_from='test'``),
@@ -306,12 +307,17 @@ class Executor:
             if pre_stage.config_key is not None:
                 options[pre_stage.config_key] = record['path']
             stages.append(record)
-        train = self.train(spec, options, run_dir, view)
-        checkpoints = {'last': train['checkpoint'],
-                       'best': train['best_checkpoint'] if 'best_checkpoint' in train
-                       else _path_or_none(best_checkpoint(run_dir))}  # marker of older code
+        fitted = {s['name']: s['path'] for s in stages}.get(spec.spec.checkpoint_stage)
+        if fitted is not None:  # not trained: a pre-stage's output is the checkpoint
+            checkpoints = {'last': fitted, 'best': None}
+        else:
+            train = self.train(spec, options, run_dir, view)
+            checkpoints = {'last': train['checkpoint'],
+                           'best': train['best_checkpoint'] if 'best_checkpoint' in train
+                           else _path_or_none(best_checkpoint(run_dir))}  # marker of older code
+            stages.append(train)
         test = self.test(spec, options, run_dir, checkpoints['last'], view)
-        stages += [train, test]
+        stages.append(test)
         metrics = {'last': read_json(test['metrics_file']), 'best': None}
         if checkpoints['best'] is not None:
             test_best = self.test_best(spec, options, run_dir, checkpoints, test, view)
@@ -321,7 +327,7 @@ class Executor:
             stages.append(self.ensure_output(post_stage, spec, view, options=options,
                                              checkpoint=checkpoints['last']))
         if snapshots:
-            self.snapshot(spec, options, run_dir, train['checkpoint'], view)
+            self.snapshot(spec, options, run_dir, checkpoints['last'], view)
         result = self.assemble(spec, options, stages, metrics, checkpoints)
         write_json_atomic(run_dir / RESULT_FILE, result)
         return 'done'
