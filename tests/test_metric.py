@@ -210,3 +210,83 @@ def test_different_protocols_in_one_evaluation_are_rejected():
     with pytest.raises(ValueError, match='different protocol switches'):
         evaluate(WSSSMetric(), [sample(GT, {'pred_sem_seg_oracle': PRED}, dict(crf=False)),
                                 sample(GT, {'pred_sem_seg_oracle': PRED}, dict(crf=True))])
+
+
+def test_per_image_matrices_in_order_and_summing_to_the_split(tmp_path):
+    path = tmp_path / 'metrics.json'
+    rng = np.random.default_rng(0)
+    gts = [rng.integers(0, 5, (4, 6)) for _ in range(3)]
+    gts[1][0, :2] = 255
+    samples = [sample(gt, {'pred_sem_seg_oracle': rng.integers(0, 5, gt.shape),
+                           'pred_sem_seg_none': rng.integers(0, 5, gt.shape)},
+                      path=f'/data/test/img/i{n}.png') for n, gt in enumerate(gts)]
+    del samples[2]['pred_sem_seg_none']  # a variant an image lacks: a zero matrix there
+    evaluate(WSSSMetric(output_file=str(path)), samples)
+    text = path.read_text()
+    result = json.loads(text)
+    per_image = result['per_image']
+    assert per_image['names'] == ['i0.png', 'i1.png', 'i2.png']
+    assert set(per_image['confusion']) == {'oracle', 'none'}
+    for variant, matrices in per_image['confusion'].items():
+        matrices = np.array(matrices)
+        assert matrices.shape == (3, 5, 5) and matrices.dtype == np.int64
+        assert (matrices.sum(axis=0) == result['results'][variant]['bg_counted']['confusion']).all()
+        for n, one in enumerate(samples):
+            if f'pred_sem_seg_{variant}' in one:
+                pred = one[f'pred_sem_seg_{variant}']['data'].squeeze().numpy()
+                assert (matrices[n] == confusion_matrix(gts[n], pred)).all()
+    assert not np.array(per_image['confusion']['none'][2]).any()
+    assert matrices[1].sum() == 22  # padding dropped
+    # compact: no indentation inside the arrays, the rest indented as before
+    line = next(row for row in text.splitlines() if row.strip().startswith('"oracle": [['))
+    assert ' ' not in line.strip().split(': ', 1)[1]
+    assert '\n  "protocol": {' in text and text.endswith('}\n')
+
+
+def test_gating_none_is_scored_like_any_variant():
+    perfect = np.where(GT == 255, 0, GT)
+    out = evaluate(WSSSMetric(), [sample(GT, {'pred_sem_seg_oracle': PRED,
+                                              'pred_sem_seg_none': perfect,
+                                              'pred_sem_seg_none_crf': PRED})])
+    assert out['none/bg_counted/mIoU'] == pytest.approx(100)
+    assert out['none_crf/bg_counted/mIoU'] == pytest.approx(np.mean(BG_COUNTED['IoU']))
+    assert out['mIoU'] == out['oracle/bg_counted/mIoU']
+
+
+def _distributed_rank(rank, world, port, samples, out, collect_dir):
+    import torch.distributed as torch_dist
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    torch_dist.init_process_group('gloo', rank=rank, world_size=world)
+    try:
+        # DefaultSampler without shuffle: padded to a multiple of the world size with the first
+        # samples again, rank r takes every world-th one from r
+        padded = samples + samples[:(-len(samples)) % world]
+        metric = WSSSMetric(output_file=out, collect_dir=collect_dir)
+        metric.process({}, padded[rank::world])
+        metric.evaluate(len(samples))
+    finally:
+        torch_dist.destroy_process_group()
+
+
+@pytest.mark.slow  # two gloo processes, each importing mmseg (~30 s on 2 shared cores)
+def test_per_image_stays_aligned_in_distributed_evaluation(tmp_path):
+    import socket
+    import torch.multiprocessing as mp
+    rng = np.random.default_rng(1)
+    gts = [rng.integers(0, 5, (3, 4)) for _ in range(5)]
+    preds = [rng.integers(0, 5, (3, 4)) for _ in range(5)]
+    samples = [sample(gt, {'pred_sem_seg_oracle': pred}, path=f'img/p{n}.png')
+               for n, (gt, pred) in enumerate(zip(gts, preds))]
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    out = tmp_path / 'metrics.json'
+    mp.spawn(_distributed_rank, args=(2, port, samples, str(out), str(tmp_path / 'collect')),
+             nprocs=2)
+    result = json.loads(out.read_text())
+    assert result['num_images'] == 5  # the sampler's duplicate dropped
+    assert result['per_image']['names'] == [f'p{n}.png' for n in range(5)]
+    matrices = np.array(result['per_image']['confusion']['oracle'])
+    for n in range(5):
+        assert (matrices[n] == confusion_matrix(gts[n], preds[n])).all()
+    assert (matrices.sum(0) == result['results']['oracle']['bg_counted']['confusion']).all()

@@ -26,9 +26,16 @@ See ARCHITECTURE.md "Metric contract" and docs/protocol.md, section 5.
 - ``FwIoU_tissue`` (ours, the earlier definition): the same weighted mean over the four tissue
   classes only.
 - All values are percentages.
+- Per image (``per_image`` in the JSON): each test image's raw 5x5 matrix of every variant, before
+  any background protocol, with the image file names, in dataset order (the order MMEngine's
+  collection restores in distributed evaluation; each name travels with its own matrices, so the
+  two cannot come apart). The whole-split matrix of a variant is their sum. The report resamples
+  them (bootstrap over test images, ``lpd_bench/report/stats.py``).
 """
+import json
 import logging
 import math
+from pathlib import Path
 
 import numpy as np
 from mmengine.evaluator import BaseMetric
@@ -38,7 +45,7 @@ from prettytable import PrettyTable
 from mmseg.registry import METRICS
 
 from ..data.bcss_meta import ALL_CLASSES, BACKGROUND_INDEX, NUM_TISSUE_CLASSES
-from ..engine.atomic_json import write_json_atomic
+from ..engine.atomic_json import atomic_file
 
 NUM_CLASSES = len(ALL_CLASSES)
 IGNORE_INDEX = 255
@@ -163,6 +170,7 @@ class WSSSMetric(BaseMetric):
             where = sample.get('img_path', 'data sample')
             gt = sample['gt_sem_seg']['data'].squeeze().cpu().numpy()
             self.results.append(dict(
+                name=Path(sample['img_path']).name if 'img_path' in sample else None,
                 protocol=dict(sample.get('protocol', {})),
                 confusion={variant: confusion_matrix(gt, pred, f'{where} ({variant})')
                            for variant, pred in self._predictions(sample, where).items()}))
@@ -203,9 +211,10 @@ class WSSSMetric(BaseMetric):
             print_log(f'WSSSMetric, {variant_title(variant)} (%):\n' + _table(scores[variant]),
                       logger)
         if self.output_file:
-            write_json_atomic(self.output_file, _nan_to_none(dict(
-                protocol=protocol, classes=list(ALL_CLASSES), num_images=len(results),
-                results=scores)))
+            with atomic_file(self.output_file) as f:
+                f.write(json_text(_nan_to_none(dict(
+                    protocol=protocol, classes=list(ALL_CLASSES), num_images=len(results),
+                    results=scores, per_image=per_image_block(results, variants)))) + '\n')
         return _flat_metrics(scores, logger)
 
     @staticmethod
@@ -215,6 +224,41 @@ class WSSSMetric(BaseMetric):
             if absent:
                 print_log(f'WSSSMetric: {absent} absent from ground truth and prediction '
                           f'({variant}/{protocol}); left out of the means', logger, logging.WARNING)
+
+
+def per_image_block(results, variants):
+    """``{"names": [...], "confusion": {variant: N x 5 x 5 ints}}`` of the collected results
+    (dataset order). An image without a variant gets a zero matrix there, so that the per-image
+    matrices of every variant still sum to its whole-split matrix. A sample without ``img_path``
+    is named ``#<position>``."""
+    zero = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    names = [r.get('name') or f'#{i}' for i, r in enumerate(results)]
+    confusion = {variant: np.stack([r['confusion'].get(variant, zero) for r in results]).tolist()
+                 for variant in variants}
+    return dict(names=names, confusion=confusion)
+
+
+def _is_array(value) -> bool:
+    """A list of numbers, or of such lists (any depth)."""
+    return isinstance(value, list) and all(
+        _is_array(v) if isinstance(v, list) else isinstance(v, (int, float)) or v is None
+        for v in value)
+
+
+def json_text(obj, indent=2, level=0) -> str:
+    """``obj`` as ``json.dumps(obj, indent=2)`` would write it, except that arrays of numbers (the
+    confusion matrices, above all ``per_image``'s) stay on one line without spaces: a 5x5 matrix
+    per image would take 36 indented lines. NaN is rejected (callers write it as null)."""
+    pad, inner = ' ' * (indent * level), ' ' * (indent * (level + 1))
+    if isinstance(obj, dict) and obj:
+        items = [f'{inner}{json.dumps(str(k))}: {json_text(v, indent, level + 1)}'
+                 for k, v in obj.items()]
+        return '{\n' + ',\n'.join(items) + '\n' + pad + '}'
+    if isinstance(obj, list) and obj and not _is_array(obj):
+        items = [f'{inner}{json_text(v, indent, level + 1)}' for v in obj]
+        return '[\n' + ',\n'.join(items) + '\n' + pad + ']'
+    return json.dumps(obj, separators=(',', ':') if isinstance(obj, list) else None,
+                      allow_nan=False, default=str)
 
 
 def variant_title(variant):
