@@ -54,6 +54,8 @@ class ExtraStage:
         args: run -> extra command-line arguments (e.g. the run's k).
         stand_in: ``(cfg, path)`` -> writes a cheap stand-in output (e.g. a random bank) so
             that the bench can time a training step without running the stage.
+        when: run -> bool; the stage is skipped for runs where it is False (e.g. a measurement
+            that needs data only the synthetic generator writes). None: always.
     """
     name: str
     command: Tuple[str, ...]
@@ -62,6 +64,10 @@ class ExtraStage:
     config_key: Optional[str] = None
     args: Optional[Callable] = None
     stand_in: Optional[Callable] = None
+    when: Optional[Callable] = None
+
+    def applies(self, run) -> bool:
+        return self.when is None or bool(self.when(run))
 
     def key(self, run) -> str:
         """Name of the output of ``run``: one per method, config + options, and seed."""

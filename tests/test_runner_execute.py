@@ -309,3 +309,19 @@ def test_method_with_a_checkpoint_stage_is_tested_on_its_output_without_training
 def test_checkpoint_stage_must_be_a_pre_stage():
     with pytest.raises(ValueError, match="checkpoint_stage 'fit' is not one of its pre_stages"):
         MethodSpec(name='x', label='X', configs={'cpu': 'c.py'}, checkpoint_stage='fit')
+
+
+def test_stage_whose_condition_is_false_is_skipped(tmp_path, tools):
+    skipped = MethodSpec(
+        name='conditional', label='Conditional (test)', configs={'cpu': 'configs/lpd_synth_cpu.py'},
+        post_stages=(ExtraStage('never', ('tools/bank.py', ), 'nevers', when=lambda run: False),
+                     ExtraStage('always', ('tools/bank.py', ), 'alwayss', suffix='.out',
+                                when=lambda run: run.seed == 0)))
+    register_method(skipped)
+    try:
+        executor(tmp_path / 'w', tools).run_plan(build_plan(['conditional'], seeds=[0]))
+    finally:
+        unregister_method('conditional')
+    result = load_result(tmp_path / 'w' / 'runs' / 'conditional__seed0')
+    assert [s['name'] for s in result['cost']['stages']] == ['train', 'test', 'always']
+    assert not (tmp_path / 'w' / 'nevers').exists()

@@ -2,7 +2,7 @@
 and losses on a frozen k-means bank, built by a pre-stage (stage A) before training (stage B)."""
 from lpd_bench.bench.case_spec import CUSTOM, TRAIN_STEP, CaseSpec
 from lpd_bench.methods import ExtraStage, MethodSpec, register_method
-from lpd_bench.models.spec import HEAD_KNOB_TAGS, NUM_PER_CLASS
+from lpd_bench.models.spec import HEAD_KNOB_TAGS, NUM_PER_CLASS, SPECIALISATION_STAGE
 
 from .bench_cases import KMEANS_POINTS_PER_CLASS
 from .prototype_bank import write_random_bank
@@ -30,6 +30,7 @@ PBIP = register_method(MethodSpec(
     joins={'prototype_source': (('clustered (PBIP, k=3)', ()), )},
     knob_tags=HEAD_KNOB_TAGS,
     pre_stages=(BANK_STAGE, ),
+    post_stages=(SPECIALISATION_STAGE, ),
     bench_cases={'cpu': (
         CaseSpec('pbip_step', TRAIN_STEP, 'pbip', train_iter='warmup',
                  description='PBIP-style stage B training step (random unit bank), refiner on'),

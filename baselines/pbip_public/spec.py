@@ -4,7 +4,7 @@ PBIP stage-1 code does it."""
 from baselines.pbip.spec import BANK_STAGE, DEFAULT_NUM_PER_CLASS
 from lpd_bench.bench.case_spec import TRAIN_STEP, CaseSpec
 from lpd_bench.methods import MethodSpec, register_method
-from lpd_bench.models.spec import HEAD_KNOB_TAGS, NUM_PER_CLASS
+from lpd_bench.models.spec import HEAD_KNOB_TAGS, NUM_PER_CLASS, SPECIALISATION_STAGE
 
 PBIP_PUBLIC = register_method(MethodSpec(
     name='pbip_public',
@@ -14,6 +14,7 @@ PBIP_PUBLIC = register_method(MethodSpec(
     defaults={NUM_PER_CLASS: DEFAULT_NUM_PER_CLASS},
     knob_tags=HEAD_KNOB_TAGS,
     pre_stages=(BANK_STAGE, ),
+    post_stages=(SPECIALISATION_STAGE, ),
     bench_cases={'cpu': (
         CaseSpec('pbip_public_step', TRAIN_STEP, 'pbip_public', train_iter='warmup',
                  description='public-code PBIP stage B training step (random unit bank), '

@@ -4,7 +4,7 @@ The ablation knobs are keys of the ``PrototypeHead`` config; :data:`HEAD_KNOB_TA
 override its run-id fragment and is shared by every method built on the head.
 """
 from lpd_bench.bench.case_spec import BACKBONE, INFERENCE, TRAIN_STEP, CaseSpec
-from lpd_bench.methods import MethodSpec, register_method
+from lpd_bench.methods import ExtraStage, MethodSpec, register_method
 
 HEAD = 'model.decode_head'
 NUM_PER_CLASS = f'{HEAD}.prototypes.num_per_class'
@@ -21,6 +21,21 @@ HEAD_KNOB_TAGS = {
     DIVERSITY_VARIANT: lambda variant: f'div{variant}',
     REFINER: lambda value: 'norefiner' if value is None else None,
 }
+
+
+
+def _measures_specialisation(run) -> bool:
+    """Several prototypes per class, and data with the generator's sub-morphology maps."""
+    from lpd_bench.analysis.specialisation import has_submorphology
+    k = run.cfg_options.get(NUM_PER_CLASS, run.spec.defaults.get(NUM_PER_CLASS, 1))
+    return k is not None and int(k) > 1 and has_submorphology(run.data_root)
+
+
+#: Post-stage of the prototype-head methods: does the winning prototype of a class follow the
+#: tissue's sub-morphology or mere position (lpd_bench.analysis.specialisation)?
+SPECIALISATION_STAGE = ExtraStage(
+    name='specialisation', command=('-m', 'lpd_bench.analysis.specialisation'),
+    folder='specialisation', suffix='.json', when=_measures_specialisation)
 
 # Bench cases: the refiner's memory and precision levers.
 _REFINER = REFINER + '.'
@@ -107,6 +122,7 @@ LPD = register_method(MethodSpec(
     defaults={NUM_PER_CLASS: 10, DIVERSITY_WEIGHT: 0.5, DIVERSITY_VARIANT: 'corrected'},
     ablations=ABLATIONS,
     knob_tags=HEAD_KNOB_TAGS,
+    post_stages=(SPECIALISATION_STAGE, ),
     bench_cases={'cpu': CPU_CASES, 'paper': PAPER_CASES},
     order=100,
     group_titles={'num_per_class': 'prototypes per class k',

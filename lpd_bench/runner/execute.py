@@ -302,7 +302,7 @@ class Executor:
         (run_dir / FAILED_FILE).unlink(missing_ok=True)
         options = {**spec.cfg_options, 'randomness.seed': spec.seed}
         stages = []
-        for pre_stage in spec.spec.pre_stages:
+        for pre_stage in [s for s in spec.spec.pre_stages if s.applies(spec)]:
             record = self.ensure_output(pre_stage, spec, view)
             if pre_stage.config_key is not None:
                 options[pre_stage.config_key] = record['path']
@@ -323,7 +323,7 @@ class Executor:
             test_best = self.test_best(spec, options, run_dir, checkpoints, test, view)
             stages.append(test_best)
             metrics['best'] = read_json(test_best['metrics_file'])
-        for post_stage in spec.spec.post_stages:
+        for post_stage in [s for s in spec.spec.post_stages if s.applies(spec)]:
             stages.append(self.ensure_output(post_stage, spec, view, options=options,
                                              checkpoint=checkpoints['last']))
         if snapshots:

@@ -1,0 +1,193 @@
+"""Does a class's winning prototype follow the tissue's sub-morphology, or only position?
+
+    python -m lpd_bench.analysis.specialisation CONFIG --out OUT.json --seed S --checkpoint CKPT
+        [--cfg-options ...]
+
+A post-stage of the runner (``lpd_bench.methods.ExtraStage``) for prototype-head methods. For
+every test patch, the stage-4 similarity maps of one forward pass (single view, no TTA) are
+upsampled to the patch; inside the ground-truth region of each class c, every pixel is assigned
+the prototype of c with the highest similarity (the "winning" prototype). Over all test pixels of
+c, the report compares that assignment with
+
+- the sub-morphology the synthetic generator drew the pixel from
+  (``<data_root>/submorphology/test/<name>.png``, ids in ``legend.json``), and
+- the pixel's cell in a coarse ``grid`` x ``grid`` partition of the patch (mere position),
+
+by the normalised mutual information (arithmetic-mean normalisation) of the two labelings.
+Specialisation shows as NMI(sub-morphology) clearly above NMI(position); prototypes that split
+by position near the borders show the reverse. With k = 1 there is nothing to measure (NaN).
+Data without sub-morphology maps (real BCSS-WSSS, synthetic v2) give ``{"available": false}``.
+"""
+import argparse
+import json
+from pathlib import Path
+from typing import Dict
+
+import numpy as np
+
+from ..data.bcss_meta import TISSUE_CLASSES
+
+SUBMORPHOLOGY_DIR = 'submorphology'
+DEFAULT_GRID = 4
+
+
+def submorphology_dir(data_root, split: str = 'test') -> Path:
+    """Where the generator writes the sub-morphology maps of ``split``."""
+    if data_root is None:
+        from ..data.synthetic import default_synthetic_root
+        data_root = default_synthetic_root()
+    return Path(data_root) / SUBMORPHOLOGY_DIR / split
+
+
+def has_submorphology(data_root, split: str = 'test') -> bool:
+    """Whether ``data_root`` holds sub-morphology maps of ``split``. The default synthetic set
+    (None) is not generated for the question: it has none (version 2)."""
+    return data_root is not None and submorphology_dir(data_root, split).is_dir()
+
+
+def contingency(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Counts of every (a, b) pair of two equally long non-negative integer labelings."""
+    a, b = np.asarray(a, dtype=np.int64).ravel(), np.asarray(b, dtype=np.int64).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f'labelings differ in length: {a.size} vs {b.size}')
+    table = np.zeros((int(a.max(initial=-1)) + 1, int(b.max(initial=-1)) + 1), dtype=np.int64)
+    np.add.at(table, (a, b), 1)
+    return table
+
+
+def normalized_mutual_info(table: np.ndarray) -> float:
+    """NMI of a contingency table: I(A; B) / ((H(A) + H(B)) / 2); 0 when both entropies are 0
+    (one label each), NaN for an empty table."""
+    table = np.asarray(table, dtype=np.float64)
+    total = table.sum()
+    if total == 0:
+        return float('nan')
+    joint = table / total
+    pa, pb = joint.sum(axis=1), joint.sum(axis=0)
+    nz = joint > 0
+    mutual = float((joint[nz] * np.log(joint[nz] / np.outer(pa, pb)[nz])).sum())
+    entropy = [float(-(p[p > 0] * np.log(p[p > 0])).sum()) for p in (pa, pb)]
+    denom = (entropy[0] + entropy[1]) / 2
+    return 0.0 if denom <= 0 else max(0.0, mutual / denom)
+
+
+def position_ids(height: int, width: int, grid: int = DEFAULT_GRID) -> np.ndarray:
+    """(H, W) cell index of every pixel in a ``grid`` x ``grid`` partition."""
+    rows = np.minimum(np.arange(height) * grid // height, grid - 1)
+    cols = np.minimum(np.arange(width) * grid // width, grid - 1)
+    return rows[:, None] * grid + cols[None, :]
+
+
+def winning_prototypes(maps: np.ndarray, num_classes: int, cls: int) -> np.ndarray:
+    """(H, W) index (0..k-1) of the strongest of class ``cls``'s k maps; ``maps`` is
+    (C*k, H, W), class-major."""
+    k = maps.shape[0] // num_classes
+    return maps[cls * k:(cls + 1) * k].argmax(axis=0)
+
+
+class SpecialisationCounter:
+    """Accumulates, per class, the contingency of winning prototype vs sub-morphology and vs
+    position over many patches."""
+
+    def __init__(self, num_classes: int, num_per_class: int, grid: int = DEFAULT_GRID):
+        self.num_classes, self.k, self.grid = num_classes, num_per_class, grid
+        self.tables: Dict[str, Dict[int, np.ndarray]] = {'submorphology': {}, 'position': {}}
+
+    def add(self, maps: np.ndarray, mask: np.ndarray, submorphology: np.ndarray) -> None:
+        """One patch: ``maps`` (C*k, H, W) at the patch size, ``mask`` (H, W) GT classes,
+        ``submorphology`` (H, W) generator ids."""
+        if maps.shape[1:] != mask.shape or mask.shape != submorphology.shape:
+            raise ValueError(f'maps {maps.shape[1:]}, mask {mask.shape} and sub-morphology map '
+                             f'{submorphology.shape} must have the same size')
+        cells = position_ids(*mask.shape, grid=self.grid)
+        for cls in range(self.num_classes):
+            region = mask == cls
+            if not region.any():
+                continue
+            winner = winning_prototypes(maps, self.num_classes, cls)[region]
+            for name, other, size in (('submorphology', submorphology[region], 256),
+                                      ('position', cells[region], self.grid ** 2)):
+                table = self.tables[name].setdefault(cls, np.zeros((self.k, size), np.int64))
+                np.add.at(table, (winner, other.astype(np.int64)), 1)
+
+    def result(self) -> dict:
+        classes = {}
+        for cls, table in self.tables['submorphology'].items():
+            nmi = {name: (float('nan') if self.k < 2 else
+                          normalized_mutual_info(self.tables[name][cls]))
+                   for name in self.tables}
+            classes[TISSUE_CLASSES[cls]] = {
+                'nmi_submorphology': nmi['submorphology'], 'nmi_position': nmi['position'],
+                'pixels': int(table.sum()),
+                'prototype_share': (table.sum(axis=1) / max(table.sum(), 1)).round(4).tolist()}
+        values = {key: [c[key] for c in classes.values() if not np.isnan(c[key])]
+                  for key in ('nmi_submorphology', 'nmi_position')}
+        return {'available': True, 'num_per_class': self.k, 'grid': self.grid,
+                'classes': classes,
+                'mean': {key: (float(np.mean(v)) if v else float('nan'))
+                         for key, v in values.items()}}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config')
+    parser.add_argument('--out', required=True, help='JSON file to write')
+    parser.add_argument('--checkpoint', required=True)
+    parser.add_argument('--seed', type=int, default=0, help='unused (the stage contract)')
+    parser.add_argument('--grid', type=int, default=DEFAULT_GRID)
+    return parser
+
+
+def main(argv=None) -> dict:
+    import torch
+    import torch.nn.functional as F
+    from mmengine.dataset import pseudo_collate
+    from mmengine.runner import load_checkpoint
+    from PIL import Image
+
+    import lpd_bench  # noqa: F401  (registers the modules and the checkpoint loader)
+    from lpd_bench.apis import add_common_args, load_config, parse_args
+    from lpd_bench.engine.atomic_json import write_json_atomic
+    from mmseg.registry import DATASETS, MODELS
+
+    parser = build_parser()
+    add_common_args(parser)
+    args = parse_args(parser, argv)
+    cfg = load_config(args.config, args.cfg_options, launcher=args.launcher, init_scope=True)
+    dataset_cfg = cfg.test_dataloader.dataset
+    folder = submorphology_dir(dataset_cfg.get('data_root'), 'test')
+    if not folder.is_dir():
+        result = {'available': False,
+                  'reason': f'no sub-morphology maps at {folder} (synthetic data v3 writes them)'}
+        write_json_atomic(args.out, result)
+        print(result['reason'])
+        return result
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    model = MODELS.build(cfg.model).to(device).eval()
+    load_checkpoint(model, args.checkpoint, map_location=device)
+    dataset = DATASETS.build(dataset_cfg)
+    head = model.decode_head
+    counter = SpecialisationCounter(head.num_classes, head.prototypes.num_per_class, args.grid)
+    for index in range(len(dataset)):
+        item = dataset[index]
+        name = Path(item['data_samples'].metainfo['img_path']).name
+        with torch.no_grad():
+            data = model.data_preprocessor(pseudo_collate([item]), False)
+            maps = model._forward(data['inputs']).sim_maps[-1]
+            mask = item['data_samples'].gt_sem_seg.data[0].numpy()
+            maps = F.interpolate(maps.float(), size=mask.shape, mode='bilinear',
+                                 align_corners=True)[0].cpu().numpy()
+        sub_path = folder / name
+        if not sub_path.is_file():
+            raise FileNotFoundError(f'{sub_path}: no sub-morphology map for test image {name}')
+        counter.add(maps, mask, np.asarray(Image.open(sub_path)))
+        if (index + 1) % 64 == 0 or index + 1 == len(dataset):
+            print(f'specialisation: {index + 1}/{len(dataset)} test patches', flush=True)
+    result = counter.result()
+    write_json_atomic(args.out, result)
+    print(json.dumps(result['mean']))
+    return result
+
+
+if __name__ == '__main__':
+    main()

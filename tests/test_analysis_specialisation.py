@@ -1,0 +1,85 @@
+"""The prototype-specialisation measure: NMI on known labelings, the per-class counter, and the
+post-stage on data without sub-morphology maps."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from lpd_bench.analysis.specialisation import (SpecialisationCounter, contingency,
+                                               normalized_mutual_info, position_ids,
+                                               winning_prototypes)
+
+
+def test_nmi_of_identical_independent_and_constant_labelings():
+    a = np.array([0, 0, 1, 1, 2, 2])
+    assert normalized_mutual_info(contingency(a, a)) == pytest.approx(1.0)
+    assert normalized_mutual_info(contingency(a, 2 - a)) == pytest.approx(1.0)  # relabelled
+    x, y = np.repeat([0, 1], 4), np.tile([0, 1], 4)  # balanced and independent
+    assert normalized_mutual_info(contingency(x, y)) == pytest.approx(0.0, abs=1e-12)
+    assert normalized_mutual_info(contingency(np.zeros(5, int), np.zeros(5, int))) == 0.0
+    assert math.isnan(normalized_mutual_info(np.zeros((2, 2))))
+
+
+def test_nmi_known_value():
+    # joint p = [[1/2, 0], [1/4, 1/4]]: I = 0.2158 nats, H(A) = ln 2, H(B) = 0.5623
+    table = np.array([[2, 0], [1, 1]])
+    pa, pb = np.array([.5, .5]), np.array([.75, .25])
+    joint = table / 4
+    mutual = sum(joint[i, j] * math.log(joint[i, j] / (pa[i] * pb[j]))
+                 for i in range(2) for j in range(2) if joint[i, j] > 0)
+    entropy = -(pa * np.log(pa)).sum() - (pb * np.log(pb)).sum()
+    assert normalized_mutual_info(table) == pytest.approx(mutual / (entropy / 2))
+
+
+def test_position_cells_and_winning_prototype():
+    cells = position_ids(4, 8, grid=2)
+    assert cells[0, 0] == 0 and cells[0, 7] == 1 and cells[3, 0] == 2 and cells[3, 7] == 3
+    maps = np.zeros((4, 2, 2))  # C=2, k=2: rows 0,1 class 0; rows 2,3 class 1
+    maps[1, 0, 0] = 5
+    maps[3, 1, 1] = 5
+    assert winning_prototypes(maps, 2, 0).tolist() == [[1, 0], [0, 0]]
+    assert winning_prototypes(maps, 2, 1).tolist() == [[0, 0], [0, 1]]
+
+
+def test_counter_tells_specialisation_from_position():
+    """A class whose two prototypes follow two sub-morphologies that lie left/right of a random
+    cut (not aligned with the grid) scores NMI 1 on sub-morphology and less on position; a model
+    whose prototypes split by top/bottom while the sub-morphologies are left/right scores the
+    reverse."""
+    rng = np.random.default_rng(0)
+    size, k = 16, 2
+    special = SpecialisationCounter(num_classes=1, num_per_class=k, grid=2)
+    positional = SpecialisationCounter(num_classes=1, num_per_class=k, grid=2)
+    for _ in range(6):
+        cut = rng.integers(3, 13)
+        sub = np.zeros((size, size), np.int64)
+        sub[:, cut:] = 1
+        mask = np.zeros((size, size), np.int64)
+        follows = np.stack([(sub == 0), (sub == 1)]).astype(float)
+        top_bottom = np.zeros((k, size, size))
+        top_bottom[0, :size // 2], top_bottom[1, size // 2:] = 1, 1
+        special.add(follows, mask, sub + 1)
+        positional.add(top_bottom, mask, sub + 1)
+    good, bad = special.result()['classes']['TUM'], positional.result()['classes']['TUM']
+    assert good['nmi_submorphology'] == pytest.approx(1.0)
+    assert good['nmi_submorphology'] > good['nmi_position']
+    assert bad['nmi_position'] > bad['nmi_submorphology']
+    assert good['pixels'] == 6 * size * size and sum(good['prototype_share']) == pytest.approx(1)
+
+
+def test_single_prototype_gives_nan_and_sizes_must_agree():
+    counter = SpecialisationCounter(num_classes=1, num_per_class=1)
+    counter.add(np.ones((1, 4, 4)), np.zeros((4, 4), int), np.ones((4, 4), int))
+    assert math.isnan(counter.result()['classes']['TUM']['nmi_submorphology'])
+    with pytest.raises(ValueError, match='same size'):
+        counter.add(np.ones((1, 4, 4)), np.zeros((4, 5), int), np.ones((4, 4), int))
+
+
+def test_post_stage_without_submorphology_maps_says_so(tmp_path, tiny_data):
+    from lpd_bench.analysis.specialisation import main
+    out = tmp_path / 'spec.json'
+    result = main(['configs/lpd_synth_cpu.py', '--out', str(out), '--checkpoint', 'none.pth',
+                   '--cfg-options', f'data_root={tiny_data}'])
+    assert result['available'] is False and 'submorphology' in result['reason']
+    assert json.loads(out.read_text()) == result
