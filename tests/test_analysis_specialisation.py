@@ -83,3 +83,26 @@ def test_post_stage_without_submorphology_maps_says_so(tmp_path, tiny_data):
                    '--cfg-options', f'data_root={tiny_data}'])
     assert result['available'] is False and 'submorphology' in result['reason']
     assert json.loads(out.read_text()) == result
+
+
+def test_report_table_and_figure_from_stored_stage_outputs(tmp_path):
+    from lpd_bench.report.specialisation import (specialisation_figure, specialisation_frame,
+                                                 specialisation_table)
+    results = []
+    for seed, (sub, pos) in enumerate([(0.6, 0.1), (0.4, 0.1)]):
+        path = tmp_path / f'spec{seed}.json'
+        path.write_text(json.dumps({'available': True, 'num_per_class': 3, 'grid': 4,
+                                    'mean': {'nmi_submorphology': sub, 'nmi_position': pos}}))
+        results.append({'method': 'lpd', 'seed': seed, 'memberships': [
+            {'name': 'main', 'value': 'LPD'}, {'name': 'num_per_class', 'value': 3}],
+            'cost': {'stages': [{'name': 'specialisation', 'path': str(path)}]}})
+    missing = tmp_path / 'none.json'
+    missing.write_text(json.dumps({'available': False, 'reason': 'v2'}))
+    results.append({'method': 'pbip', 'seed': 0, 'memberships': [{'name': 'main', 'value': 'x'}],
+                    'cost': {'stages': [{'name': 'specialisation', 'path': str(missing)}]}})
+    shown, numeric = specialisation_table(specialisation_frame(results))
+    assert list(shown['Run']) == ['LPD', 'num_per_class = 3']
+    assert numeric['nmi_submorphology_mean'].tolist() == pytest.approx([0.5, 0.5])
+    assert shown['NMI sub-morphology'][0].startswith('0.500 ± 0.14')
+    assert specialisation_figure(shown, numeric, tmp_path / 'fig.png')
+    assert (tmp_path / 'fig.png').stat().st_size > 1000
