@@ -21,8 +21,8 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import OptSampleList, SampleList
 
 from .rule import (DEFAULT_BLOCK_SIZE, DEFAULT_SMOOTHING, DEFAULT_WHITE_THRESHOLD,
-                   NUM_FEATURES, WHITE_ON, ColourRuleError, RuleSettings, block_features, block_scores,
-                   mahalanobis)
+                   NUM_FEATURES, WHITE_ON, ColourRuleError, RuleSettings, block_features,
+                   block_scores, mahalanobis)
 
 #: ``test_cfg.gating``: 'oracle' (the image label's classes) or 'none' (all tissue classes).
 GATINGS = ('oracle', 'none')
@@ -48,8 +48,8 @@ class ColourCentroidSegmentor(BaseSegmentor):
         train_cfg: unused (the segmentor is fitted, not trained).
 
     Buffers ``centroids`` (C, 6), ``precision`` (6, 6) and ``fit_settings`` (block size,
-    smoothing, white threshold, white_on of the fit) come from the fit's checkpoint; until one is loaded they are NaN
-    and ``predict`` refuses to run.
+    smoothing, white threshold, white_on of the fit) come from the fit's checkpoint; until one
+    is loaded they are NaN and ``predict`` refuses to run.
     """
 
     def __init__(self,
