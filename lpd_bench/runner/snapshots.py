@@ -4,8 +4,8 @@
         [--cfg-options ...]
 
 Writes ``RUN_DIR/preds/<image name>.png`` (palette label maps, oracle gating, values 0..4) for the
-first ``--num-images`` test images (in the dataset's order) and ``RUN_DIR/prototype_maps.npz``
-with the stage-4 similarity maps of every prototype for the first one: ``maps`` (C*k, h, w),
+first ``--num-images`` test images (in the dataset's order) and, for a model with prototypes,
+``RUN_DIR/prototype_maps.npz`` with the stage-4 similarity maps of every prototype for the first one: ``maps`` (C*k, h, w),
 ``image`` (file name), ``num_per_class``, ``label`` (its oracle image label).
 """
 import argparse
@@ -59,7 +59,7 @@ def main(argv=None):
             name = Path(sample.metainfo['img_path']).name
             save_label_png(out / 'preds' / name,
                            sample.pred_sem_seg_oracle.data[0].cpu().numpy())
-            if index == 0:
+            if index == 0 and hasattr(getattr(model, 'decode_head', None), 'prototypes'):
                 maps = model._forward(data['inputs']).sim_maps[-1][0].float().cpu().numpy()
                 np.savez(out / 'prototype_maps.npz', maps=maps, image=name,
                          num_per_class=model.decode_head.prototypes.num_per_class,
