@@ -20,6 +20,13 @@ diversity loss compares it with the projected stage-4 prototypes (``diversity_pr
 """
 _base_ = ['./lpd_mit_b1.py']
 
+# The refiner's frozen encoder: 'random' (PatchMLPEncoder with random weights; the committed
+# reports) or 'pretrained' (SyntheticPretrainedPatchMLP: the same backbone pretrained once on the
+# train split of data_root, None = the default synthetic set, then cached; see
+# lpd_bench.models.encoder_pretraining and reports/cpu_encoder.md). A run can switch it with
+# --cfg-options cpu_encoder=pretrained.
+cpu_encoder = 'random'
+
 model = dict(
     backbone=dict(embed_dims=16, num_layers=[1, 1, 1, 1], drop_path_rate=0.0),
     decode_head=dict(
@@ -36,6 +43,10 @@ model = dict(
             encoder_autocast=None,
             encoder=dict(
                 backbone=dict(
-                    _delete_=True, type='PatchMLPEncoder', in_channels=3, patch_size=4,
-                    embed_dims=(64, 128)),
+                    _delete_=True,
+                    type=dict(random='PatchMLPEncoder',
+                              pretrained='SyntheticPretrainedPatchMLP')[cpu_encoder],
+                    in_channels=3, patch_size=4, embed_dims=(64, 128),
+                    **(dict(data_root=None, cutout_size=16) if cpu_encoder == 'pretrained'
+                       else {})),
                 feature_dim=128))))
