@@ -1,10 +1,13 @@
 """`lpd-bench report` from the stored-results fixture (tests/fixtures/results).
 
 The fixture mixes current results (CRF variants, three background protocols, 5-class FwIoU,
-``metrics_by_checkpoint`` with a best) and old ones (``cam``, ``lpd__norefiner``: no CRF, no
-``bg_from_gt``, tissue-only ``FwIoU``, no ``metrics_by_checkpoint``); see make_fixture.py.
+``metrics_by_checkpoint`` with a best, per-image matrices of the 3 test images), current ones
+without per-image matrices (``lpd__k5``), the colour rule (gatings oracle and none, no CRF) and
+old ones (``cam``, ``lpd__norefiner``: no CRF, no ``bg_from_gt``, tissue-only ``FwIoU``, no
+``metrics_by_checkpoint``); see make_fixture.py.
 """
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -15,7 +18,7 @@ import pytest
 from lpd_bench.cli import main as cli_main
 from lpd_bench.evaluation import wsss_metric
 from lpd_bench.methods import get_method
-from lpd_bench.report import tables
+from lpd_bench.report import stats, tables
 from lpd_bench.report.build import ReportError, build_report
 from lpd_bench.report.reference import (PUBLISHED, label_only_prediction, label_only_scores,
                                         published_table)
@@ -51,7 +54,8 @@ def test_report_writes_every_table_figure_and_readme(work_dir, tmp_path):
     out = tmp_path / 'reports'
     assert cli_main(['report', '--work-dir', str(work_dir), '--out', str(out)]) == 0
     names = {p.name for p in out.iterdir()}
-    for table in ('main_results', 'protocols', 'checkpoints', 'ablations', 'cost', 'published'):
+    for table in ('main_results', 'protocols', 'checkpoints', 'ablations', 'cost', 'published',
+                  'comparisons'):
         assert {f'{table}.md', f'{table}.tex', f'{table}.csv'} <= names
     assert {'ablation_num_per_class.png', 'ablation_diversity_weight.png', 'qualitative.png',
             'prototype_maps.png', 'README.md'} <= names
@@ -64,9 +68,13 @@ def test_report_writes_every_table_figure_and_readme(work_dir, tmp_path):
     for text in ('`bg_counted`', '`bg_ignored`', '`bg_from_gt`', 'pred[gt == 4] = 4',
                  'sxy 10 / srgb 20 / compat 50', '`test_cfg.gating_threshold` (recorded: 0.5;',
                  'mean-merged stage-4', 'LAST checkpoint', 'FwIoU tissue (ours)',
-                 'background included', '14 of 17 stored results have CRF variants',
-                 'for the 12 of 17 results that recorded one', 'k = 1 point has no mask refiner',
-                 'CRF does not apply'):
+                 'background included', '14 of 18 stored results have CRF variants',
+                 'for the 12 of 18 results that recorded one', 'k = 1 point has no mask refiner',
+                 'CRF does not apply', '*none* ("none (no labels at test)"', '## Statistics',
+                 '13 of 18 stored results hold per-image', '3 test images', 'It is a FLOOR',
+                 '2000 resamples', 'paired by seed', 'Holm correction within each family',
+                 'main: 12 tested, 0 significant, 10 without per-image data',
+                 'ablations: 20 tested,', 'gating: 4 tested,'):
         assert text in readme, text
     assert '## Main results: mIoU under every protocol' in readme
     assert 'PUBLISHED' in (out / 'published.md').read_text()
@@ -105,14 +113,19 @@ def test_main_table_mean_and_std_over_seeds(work_dir):
     assert row['BG_mean'] == pytest.approx(np.mean([r['IoU']['BG'] for r in runs]))
     assert row['FwIoU_tissue_mean'] == pytest.approx(np.mean([r['FwIoU_tissue'] for r in runs]))
     assert row['seeds'] == 2
-    # pbip, lpd: 2 gatings x 2 CRF x 3 protocols; cam (old results): 2 gatings x 2 protocols.
-    assert len(table) == 2 * 12 + 4
+    # pbip, lpd: 2 gatings x 2 CRF x 3 protocols; cam (old results): 2 gatings x 2 protocols;
+    # colour rule: 2 gatings (oracle, none) x no CRF x 3 protocols.
+    assert len(table) == 2 * 12 + 4 + 6
     # oracle + CRF + BG counted (the paper protocol) first; cam has no CRF rows
     assert list(table['method'][:2]) == ['pbip', 'lpd']
     assert list(table['CRF'][:2]) == ['CRF', 'CRF'] and table['protocol'][0] == 'bg_counted'
     no_crf = table[(table['gating'] == 'oracle') & (table['crf'] == False)]  # noqa: E712
-    assert list(no_crf['method'][:3]) == ['cam', 'pbip', 'lpd']
+    assert list(no_crf['method'][:4]) == ['colour_rule', 'cam', 'pbip', 'lpd']
     assert list(dict.fromkeys(no_crf['protocol'])) == ['bg_counted', 'bg_ignored', 'bg_from_gt']
+    # gating none after oracle and predicted, labelled
+    assert list(dict.fromkeys(table['gating'])) == ['oracle', 'predicted', 'none']
+    assert set(table.loc[table['gating'] == 'none', 'Gating']) == {'none (no labels at test)'}
+    assert set(table.loc[table['gating'] == 'none', 'method']) == {'colour_rule'}
 
 
 def test_old_results_read_tissue_fwiou_and_recompute_the_five_class_one(work_dir):
@@ -148,8 +161,9 @@ def test_protocols_table_one_row_per_method_missing_is_a_dash(work_dir, tmp_path
     build_report(work_dir, tmp_path / 'r')
     shown = (tmp_path / 'r' / 'protocols.md').read_text()
     csv = pd.read_csv(tmp_path / 'r' / 'protocols.csv').set_index('method')
-    assert list(csv.index) == ['cam', 'pbip', 'lpd', 'label_only']
-    assert csv.shape[1] == 12 * 2 + 1  # mean and std of 12 combinations, seeds
+    assert list(csv.index) == ['colour_rule', 'cam', 'pbip', 'lpd', 'label_only']
+    # mean, std, lo, hi of 18 combinations (3 gatings), 2 x 4 oracle − predicted columns, seeds
+    assert csv.shape[1] == 18 * 4 + 2 * 4 + 1
     lpd = [block(work_dir, f'lpd__seed{s}', 'oracle_crf', 'bg_counted')['mIoU'] for s in (0, 1)]
     assert csv.loc['lpd', 'oracle_crf_bg_counted_mIoU_mean'] == pytest.approx(np.mean(lpd),
                                                                               abs=1e-4)
@@ -160,12 +174,36 @@ def test_protocols_table_one_row_per_method_missing_is_a_dash(work_dir, tmp_path
     assert not np.isnan(csv.loc['label_only', 'oracle_bg_from_gt_mIoU_mean'])
     header = shown.splitlines()[2]
     assert header.index('oracle, CRF, BG counted') < header.index('oracle, no CRF, BG counted')
+    assert header.index('predicted, no CRF, BG from GT') < header.index('none, CRF, BG counted')
     cam = next(line for line in shown.splitlines() if line.startswith('| CAM'))
     cells = [c.strip() for c in cam.strip('|').split('|')]
     assert cells[1:4] == ['-', '-', '-'] and cells[6] == '-' and cells[4] != '-'
+    assert ' ± ' in cells[4] and cells[-2] == '± std over seeds (no per-image data)'
     label = next(line for line in shown.splitlines() if line.startswith('| Label-only'))
     cells = [c.strip() for c in label.strip('|').split('|')]
-    assert cells[1:4] == ['n/a'] * 3 and cells[7:13] == ['n/a'] * 6 and cells[4] != '-'
+    assert cells[1:4] == ['n/a'] * 3 and cells[7:19] == ['n/a'] * 12 and cells[4] != '-'
+    assert cells[19:21] == ['n/a', 'n/a']  # oracle − predicted
+    # the colour rule: oracle and none without CRF; no predicted gating, no CRF: '-'
+    colour = next(line for line in shown.splitlines() if line.startswith('| Colour'))
+    cells = [c.strip() for c in colour.strip('|').split('|')]
+    assert cells[1:4] == ['-'] * 3 and cells[7:13] == ['-'] * 6 and cells[16:19] != ['-'] * 3
+    assert cells[13:16] == ['-'] * 3 and cells[19:21] == ['-', '-']
+    assert cells[-2] == '95% CI: 3 test images'
+    lpd = next(line for line in shown.splitlines() if line.startswith('| LPD'))
+    cells = [c.strip() for c in lpd.strip('|').split('|')]
+    assert re.fullmatch(r'\d+\.\d\d \[\d+\.\d\d, \d+\.\d\d\]', cells[1]), cells[1]
+    assert cells[13:19] == ['-'] * 6  # no gating none
+    assert re.fullmatch(r'-?\d+\.\d\d \[-?\d+\.\d\d, -?\d+\.\d\d\]( \*)?', cells[19])
+    assert cells[-2] == '95% CI: 3 test images x 2 seeds'
+    gain = [block(work_dir, f'lpd__seed{s}', v, 'bg_counted')['mIoU'] for s in (0, 1)
+            for v in ('oracle_crf', 'predicted_crf')]
+    assert csv.loc['lpd', 'oracle_minus_predicted_crf_difference'] == pytest.approx(
+        (gain[0] - gain[1] + gain[2] - gain[3]) / 2, abs=1e-3)
+    cam_gain = [block(work_dir, f'cam__seed{s}', v, 'bg_counted')['mIoU'] for s in (0, 1)
+                for v in ('oracle', 'predicted')]
+    assert csv.loc['cam', 'oracle_minus_predicted_difference'] == pytest.approx(
+        (cam_gain[0] - cam_gain[1] + cam_gain[2] - cam_gain[3]) / 2, abs=1e-3)
+    assert np.isnan(csv.loc['cam', 'oracle_minus_predicted_lo'])  # no per-image data
 
 
 def test_checkpoints_table_last_vs_best(work_dir):
@@ -298,3 +336,291 @@ def test_method_readme_gets_its_results_block_and_keeps_the_rest(work_dir, tmp_p
     assert f'{cam["mIoU_mean"]:.2f}' in block
     pbip = tmp_path / 'repo' / get_method('pbip').readme
     assert not pbip.exists()  # no README there: nothing written
+
+
+# --- statistics (lpd_bench/report/stats.py) -------------------------------------------------
+
+def _images(rng, n, quality=0.8):
+    """n per-image 5x5 matrices: each gt pixel predicted right with probability ``quality``."""
+    gt = rng.multinomial(400, [0.25, 0.25, 0.15, 0.15, 0.2], size=n)
+    out = np.zeros((n, 5, 5), dtype=np.int64)
+    for i in range(n):
+        for c in range(5):
+            p = np.full(5, (1 - quality) / 4)
+            p[c] = quality
+            out[i, c] = rng.multinomial(gt[i, c], p)
+    return out
+
+
+def _boot(runs, n, resamples=2000):
+    """A Bootstrap over {key: (N, 5, 5) matrices} (variant 'oracle')."""
+    data = stats.PerImageData()
+    names = [f'i{i}.png' for i in range(n)]
+    for key, matrices in runs.items():
+        assert data.add(key, {'names': names, 'confusion': {'oracle': matrices.tolist()}})
+    return stats.Bootstrap(data, resamples)
+
+
+def test_bootstrap_miou_is_the_metrics_confusion_summed_miou():
+    rng = np.random.default_rng(0)
+    matrices = _images(rng, 20)
+    matrices[:, 3] = 0  # NEC absent from ground truth ...
+    matrices[:, :, 3] = 0  # ... and prediction: left out of the mean, as the metric does
+    boot = _boot({'a': matrices}, 20)
+    for protocol in wsss_metric.PROTOCOLS:
+        want = wsss_metric.protocol_scores(matrices.sum(0), protocol)['mIoU']
+        assert boot.observed('a', 'oracle', protocol) == pytest.approx(want)
+        assert stats.miou(wsss_metric.protocol_matrix(matrices.sum(0), protocol)) == \
+            pytest.approx(want)
+    # bg_from_gt shares bg_ignored's tissue mIoU, replicate by replicate
+    assert (boot.replicates('a', 'oracle', 'bg_from_gt')
+            == boot.replicates('a', 'oracle', 'bg_ignored')).all()
+    # a resample of all-ones weights would give the observed score; the replicates scatter
+    # around it
+    replicates = boot.replicates('a', 'oracle', 'bg_counted')
+    assert replicates.shape == (2000, )
+    assert abs(np.median(replicates) - boot.observed('a', 'oracle', 'bg_counted')) < 0.5
+
+
+def test_identical_methods_difference_contains_zero_and_p_is_one():
+    rng = np.random.default_rng(1)
+    same = _images(rng, 50)
+    boot = _boot({'a': same, 'b': same.copy()}, 50)
+    found = stats.compare(boot, [(0, 'a')], 'oracle', [(0, 'b')], 'oracle', 'bg_counted')
+    assert found.difference == 0 and found.lo <= 0 <= found.hi
+    assert found.p == 1 and found.p_empirical == 1
+    assert found.seeds == '1 paired' and found.images == 50
+
+
+def test_planted_constant_difference_on_every_image_is_significant():
+    rng = np.random.default_rng(2)
+    good = _images(rng, 60)
+    worse = good.copy()
+    moved = worse[:, 0, 0] // 40  # 2.5% of every image's TUM pixels predicted STR instead
+    worse[:, 0, 0] -= moved
+    worse[:, 0, 1] += moved
+    boot = _boot({'good': good, 'worse': worse}, 60)
+    found = stats.compare(boot, [(0, 'good')], 'oracle', [(0, 'worse')], 'oracle', 'bg_counted')
+    assert found.difference > 0 and found.lo > 0
+    assert found.p < 1e-6 and found.p_empirical == pytest.approx(2 / 2001)
+    reverse = stats.compare(boot, [(0, 'worse')], 'oracle', [(0, 'good')], 'oracle',
+                            'bg_counted')
+    assert reverse.difference == pytest.approx(-found.difference) and reverse.hi < 0
+    # an unpaired look at the same two methods (their own intervals) overlaps: pairing is what
+    # makes the small difference visible
+    a = stats.interval(boot, [(0, 'good')], 'oracle', 'bg_counted')
+    b = stats.interval(boot, [(0, 'worse')], 'oracle', 'bg_counted')
+    assert a.lo < b.hi and found.hi - found.lo < (a.hi - a.lo) / 2
+
+
+def test_interval_matches_scipy_bootstrap_for_one_seed():
+    from scipy.stats import bootstrap
+    rng = np.random.default_rng(3)
+    matrices = _images(rng, 150, quality=0.7)
+    boot = _boot({'a': matrices}, 150)
+    ours = stats.interval(boot, [(0, 'a')], 'oracle', 'bg_counted')
+
+    def statistic(index, axis=-1):
+        return stats.miou(matrices[index].sum(axis=-3))
+
+    theirs = bootstrap((np.arange(150), ), statistic, vectorized=True, batch=200,
+                       n_resamples=4000, method='percentile', rng=np.random.default_rng(0))
+    width = ours.hi - ours.lo
+    assert ours.lo == pytest.approx(theirs.confidence_interval.low, abs=0.1 * width)
+    assert ours.hi == pytest.approx(theirs.confidence_interval.high, abs=0.1 * width)
+    assert ours.mean == pytest.approx(float(stats.miou(matrices.sum(0))))
+
+
+def test_seed_level_widens_the_interval_over_the_seeds_spread():
+    rng = np.random.default_rng(4)
+    low, high = _images(rng, 80, quality=0.6), _images(rng, 80, quality=0.9)
+    boot = _boot({'s0': low, 's1': high}, 80)
+    both = stats.interval(boot, [(0, 's0'), (1, 's1')], 'oracle', 'bg_counted')
+    one = stats.interval(boot, [(0, 's0')], 'oracle', 'bg_counted')
+    means = [boot.observed(k, 'oracle', 'bg_counted') for k in ('s0', 's1')]
+    assert both.mean == pytest.approx(np.mean(means)) and both.seeds == 2
+    assert both.lo < min(means) + 1 and both.hi > max(means) - 1  # seeds drawn with replacement
+    assert both.hi - both.lo > 3 * (one.hi - one.lo)
+    # pairing by the seeds both sides have; none in common: each side draws its own
+    paired = stats.compare(boot, [(0, 's0'), (1, 's1')], 'oracle', [(1, 's0'), (2, 's1')],
+                           'oracle', 'bg_counted')
+    assert paired.seeds == '1 paired'
+    assert paired.difference == pytest.approx(means[1] - means[0])
+    unpaired = stats.compare(boot, [(0, 's0')], 'oracle', [(5, 's1')], 'oracle', 'bg_counted')
+    assert unpaired.seeds == '1 vs 1 unpaired'
+
+
+def test_holm_matches_the_step_down_rule():
+    p = np.array([0.01, 0.04, 0.03, 0.005, np.nan, 0.2])
+    adjusted = stats.holm(p)
+    # by hand: sorted 0.005, 0.01, 0.03, 0.04, 0.2 (m = 5) times 5, 4, 3, 2, 1 = 0.025, 0.04,
+    # 0.09, 0.08, 0.2, made monotone: 0.025, 0.04, 0.09, 0.09, 0.2
+    want = [0.04, 0.09, 0.09, 0.025, np.nan, 0.2]
+    np.testing.assert_allclose(adjusted, want)
+    # the step-down rule directly: reject the j-th smallest while p_(j) <= alpha / (m - j + 1)
+    for alpha in (0.03, 0.05, 0.1):
+        tested = np.sort(p[~np.isnan(p)])
+        rejected = 0
+        for j, value in enumerate(tested):
+            if value > alpha / (len(tested) - j):
+                break
+            rejected += 1
+        assert rejected == np.sum(adjusted <= alpha)
+    assert np.isnan(stats.holm([np.nan])).all() and len(stats.holm([])) == 0
+    frame = stats.add_holm(pd.DataFrame({'family': ['x', 'x', 'y'], 'p': [0.02, 0.03, np.nan]}))
+    assert list(frame['p_holm'][:2]) == pytest.approx([0.04, 0.04])
+    assert list(frame['significant']) == [True, True, None]
+
+
+# --- statistics in the report -----------------------------------------------------------------
+
+def test_comparisons_list_every_pair_point_and_gating(work_dir, tmp_path):
+    written = build_report(work_dir, tmp_path / 'r')
+    assert {tmp_path / 'r' / f'comparisons.{ext}' for ext in ('md', 'csv')} <= set(written)
+    csv = pd.read_csv(tmp_path / 'r' / 'comparisons.csv')
+    main = csv[csv['family'] == 'main']
+    pairs = list(dict.fromkeys(zip(main['a'], main['b'])))
+    assert pairs == [('colour_rule', 'cam'), ('colour_rule', 'pbip'), ('colour_rule', 'lpd'),
+                     ('cam', 'pbip'), ('cam', 'lpd'), ('pbip', 'lpd')]
+    assert set(main['protocol']) == {'bg_counted', 'bg_ignored'}  # bg_from_gt: = bg_ignored
+    pbip_lpd = main[(main['a'] == 'pbip') & (main['b'] == 'lpd')]
+    assert list(dict.fromkeys(pbip_lpd['variant_a'])) == ['oracle_crf', 'oracle',
+                                                          'predicted_crf', 'predicted']
+    assert pbip_lpd['p'].notna().all() and (pbip_lpd['seeds'] == '2 paired').all()
+    assert (pbip_lpd['images'] == 3).all()
+    colour = main[main['a'] == 'colour_rule']
+    assert set(colour['variant_a']) == {'oracle'}  # the only gating it shares
+    assert colour[colour['b'] == 'cam']['p'].isna().all()  # cam: old results
+    assert (colour[colour['b'] == 'cam']['note'] == 'no per-image data').all()
+    # the difference is A − B of the seed means of the stored (= per-image summed) mIoU
+    row = pbip_lpd[(pbip_lpd['variant_a'] == 'oracle') & (pbip_lpd['protocol'] == 'bg_counted')]
+    want = np.mean([block(work_dir, f'pbip__seed{s}', 'oracle', 'bg_counted')['mIoU']
+                    - block(work_dir, f'lpd__seed{s}', 'oracle', 'bg_counted')['mIoU']
+                    for s in (0, 1)])
+    assert row['difference'].iloc[0] == pytest.approx(want, abs=1e-3)
+    assert row['lo'].iloc[0] <= row['difference'].iloc[0] <= row['hi'].iloc[0]
+    tested = csv[csv['p'].notna()]
+    assert ((tested['p_holm'] >= tested['p'] - 1e-12) & (tested['p_holm'] <= 1)).all()
+    ablations = csv[csv['family'] == 'ablations']
+    assert list(dict.fromkeys(zip(ablations['group'], ablations['a'], ablations['b']))) == [
+        ('num_per_class', '1', '10'), ('num_per_class', '3', '10'), ('num_per_class', '5', '10'),
+        ('diversity_weight', '0', '0.5'), ('diversity_weight', '0.1', '0.5'),
+        ('mask_refiner', 'without', 'with'),
+        ('prototype_source', 'clustered (PBIP, k=3)', 'learnable (LPD, k=3)')]
+    assert ablations[ablations['a'] == '5']['p'].isna().all()  # lpd__k5: no per-image data
+    assert set(ablations['protocol']) == {'bg_counted'}
+    gating = csv[csv['family'] == 'gating']
+    assert list(zip(gating['a'], gating['variant_a'], gating['variant_b'])) == [
+        ('cam', 'oracle', 'predicted'), ('pbip', 'oracle_crf', 'predicted_crf'),
+        ('pbip', 'oracle', 'predicted'), ('lpd', 'oracle_crf', 'predicted_crf'),
+        ('lpd', 'oracle', 'predicted')]
+    md = (tmp_path / 'r' / 'comparisons.md').read_text()
+    assert md.count('\n| ') == len(csv) + 1  # header + one line per comparison
+    assert '| no per-image data' in md and 'oracle, CRF − predicted, CRF' in md
+
+
+def _plant(work_dir, run_id, transform):
+    """Rewrite a stored run's last-checkpoint per-image matrices with ``transform`` and its
+    whole-split blocks from their sums (as the metric would have written them)."""
+    path = work_dir / 'runs' / run_id / 'result.json'
+    result = json.loads(path.read_text())
+    metrics = result['metrics']
+    for variant, matrices in metrics['per_image']['confusion'].items():
+        planted = transform(np.array(matrices), variant)
+        metrics['per_image']['confusion'][variant] = planted.tolist()
+        metrics['results'][variant] = json.loads(json.dumps(wsss_metric._nan_to_none(
+            {p: wsss_metric.protocol_scores(planted.sum(0), p) for p in wsss_metric.PROTOCOLS})))
+    result['metrics_by_checkpoint']['last'] = metrics
+    path.write_text(json.dumps(result))
+
+
+def _perfect(matrices, variant):
+    """Every pixel right, unless the variant is a predicted one (left as it was)."""
+    if variant.startswith('predicted'):
+        return matrices
+    return np.einsum('nij,jk->nik', matrices.sum(axis=2, keepdims=True),
+                     np.ones((1, 5))) * np.eye(5, dtype=np.int64)
+
+
+def test_planted_difference_is_marked_significant_in_the_tables(work_dir, tmp_path):
+    for seed in (0, 1):
+        _plant(work_dir, f'lpd__seed{seed}', _perfect)
+    build_report(work_dir, tmp_path / 'r')
+    csv = pd.read_csv(tmp_path / 'r' / 'comparisons.csv')
+    row = csv[(csv['family'] == 'main') & (csv['a'] == 'pbip') & (csv['b'] == 'lpd')
+              & (csv['variant_a'] == 'oracle') & (csv['protocol'] == 'bg_counted')].iloc[0]
+    assert row['difference'] < -20 and row['hi'] < 0 and row['p_holm'] < 0.05
+    assert row['significant'] == True  # noqa: E712
+    main = pd.read_csv(tmp_path / 'r' / 'main_results.csv')
+    lpd = main[(main['method'] == 'lpd') & (main['gating'] == 'oracle') & (main['crf'] == False)  # noqa
+               & (main['protocol'] == 'bg_counted')].iloc[0]
+    assert lpd['mIoU_mean'] == pytest.approx(100) and lpd['mIoU_lo'] == pytest.approx(100)
+    assert lpd['compared'].startswith('> ') and 'k-means bank + LPD head' in lpd['compared']
+    pbip = main[(main['method'] == 'pbip') & (main['gating'] == 'oracle')
+                & (main['crf'] == False) & (main['protocol'] == 'bg_from_gt')].iloc[0]  # noqa
+    assert '< ' in pbip['compared'] and 'LPD' in pbip['compared']  # bg_from_gt: bg_ignored's
+    cam = main[(main['method'] == 'cam')].iloc[0]
+    assert cam['compared'] == 'no per-image data' and np.isnan(cam['mIoU_lo'])
+    assert (main.loc[main['method'] == 'label_only', 'compared'] == 'not compared').all()
+    assert not main.loc[main['method'] == 'label_only', 'mIoU_lo'].isna().any()
+    shown = (tmp_path / 'r' / 'main_results.md').read_text()
+    assert '| significant mIoU differences (Holm 0.05)' in shown and '| mIoU 95% CI' in shown
+    # the ablation table: k = 1, 3 against the (now perfect) default k = 10
+    ablations = (tmp_path / 'r' / 'ablations.md').read_text()
+    k3 = next(line for line in ablations.splitlines() if line.startswith('| prototypes per class k  | 3 '))
+    cells = [c.strip() for c in k3.strip('|').split('|')]
+    assert re.fullmatch(r'-\d+\.\d\d \[-\d+\.\d\d, -\d+\.\d\d\] \*', cells[6]), cells[6]
+    k10 = next(line for line in ablations.splitlines() if line.startswith('| prototypes per class k  | 10 '))
+    assert '| default ' in k10 and '3 test images x 2 seeds' in k10
+    k5 = next(line for line in ablations.splitlines() if line.startswith('| prototypes per class k  | 5 '))
+    assert ' ± ' in k5 and 'no per-image data' in k5
+    numeric = pd.read_csv(tmp_path / 'r' / 'ablations.csv')
+    k3 = numeric[(numeric['group'] == 'num_per_class') & (numeric['value'] == '3')].iloc[0]
+    assert k3['oracle_significant'] == True and k3['oracle_diff_hi'] < 0  # noqa: E712
+    # the gating's worth: LPD's oracle is perfect, its predicted gating is not
+    protocols = pd.read_csv(tmp_path / 'r' / 'protocols.csv').set_index('method')
+    assert protocols.loc['lpd', 'oracle_minus_predicted_lo'] > 0
+    assert '*' in next(line for line in (tmp_path / 'r' / 'protocols.md').read_text().splitlines()
+                       if line.startswith('| LPD')).split('|')[-4]
+
+
+def test_ablation_plot_draws_intervals_or_std(work_dir, tmp_path, monkeypatch):
+    from lpd_bench.report import figures, uncertainty
+    titles = []
+    monkeypatch.setattr(figures.plt.Axes, 'set_title',
+                        lambda self, text, **kw: titles.append(text))
+    frame = scores_frame(iter_results(work_dir))
+    unc = uncertainty.analyse(iter_results(work_dir), frame)
+    assert figures.ablation_plot(frame, 'diversity_weight', 'lambda', tmp_path / 'a.png', unc)
+    assert 'bootstrap interval' in titles[-1]
+    # k = 5 has no per-image data: the whole plot falls back to the std over seeds
+    assert figures.ablation_plot(frame, 'num_per_class', 'k', tmp_path / 'b.png', unc)
+    assert 'no per-image data' in titles[-1]
+    point = unc.interval('ablation', ('diversity_weight', '0.1'), 'oracle', 'bg_counted')
+    assert point['lo'] <= point['mIoU'] <= point['hi'] and point['seeds'] == 2
+
+
+def test_group_defaults_are_the_owners_default_settings():
+    from lpd_bench.report.uncertainty import group_defaults
+    defaults = group_defaults()
+    assert defaults['num_per_class'] == '10' and defaults['diversity_weight'] == '0.5'
+    assert defaults['mask_refiner'] == 'with' and defaults['diversity_form'] == 'corrected'
+    assert defaults['prototype_source'] == 'learnable (LPD, k=3)'  # no point is LPD's default
+
+
+def test_report_without_any_per_image_data_falls_back_to_the_std(work_dir, tmp_path):
+    for path in work_dir.glob('runs/*/result.json'):
+        result = json.loads(path.read_text())
+        for metrics in (result['metrics'], *(result.get('metrics_by_checkpoint') or {}).values()):
+            if metrics:
+                metrics.pop('per_image', None)
+        path.write_text(json.dumps(result))
+    shutil.rmtree(work_dir / 'runs' / 'colour_rule__seed0')
+    build_report(work_dir, tmp_path / 'r')
+    protocols = (tmp_path / 'r' / 'protocols.md').read_text()
+    lpd = next(line for line in protocols.splitlines() if line.startswith('| LPD'))
+    assert ' ± ' in lpd and '[' not in lpd.split('|')[1 + 1]
+    csv = pd.read_csv(tmp_path / 'r' / 'comparisons.csv')
+    assert csv['p'].isna().all() and (csv['note'] == 'no per-image data').all()
+    readme = (tmp_path / 'r' / 'README.md').read_text()
+    assert '0 of 17 stored results hold per-image' in readme

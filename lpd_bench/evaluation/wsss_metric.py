@@ -84,7 +84,8 @@ def confusion_matrix(gt, pred, where=''):
 
 
 def protocol_matrix(confusion, protocol):
-    """The confusion matrix a protocol scores (module docstring), from the full 5x5 matrix.
+    """The confusion matrix a protocol scores (module docstring), from the full 5x5 matrix (or a
+    stack of them, ``(..., 5, 5)``).
 
     ``bg_ignored`` zeroes the BG ground-truth row; ``bg_from_gt`` moves the whole BG row into
     its BG column (the matrix of the prediction with ground-truth BG pixels copied in).
@@ -94,11 +95,11 @@ def protocol_matrix(confusion, protocol):
         return confusion
     kept = confusion.copy()
     if protocol == 'bg_ignored':
-        kept[BACKGROUND_INDEX] = 0
+        kept[..., BACKGROUND_INDEX, :] = 0
         return kept
     if protocol == 'bg_from_gt':
-        kept[BACKGROUND_INDEX] = 0
-        kept[BACKGROUND_INDEX, BACKGROUND_INDEX] = confusion[BACKGROUND_INDEX].sum()
+        kept[..., BACKGROUND_INDEX, :] = 0
+        kept[..., BACKGROUND_INDEX, BACKGROUND_INDEX] = confusion[..., BACKGROUND_INDEX, :].sum(-1)
         return kept
     raise ValueError(f'unknown protocol {protocol!r}, expected one of {PROTOCOLS}')
 

@@ -7,11 +7,11 @@ import pandas as pd
 
 from ..methods import MAIN_GROUP, ablation_groups, group_titles, pre_stage_names, setting_notes
 from ..runner.results import PLAN_WALL_FILE, iter_results, read_json
-from . import figures, reference
+from . import figures, reference, stats, uncertainty
 from .method_readmes import update_method_readmes
 from .tables import (CRF_NOT_APPLICABLE, PROTOCOL_LABELS, ablation_table, split_variant,
-                     checkpoints_table, formatted, main_table, mean_std, ordered_methods, pm,
-                     protocols_table, row_labels, scores_frame, write_table)
+                     checkpoints_table, formatted, main_table, mean_std, ordered_methods,
+                     protocols_table, row_labels, score_cell, scores_frame, write_table)
 
 
 
@@ -86,14 +86,37 @@ def ablation_shown(numeric: pd.DataFrame) -> pd.DataFrame:
     for score in ('mIoU', 'mDice'):
         for variant, label in ABLATION_VARIANTS:
             if f'{variant}_{score}_mean' in numeric:
+                lows = numeric.get(f'{variant}_{score}_lo', pd.Series(float('nan'),
+                                                                      index=numeric.index))
+                highs = numeric.get(f'{variant}_{score}_hi', lows * float('nan'))
                 shown[f'{score} ({label})'] = [
-                    pm(m, s) for m, s in zip(numeric[f'{variant}_{score}_mean'],
-                                             numeric[f'{variant}_{score}_std'])]
+                    score_cell(m, s, lo, hi) for m, s, lo, hi in zip(
+                        numeric[f'{variant}_{score}_mean'], numeric[f'{variant}_{score}_std'],
+                        lows, highs)]
             else:
                 shown[f'{score} ({label})'] = '-'
+    for variant, label in ABLATION_VARIANTS:
+        shown[f'mIoU − default ({label})'] = [
+            difference_cell(numeric, i, variant) for i in range(len(numeric))]
     shown['seeds'] = numeric.filter(like='_seeds').max(axis=1).astype(int)
+    if 'interval_basis' in numeric:
+        shown['intervals'] = numeric['interval_basis']
     shown['runs'] = numeric['runs']
     return shown
+
+
+def difference_cell(numeric, i, variant) -> str:
+    """'-1.20 [-2.10, -0.30] *' (vs the group's default, * = significant after Holm),
+    'default', or '-' (no per-image data / no such variant)."""
+    row = numeric.iloc[i]
+    if row.get('default') is True or row.get('default') == 1:
+        return 'default'
+    difference = row.get(f'{variant}_diff', float('nan'))
+    if pd.isna(difference):
+        return '-'
+    star = ' *' if uncertainty.is_yes(row.get(f'{variant}_significant')) else ''
+    return (f'{difference:.2f} [{row[f"{variant}_diff_lo"]:.2f}, '
+            f'{row[f"{variant}_diff_hi"]:.2f}]{star}')
 
 
 def numeric_groups() -> list:
@@ -127,33 +150,54 @@ def build_report(work_dir, out_dir, method_readmes_root=None) -> list:
     frame = scores_frame(results)
     written = []
     try:
-        label_only = reference.label_only_scores(data_root)
+        label_only_matrices = reference.label_only_confusions(data_root)
+        label_only = reference.label_only_scores(data_root, label_only_matrices)
     except FileNotFoundError as err:
         warnings.warn(f'label-only reference row skipped: {err}')
-        label_only = None
-    numeric = main_table(frame, label_only)
+        label_only_matrices = label_only = None
+    unc = uncertainty.analyse(results, frame, label_only_matrices)
+    numeric = uncertainty.annotate_main(main_table(frame, label_only), unc)
     data_note = ('SYNTHETIC stand-in data: not BCSS-WSSS numbers.' if synthetic
                  else f'Data: {data_root}.')
     checkpoint_note = ('Last checkpoint of each training run (as the public code tests; '
                        '`checkpoints.md` compares the best-on-val one).')
-    written += write_table(formatted(numeric, ['Gating', 'CRF', 'Background', 'Method']),
-                           numeric, out, 'main_results',
+    interval_note = (f'[lo, hi]: 95% bootstrap interval over the test images and seeds '
+                     f'({stats.RESAMPLES} resamples; README, "Statistics"); "± std" (mean ± std '
+                     f'over seeds) where the results hold {stats.NO_PER_IMAGE} (written before '
+                     'the metric stored it).')
+    label_note = ('The label-only row is a floor (oracle labels, no image content), not the worth '
+                  'of oracle gating: that is each method\'s oracle − predicted score '
+                  '(`protocols.md`).')
+    shown = formatted(numeric, ['Gating', 'CRF', 'Background', 'Method'])
+    shown['mIoU 95% CI'] = [f'[{lo:.2f}, {hi:.2f}]' if not pd.isna(lo) else
+                            stats.NO_PER_IMAGE for lo, hi in zip(numeric['mIoU_lo'],
+                                                                 numeric['mIoU_hi'])]
+    shown['significant mIoU differences (Holm 0.05)'] = numeric['compared']
+    written += write_table(shown, numeric, out, 'main_results',
                            'Main comparison, test split, per-class IoU and means (%), mean ± std '
-                           f'over seeds. {checkpoint_note} mIoU/mDice are over the 4 tissue '
-                           'classes; BG IoU is listed for information; FwIoU (5 cl.) is over all 5 '
-                           'classes (public code), FwIoU tissue (ours) over the 4 tissue classes. '
+                           f'over seeds; mIoU 95% CI: bootstrap over test images and seeds '
+                           f'(README, "Statistics"). {checkpoint_note} mIoU/mDice are over the 4 '
+                           'tissue classes; BG IoU is listed for information; FwIoU (5 cl.) is '
+                           'over all 5 classes (public code), FwIoU tissue (ours) over the 4 tissue '
+                           'classes. Last column: the methods whose mIoU differs significantly '
+                           'from the row\'s under the same gating, CRF and background (paired '
+                           'bootstrap, Holm over the main family, `comparisons.md`; BG from GT '
+                           'has the tissue mIoU of BG ignored). '
                            f'CRF "{CRF_NOT_APPLICABLE}": the label-only reference has no score '
-                           f'maps. {data_note}')
-    shown, compact = protocols_table(numeric)
+                           f'maps. {label_note} {data_note}')
+    shown, compact = protocols_table(numeric, gains=uncertainty.gating_gains(numeric, unc))
     written += write_table(shown, compact, out, 'protocols',
                            'mIoU (%) of each method under every gating x CRF x background '
-                           f'protocol, test split, mean ± std over seeds. {checkpoint_note} '
-                           '"-": not in the stored results (e.g. runs tested without CRF, or '
-                           'written before the protocol existed); "n/a": does not apply (the '
+                           f'protocol, test split. {interval_note} {checkpoint_note} '
+                           '"-": not in the stored results (e.g. runs tested without CRF, '
+                           'written before the protocol existed, or a method without that '
+                           'gating); "n/a": does not apply (the '
                            'label-only reference is oracle-gated and has no maps for a CRF: its '
                            'scores are in the no-CRF columns). BG ignored and BG from GT give the '
-                           'same tissue mIoU by construction (README). '
-                           f'{data_note}')
+                           'same tissue mIoU by construction (README). "oracle − predicted": '
+                           'what the oracle image labels are worth to each method (BG counted; '
+                           'paired interval, * = significant after Holm). '
+                           f'{label_note} {data_note}')
     if len(frame):
         shown, by_checkpoint = checkpoints_table(frame)
         written += write_table(shown, by_checkpoint, out, 'checkpoints',
@@ -164,19 +208,35 @@ def build_report(work_dir, out_dir, method_readmes_root=None) -> list:
                                f'{data_note}')
     ablations = ablation_table(frame)
     if len(ablations):
+        ablations = uncertainty.annotate_ablations(ablations, unc)
         written += write_table(ablation_shown(ablations), ablations, out, 'ablations',
                                'Ablations, paper protocol (oracle gating, BG counted), with '
-                               f'and without CRF (%). {checkpoint_note} Predicted gating: '
-                               f'ablations.csv. {data_note}')
+                               f'and without CRF (%). mIoU: {interval_note} "mIoU − default": '
+                               'paired bootstrap difference to the group\'s default point with '
+                               'its 95% interval; * = significant at 0.05 after Holm over the '
+                               'ablation family (`comparisons.md`). '
+                               f'{checkpoint_note} Predicted gating: ablations.csv. {data_note}')
     titles = group_titles()
     for group in numeric_groups():
         path = out / f'ablation_{group}.png'
-        if figures.ablation_plot(frame, group, titles[group], path):
+        if figures.ablation_plot(frame, group, titles[group], path, unc):
             written.append(path)
+    written += write_table(uncertainty.comparisons_shown(unc), unc.comparisons, out,
+                           'comparisons',
+                           'Every paired comparison of the report: mIoU difference A − B (%) '
+                           'over the same test images and seeds, its 95% bootstrap interval, '
+                           'two-sided p, Holm-adjusted p within the family, significant at '
+                           '0.05 after Holm. Families: main (every pair of main methods, every '
+                           'variant both have, BG counted and BG ignored; BG from GT has the '
+                           'tissue mIoU of BG ignored), ablations (every point against its '
+                           'group\'s default, BG counted), gating (oracle − predicted of each '
+                           f'method, BG counted). "{stats.NO_PER_IMAGE}": a side\'s results '
+                           'were written before the metric stored per-image matrices; not '
+                           f'tested. Scheme: README, "Statistics". {data_note}')
     costs = cost_frame(results)
     if len(costs):
-        shown, stats = cost_table(costs)
-        written += write_table(shown, stats, out, 'cost', 'Cost per method, mean ± std over seeds '
+        shown, cost_stats = cost_table(costs)
+        written += write_table(shown, cost_stats, out, 'cost', 'Cost per method, mean ± std over seeds '
                                '(wall seconds; a method with a stage before training counts it).')
     published = reference.published_table()
     written += write_table(published.astype(object).fillna('-'), published, out, 'published',
@@ -192,7 +252,7 @@ def build_report(work_dir, out_dir, method_readmes_root=None) -> list:
             written.append(out / name)
     readme = out / 'README.md'
     plan_wall = read_json(Path(work_dir) / PLAN_WALL_FILE)
-    readme.write_text(readme_text(results, data_root, manifest, written, out, plan_wall))
+    readme.write_text(readme_text(results, data_root, manifest, written, out, plan_wall, unc))
     method_readmes = [] if method_readmes_root is None else update_method_readmes(
         numeric, method_readmes_root, f'`lpd-bench report`; {data_note}')
     return written + [readme] + method_readmes
@@ -246,8 +306,9 @@ def protocol_text(results) -> list:
         '- Gating: *oracle* multiplies the test maps by the image labels taken from the '
         'ground-truth mask (what the public code does); *predicted* thresholds the classifier '
         'score the model was trained on (the mean-merged stage-4 class score) at '
-        f'`test_cfg.gating_threshold` (recorded: {thresholds}; chosen on val, never on test). '
-        'Both are reported and labelled.',
+        f'`test_cfg.gating_threshold` (recorded: {thresholds}; chosen on val, never on test); '
+        '*none* ("none (no labels at test)", methods that provide it, e.g. the colour rule): all '
+        'four tissue classes allowed. Every gating a result holds is reported and labelled.',
         f'- Background, three conventions found in the published numbers: '
         f'**{PROTOCOL_LABELS["bg_counted"]}** (`bg_counted`, the public LPD/PBIP code): the full '
         '5x5 matrix, tissue predicted on background pixels is a false positive; '
@@ -278,7 +339,48 @@ def protocol_text(results) -> list:
         '']
 
 
-def readme_text(results, data_root, manifest, written, out, plan_wall=None) -> str:
+def statistics_text(results, unc) -> list:
+    """README lines on the intervals and comparisons (the scheme of :mod:`.stats`)."""
+    with_images = sum(bool((r.get('metrics') or {}).get('per_image')) for r in results)
+    rows = unc.comparisons
+    counts = []
+    for family in uncertainty.FAMILIES:
+        picked = rows[rows['family'] == family]
+        tested = picked[~picked['p'].isna()]
+        counts.append(f'{family}: {len(tested)} tested, '
+                      f'{int(sum(uncertainty.is_yes(v) for v in tested["significant"]))} '
+                      f'significant, {len(picked) - len(tested)} without per-image data')
+    return [
+        '## Statistics',
+        f'{with_images} of {len(results)} stored results hold per-image confusion matrices '
+        f'(metric JSON `per_image`, {unc.images} test images); the others were written before '
+        f'the metric stored them: their rows show mean ± std over seeds and say '
+        f'"{stats.NO_PER_IMAGE}".',
+        f'- Intervals: 95% percentile bootstrap over the test images, {stats.RESAMPLES} resamples '
+        f'(seed {stats.SEED}), one set of resamples shared by every interval and comparison. For '
+        'a resample, each run\'s per-image matrices are summed with the resample\'s '
+        'multiplicities and mIoU is computed from the sum as the metric does. A method\'s score '
+        'is the mean over its seeds; with several seeds every replicate also draws its seeds with '
+        'replacement (images x seeds), so the interval covers both the choice of test images and '
+        'the seed-to-seed variation.',
+        '- Paired comparisons (A − B): the same image resamples for both sides and the same seed '
+        'draws over the seeds both have (paired by seed). Interval: percentiles of the '
+        'differences; p (two-sided) from the normal approximation of their bootstrap '
+        'distribution (2 * norm.sf(|d| / sd)), as the empirical tail fraction cannot go below '
+        f'1/{stats.RESAMPLES} (`comparisons.csv` also has it, `p_empirical`).',
+        '- Holm correction within each family: main (every pair of main methods, every variant '
+        'both have, BG counted and BG ignored; BG from GT has the tissue mIoU of BG ignored by '
+        'construction), ablations (every point against its group\'s default: the point run '
+        'with the owner\'s default settings, else the group\'s first point; BG counted), '
+        'gating (each method\'s oracle − predicted, BG counted). Significant: Holm-adjusted '
+        f'p < {stats.ALPHA}. In this report: ' + '; '.join(counts) + '.',
+        '- What it does not cover: the test images are one draw of the data\'s distribution '
+        '(a synthetic set is re-drawn by its generator seed, not resampled here); with one seed '
+        'the interval says nothing of training randomness.',
+        '']
+
+
+def readme_text(results, data_root, manifest, written, out, plan_wall=None, unc=None) -> str:
     seeds = sorted({r['seed'] for r in results})
     if manifest:
         data = (f'{"synthetic" if manifest.get("synthetic") else "real"} data at `{data_root}`; '
@@ -305,7 +407,9 @@ def readme_text(results, data_root, manifest, written, out, plan_wall=None) -> s
         'in a separate table (`published.md`), with the protocol each source used.',
         f'- Preset: {_unique(r["preset"] for r in results)}; configs: '
         f'{_unique(r["config"] for r in results)}.',
-        f'- Seeds: {seeds}; tables show mean ± sample std (ddof=1) over seeds.',
+        f'- Seeds: {seeds}; tables show the mean over seeds with its 95% bootstrap interval '
+        '(test images x seeds, "Statistics" below) where the results hold per-image data, else '
+        'mean ± sample std (ddof=1) over seeds.',
         f'- `--cfg-options` shared by every run (besides the seed): {overrides}.',
         f'- Protocol switches recorded by the runs: {protocols}',
         f'- Wall time of the last `lpd-bench run`: {plan_wall_text(plan_wall)}.',
@@ -314,7 +418,9 @@ def readme_text(results, data_root, manifest, written, out, plan_wall=None) -> s
         f'{_unique(r["env"].get("packages") for r in results)}.', '',
         *protocol_text(results),
         *(CPU_PRESET_CAVEATS if any(r['preset'] == 'cpu' for r in results) else []),
-        '## Label-only reference row', reference.__doc__.split('\n\n', 1)[1].strip(), '',
+        *(statistics_text(results, unc) if unc is not None else []),
+        '## Label-only floor (reference row)',
+        reference.__doc__.split('\n\n', 1)[1].strip(), '',
         '## Ablations',
         'Runs shared between ablations are trained once (e.g. LPD k=10, lambda=0.5 is the LPD '
         'default run). lambda=0 is run with the diversity loss off. Learnable vs clustered '

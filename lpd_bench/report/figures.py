@@ -17,31 +17,46 @@ from PIL import Image  # noqa: E402
 
 from ..data.bcss_meta import ALL_CLASSES, PALETTE, TISSUE_CLASSES  # noqa: E402
 from ..methods import registered_methods  # noqa: E402
-from .tables import split_variant, variant_label  # noqa: E402
+from .tables import variant_label, variant_rank  # noqa: E402
 
 PALETTE_ARRAY = np.array(PALETTE, dtype=np.uint8)
 
 
-def ablation_plot(frame, group, xlabel, path) -> bool:
-    """mIoU (paper protocol, last checkpoint) against the group's values, mean and std over
-    seeds, one line per variant (gating, with/without CRF)."""
+def ablation_plot(frame, group, xlabel, path, unc=None) -> bool:
+    """mIoU (paper protocol, last checkpoint) against the group's values, one line per variant
+    (gating, with/without CRF): the mean over seeds with its 95% bootstrap interval as error bars
+    (``unc``: :class:`lpd_bench.report.uncertainty.Uncertainty`), or ± std over seeds where a
+    point has no per-image data."""
     rows = frame[(frame['group'] == group) & (frame['protocol'] == 'bg_counted')
                  & (frame['checkpoint'] == 'last')].copy()
     if rows.empty:
         return False
-    rows['value'] = rows['value'].astype(float)
-    order = sorted(rows['variant'].unique(), key=lambda v: (split_variant(v)[0] != 'oracle',
-                                                            not split_variant(v)[1], v))
-    rows['variant'] = rows['variant'].map(variant_label)
+    rows['x'] = rows['value'].astype(float)
+    rows['key'] = rows['value'].map(str)  # as the intervals name the point (0, not 0.0)
+    order = sorted(rows['variant'].unique(), key=variant_rank)
+    stats = rows.groupby(['variant', 'x', 'key'], sort=True)['mIoU'].agg(['mean', 'std'])
+    stats = stats.reset_index()
+    bounds = [unc.interval('ablation', (group, key), variant, 'bg_counted') if unc else None
+              for variant, key in zip(stats['variant'], stats['key'])]
+    with_intervals = all(b is not None for b in bounds)
+    if with_intervals:
+        stats['below'] = stats['mean'] - [b['lo'] for b in bounds]
+        stats['above'] = [b['hi'] for b in bounds] - stats['mean']
+    else:
+        stats['below'] = stats['above'] = stats['std'].fillna(0.0)
     sns.set_theme(style='whitegrid')
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    sns.lineplot(data=rows, x='value', y='mIoU', hue='variant',
-                 hue_order=[variant_label(v) for v in order], marker='o', errorbar='sd',
-                 err_style='bars', err_kws={'capsize': 4}, ax=ax)
-    ax.set_xticks(sorted(rows['value'].unique()))
+    colours = sns.color_palette(n_colors=len(order))
+    for colour, variant in zip(colours, order):
+        line = stats[stats['variant'] == variant].sort_values('x')
+        ax.errorbar(line['x'], line['mean'], yerr=[line['below'], line['above']], marker='o',
+                    capsize=4, color=colour, label=variant_label(variant))
+    ax.set_xticks(sorted(rows['x'].unique()))
     ax.set_xlabel(xlabel)
     ax.set_ylabel('mIoU (%), paper protocol')
-    ax.set_title(f'LPD: mIoU vs {xlabel}\n(mean ± std over seeds, last checkpoint)', fontsize=9)
+    spread = ('mean over seeds, 95% bootstrap interval over test images and seeds'
+              if with_intervals else 'mean ± std over seeds: no per-image data')
+    ax.set_title(f'LPD: mIoU vs {xlabel}\n({spread}, last checkpoint)', fontsize=8)
     ax.legend(fontsize=7, title='gating, CRF', title_fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=130)

@@ -8,8 +8,12 @@ prior over pixels; the test masks are not used for it). Background follows the t
 background channel (docs/protocol.md, section 1, step 7: score (1 - max class score)^10): the
 chosen class scores 1, so background is never predicted, except in an image whose label is
 empty, where every class scores 0 and every pixel is BG.
-It shows what oracle gating alone is worth; it is listed under oracle gating only, for all three
-background protocols, and CRF does not apply to it (it has no score maps to refine).
+It is a FLOOR: the score that the oracle image labels give with no image content at all (one
+class per image, picked by a dataset prior). It is not what oracle gating is worth to a method:
+that is each method's oracle minus predicted score, the "oracle − predicted" columns of
+`protocols.md`. It is listed under oracle gating only, for all three background protocols, and
+CRF does not apply to it (it has no score maps to refine). Its 95% interval resamples the test
+images like the methods' (no seeds: it is deterministic); it is not in the comparisons.
 """
 from pathlib import Path
 
@@ -106,15 +110,26 @@ def label_only_prediction(mask, ranking) -> np.ndarray:
     return np.full(mask.shape, chosen, dtype=np.int64)
 
 
-def label_only_scores(data_root) -> pd.DataFrame:
-    """Scores of the label-only predictor on the test split under every background protocol,
-    in ``mean_std``'s layout (oracle gating; CRF not applicable, ``crf`` None)."""
-    from ..evaluation.wsss_metric import confusion_matrix, protocol_scores
+def label_only_confusions(data_root):
+    """``(names, matrices)``: the test mask file names and the label-only predictor's 5x5
+    confusion matrix of each (``(N, 5, 5)`` int64), as the metric's ``per_image`` holds them."""
+    from ..evaluation.wsss_metric import confusion_matrix
     ranking = class_prior(split_masks(data_root, 'val'))
-    total = 0
+    names, matrices = [], []
     for path in split_masks(data_root, 'test'):
         mask = read_mask(path)
-        total = total + confusion_matrix(mask, label_only_prediction(mask, ranking), str(path))
+        names.append(path.name)
+        matrices.append(confusion_matrix(mask, label_only_prediction(mask, ranking), str(path)))
+    return names, np.stack(matrices)
+
+
+def label_only_scores(data_root, confusions=None) -> pd.DataFrame:
+    """Scores of the label-only predictor on the test split under every background protocol,
+    in ``mean_std``'s layout (oracle gating; CRF not applicable, ``crf`` None).
+    ``confusions``: :func:`label_only_confusions`'s output, computed when not given."""
+    from ..evaluation.wsss_metric import protocol_scores
+    _, matrices = label_only_confusions(data_root) if confusions is None else confusions
+    total = matrices.sum(axis=0)
     rows = []
     for protocol in PROTOCOLS:
         scores = protocol_scores(total, protocol)

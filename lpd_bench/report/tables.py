@@ -7,7 +7,9 @@ C1); the checkpoint is ``last`` (``result['metrics']``, what the public code tes
 Results written before CRF variants, ``bg_from_gt`` or ``metrics_by_checkpoint`` existed simply
 have fewer rows; the tables show '-' where a combination is missing.
 
-Std is the sample standard deviation over seeds (ddof=1); with one seed it is left blank.
+Std is the sample standard deviation over seeds (ddof=1); with one seed it is left blank. Where
+the results hold per-image data, the tables show 95% bootstrap intervals instead
+(:mod:`.uncertainty`, columns ``*_lo`` / ``*_hi``).
 """
 from pathlib import Path
 
@@ -21,14 +23,16 @@ from ..methods import MAIN_GROUP, ablation_groups, method_labels, method_names
 
 #: Background protocols of the metric (lpd_bench.evaluation.wsss_metric.PROTOCOLS), in order.
 PROTOCOLS = ('bg_counted', 'bg_ignored', 'bg_from_gt')
-GATINGS = ('oracle', 'predicted')
+#: Gatings in table order: oracle labels, the classifier's, none (all four tissues allowed).
+GATINGS = ('oracle', 'predicted', 'none')
 CRF_SUFFIX = '_crf'
 MEANS = ('mIoU', 'mDice', 'FwIoU', 'FwIoU_tissue')
 SCORES = (*TISSUE_CLASSES, BACKGROUND, *MEANS)
 #: Display names of score columns that are not self-explanatory.
 SCORE_LABELS = {'FwIoU': 'FwIoU (5 cl.)', 'FwIoU_tissue': 'FwIoU tissue (ours)', BACKGROUND: 'BG'}
 GATING_LABELS = {'oracle': 'oracle (image labels from the GT mask)',
-                 'predicted': 'predicted (classifier score > threshold)'}
+                 'predicted': 'predicted (classifier score > threshold)',
+                 'none': 'none (no labels at test)'}
 PROTOCOL_LABELS = {'bg_counted': 'paper (BG counted)', 'bg_ignored': 'MLPS (BG pixels ignored)',
                    'bg_from_gt': 'GT BG copied into prediction'}
 #: Short protocol names for column headers.
@@ -37,7 +41,7 @@ PROTOCOL_SHORT = {'bg_counted': 'BG counted', 'bg_ignored': 'BG ignored',
 #: Shown in the CRF column of rows without score maps (the label-only reference).
 CRF_NOT_APPLICABLE = 'n/a (no maps)'
 #: Row label of the reference computed from the data alone.
-REFERENCE_LABELS = {'label_only': 'Label-only reference (oracle labels, no training)'}
+REFERENCE_LABELS = {'label_only': 'Label-only floor (oracle labels, no image content)'}
 
 
 def row_labels() -> dict:
@@ -60,6 +64,12 @@ CHECKPOINTS = ('last', 'best')
 def split_variant(variant):
     """``(gating, crf)`` of a variant name (contract C1): 'oracle_crf' -> ('oracle', True)."""
     return variant.removesuffix(CRF_SUFFIX), variant.endswith(CRF_SUFFIX)
+
+
+def variant_rank(variant):
+    """Sort key of variants: gatings in table order (oracle, predicted, none), CRF first."""
+    gating, crf = split_variant(variant)
+    return (GATINGS.index(gating) if gating in GATINGS else len(GATINGS), gating, not crf)
 
 
 def variant_name(gating, crf) -> str:
@@ -206,22 +216,42 @@ def main_table(frame: pd.DataFrame, reference: pd.DataFrame = None) -> pd.DataFr
     return stats.reset_index(drop=True)
 
 
-def protocol_columns():
+def protocol_columns(gatings=GATINGS):
     """(gating, crf, protocol) of the compact table's columns, the paper protocol first."""
-    return [(g, crf, p) for g in GATINGS for crf in (True, False) for p in PROTOCOLS]
+    return [(g, crf, p) for g in gatings for crf in (True, False) for p in PROTOCOLS]
 
 
 def protocol_column_label(gating, crf, protocol) -> str:
     return f'{gating}, {crf_label(crf)}, {PROTOCOL_SHORT[protocol]}'
 
 
-def protocols_table(main: pd.DataFrame, score='mIoU'):
+def interval_text(mean, lo, hi, digits=2) -> str:
+    """'71.20 [70.10, 72.35]' (mean and 95% interval)."""
+    return f'{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]'
+
+
+def score_cell(mean, std, lo=np.nan, hi=np.nan) -> str:
+    """The interval when there is one, else mean ± std over seeds (:func:`pm`)."""
+    if pd.isna(mean) or pd.isna(lo) or pd.isna(hi):
+        return pm(mean, std)
+    return interval_text(mean, lo, hi)
+
+
+#: Columns of the gating's worth (oracle minus predicted mIoU, paper background protocol).
+GAIN_COLUMNS = ((True, 'oracle − predicted, CRF'), (False, 'oracle − predicted, no CRF'))
+
+
+def protocols_table(main: pd.DataFrame, score='mIoU', gains: pd.DataFrame = None):
     """One row per method, ``score`` for every (gating x CRF x background) combination.
 
-    ``main`` is :func:`main_table`'s output. Returns ``(shown, numeric)``; combinations without
-    results are '-' (older results: no CRF, no ``bg_from_gt``), and 'n/a' where they cannot
-    apply (the label-only reference has no maps for a CRF and is oracle-gated only; its
-    scores are in the no-CRF columns).
+    ``main`` is :func:`main_table`'s output, with ``<score>_lo`` / ``<score>_hi`` (the 95%
+    interval) where :func:`lpd_bench.report.uncertainty.annotate_main` added them. Returns
+    ``(shown, numeric)``; combinations without results are '-' (older results: no CRF, no
+    ``bg_from_gt``; methods without that gating), and 'n/a' where they cannot apply (the
+    label-only reference has no maps for a CRF and is oracle-gated only; its scores are in the
+    no-CRF columns). Cells show the interval when there is one, else mean ± std over seeds.
+    ``gains`` (:func:`lpd_bench.report.uncertainty.gating_gains`): the columns "oracle −
+    predicted" (paper background protocol, with and without CRF); gatings only those present.
     """
     methods = ordered_methods(set(main['method']))
     labels = row_labels()
@@ -230,21 +260,38 @@ def protocols_table(main: pd.DataFrame, score='mIoU'):
     # rows where CRF does not apply are shown as they are, in the no-CRF columns
     crf_keys = pd.Series([False if _no_crf_flag(c) else bool(c) for c in main['crf']],
                          index=main.index)
-    for gating, crf, protocol in protocol_columns():
+    gatings = [g for g in GATINGS if g in set(main['gating'])] + sorted(
+        set(main['gating']) - set(GATINGS))
+    for gating, crf, protocol in protocol_columns(gatings):
         key = f'{variant_name(gating, crf)}_{protocol}'
-        means, stds, cells = [], [], []
+        values = {stat: [] for stat in ('mean', 'std', 'lo', 'hi')}
+        cells = []
         for method in methods:
             rows = main[(main['method'] == method) & (main['gating'] == gating)
                         & (main['protocol'] == protocol) & (crf_keys == crf)]
-            mean = rows[f'{score}_mean'].iloc[0] if len(rows) else np.nan
-            std = rows[f'{score}_std'].iloc[0] if len(rows) else np.nan
-            means.append(mean)
-            stds.append(std)
+            for stat in values:
+                column = f'{score}_{stat}'
+                values[stat].append(rows[column].iloc[0] if len(rows) and column in rows
+                                    else np.nan)
             not_applicable = method in REFERENCE_LABELS and (crf or gating != 'oracle')
-            cells.append('n/a' if not_applicable else pm(mean, std))
-        numeric[f'{key}_{score}_mean'] = means
-        numeric[f'{key}_{score}_std'] = stds
+            cells.append('n/a' if not_applicable else score_cell(
+                *(values[stat][-1] for stat in ('mean', 'std', 'lo', 'hi'))))
+        for stat, column in values.items():
+            numeric[f'{key}_{score}_{stat}'] = column
         shown[protocol_column_label(gating, crf, protocol)] = cells
+    if gains is not None:
+        for crf, title in GAIN_COLUMNS:
+            picked = [gains[(gains['method'] == m) & (gains['crf'] == crf)] for m in methods]
+            tag = f'oracle_minus_predicted{CRF_SUFFIX if crf else ""}'
+            for column in ('difference', 'lo', 'hi', 'p_holm'):
+                numeric[f'{tag}_{column}'] = [p[column].iloc[0] if len(p) else np.nan
+                                              for p in picked]
+            shown[title] = ['n/a' if m in REFERENCE_LABELS else
+                            p['text'].iloc[0] if len(p) else '-'
+                            for m, p in zip(methods, picked)]
+    if 'interval_basis' in main:
+        basis = main.groupby('method')['interval_basis'].first()
+        shown['intervals'] = [basis.get(m, '-') for m in methods]
     seeds = main.groupby('method')['seeds'].max()
     numeric['seeds'] = [seeds.get(m) for m in methods]
     shown['seeds'] = ['-' if pd.isna(n) or n == 0 else int(n) for n in numeric['seeds']]
