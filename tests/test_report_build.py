@@ -562,6 +562,9 @@ def test_planted_difference_is_marked_significant_in_the_tables(work_dir, tmp_pa
     cam = main[(main['method'] == 'cam')].iloc[0]
     assert cam['compared'] == 'no per-image data' and np.isnan(cam['mIoU_lo'])
     assert (main.loc[main['method'] == 'label_only', 'compared'] == 'not compared').all()
+    colour = main[main['method'] == 'colour_rule'].set_index(['gating', 'protocol'])['compared']
+    assert colour[('none', 'bg_counted')] == '-'  # no other method has gating none
+    assert colour[('oracle', 'bg_counted')] == '< LPD'  # paired on seed 0, the one it has
     assert not main.loc[main['method'] == 'label_only', 'mIoU_lo'].isna().any()
     shown = (tmp_path / 'r' / 'main_results.md').read_text()
     assert '| significant mIoU differences (Holm 0.05)' in shown and '| mIoU 95% CI' in shown

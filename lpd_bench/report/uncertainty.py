@@ -218,8 +218,8 @@ def short_labels() -> dict:
 
 def significance_text(unc, method, variant, protocol) -> str:
     """'> CAM, PBIP-style; < colour rule' from the main family's significant comparisons of
-    ``method`` under ``variant``/``protocol`` (Holm, 0.05); 'none' when none is; 'no per-image
-    data' when it has none."""
+    ``method`` under ``variant``/``protocol`` (Holm, 0.05); 'none' when none is, '-' when no
+    other method could be compared with it there; 'no per-image data' when it has none."""
     if method == LABEL_ONLY:
         return 'not compared'
     if not unc.has_per_image('main', method, variant):
@@ -227,8 +227,11 @@ def significance_text(unc, method, variant, protocol) -> str:
     rows = unc.comparisons
     protocol = stats.MIOU_PROTOCOLS.get(protocol, protocol)
     rows = rows[(rows['family'] == 'main') & (rows['variant_a'] == variant)
-                & (rows['protocol'] == protocol) & (rows['significant'] == True)  # noqa: E712
+                & (rows['protocol'] == protocol) & ~rows['p'].isna()
                 & ((rows['a'] == method) | (rows['b'] == method))]
+    if rows.empty:
+        return '-'  # no other method with per-image data under this variant
+    rows = rows[rows['significant'] == True]  # noqa: E712
     labels = short_labels()
     above, below = [], []
     for _, row in rows.iterrows():
