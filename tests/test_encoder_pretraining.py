@@ -87,6 +87,10 @@ def test_two_pretraining_runs_give_identical_weights_and_restore_the_torch_state
     assert all(torch.equal(first[k], second[k]) for k in first)
     other = ep.pretrain_frozen_encoder(CPU_PRESET_ENCODER, toy, seed=4, **FAST)
     assert not torch.equal(first['layers.0.weight'], other['layers.0.weight'])
+    # the optional multi-label term (whole two-class images, BCE) runs and changes the weights
+    multi = ep.pretrain_frozen_encoder(CPU_PRESET_ENCODER, toy, seed=3, mask_prob=0.5,
+                                       multi_label_weight=0.5, **FAST)
+    assert not torch.equal(first['layers.0.weight'], multi['layers.0.weight'])
 
 
 def test_cache_is_built_once_and_reused(toy, cache, monkeypatch):

@@ -1,7 +1,8 @@
 """Pretrain the CPU preset's frozen refiner encoder on a train split, once, deterministically.
 
     python tools/pretrain_cpu_encoder.py [configs/lpd_synth_cpu.py] [--cfg-options data_root=PATH]
-        [--iters N] [--seed S] [--batch-size B] [--force] [--probe] [--json OUT.json]
+        [--iters N] [--seed S] [--batch-size B] [--source-size S] [--force] [--probe]
+        [--json OUT.json]
 
 Reads the config's refiner encoder (``model.decode_head.refiner_loss.encoder``: a
 ``PatchMLPEncoder`` backbone, or ``SyntheticPretrainedPatchMLP`` whose ``pretrain`` settings are
@@ -34,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--iters', type=int, help='pretraining steps (default: the setting)')
     parser.add_argument('--seed', type=int, help='seed (default: the setting)')
     parser.add_argument('--batch-size', type=int, help='crops per step (default: the setting)')
+    parser.add_argument('--source-size', type=int,
+                        help='side the images are brought to before cropping (default: the setting)')
     parser.add_argument('--force', action='store_true', help='rebuild even if cached')
     parser.add_argument('--probe', action='store_true',
                         help='linear-probe comparison with the random encoder and colour stats')
@@ -65,7 +68,7 @@ def main(argv=None) -> int:
     cfg = load_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     backbone_cfg, cutout_size, data_root, pretrain = config_inputs(cfg)
-    for key in ('iters', 'seed', 'batch_size'):
+    for key in ('iters', 'seed', 'batch_size', 'source_size'):
         if getattr(args, key) is not None:
             pretrain[key] = getattr(args, key)
     root = ep.resolve_data_root(data_root)

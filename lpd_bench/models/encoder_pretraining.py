@@ -12,8 +12,10 @@ trains on, with a weak-label objective, and caches the result like the synthetic
   :func:`~lpd_bench.models.encoder_resize.resize_for_encoder`.
 - **Views**: square random crops whose side is a share ``crop_scale`` (0.5 to 1) of the image,
   resized to the encoder's input size (the refiner's ``cutout_size``, 16 px) by
-  ``resize_for_encoder``, as the refiner's cut-outs are; random flips / 90-degree rotations; with
-  probability ``mask_prob`` multiplied by a random blob mask (4 x 4 noise upsampled and
+  ``resize_for_encoder``, as the refiner's cut-outs are; random flips / 90-degree rotations; a
+  stain jitter (``stain_jitter`` = (s, a): each view's normalised channels scaled by 1 + U(-a, a)
+  and shifted by N(0, s^2), so that a slide's stain is not the cue); with probability
+  ``mask_prob`` multiplied by a random blob mask (4 x 4 noise upsampled and
   thresholded to keep 25-100 % of the pixels), so that the encoder also sees inputs shaped like
   the refiner's foreground/background cut-outs (an image times a hard mask). Classes are sampled
   uniformly (then an image of that class), so rare classes count as much as common ones.
@@ -62,10 +64,11 @@ from .encoder_resize import encoder_size, resize_for_encoder
 from .patch_mlp_encoder import PatchMLPEncoder
 
 #: Bump whenever the pretraining would give other weights for the same settings (names the cache).
-CODE_VERSION = 1
+CODE_VERSION = 2
 #: Default pretraining settings (:func:`pretrain_frozen_encoder`).
 DEFAULTS = dict(iters=600, seed=0, batch_size=128, lr=3e-3, weight_decay=1e-4, source_size=64,
-                crop_scale=(0.5, 1.0), mask_prob=0.5, multi_label_weight=0.0)
+                crop_scale=(0.5, 1.0), mask_prob=0.5, stain_jitter=(0.15, 0.1),
+                multi_label_weight=0.0)
 #: Sub-folder of the cache dir holding the pretrained encoders.
 CACHE_SUBDIR = 'encoders'
 #: Crops per single-label train image of the linear probe's (fixed) training set.
@@ -187,10 +190,22 @@ def random_crops(images: torch.Tensor, index: torch.Tensor, side: int,
                         for i, y, x in zip(index.tolist(), ys.tolist(), xs.tolist())])
 
 
+def stain_jittered(views: torch.Tensor, jitter, gen: torch.Generator) -> torch.Tensor:
+    """Each (N, 3, H, W) normalised view's channels scaled by 1 + U(-a, a) and shifted by
+    N(0, s^2) (``jitter`` = (s, a); (0, 0): unchanged)."""
+    shift, scale = (float(v) for v in jitter)
+    n = views.shape[0]
+    factors = 1 + scale * (2 * torch.rand(n, views.shape[1], 1, 1, generator=gen) - 1)
+    offsets = shift * torch.randn(n, views.shape[1], 1, 1, generator=gen)
+    return views * factors + offsets
+
+
 def training_views(images: torch.Tensor, classes: torch.Tensor, batch_size: int, size,
-                   crop_scale, mask_prob: float, gen: torch.Generator) -> tuple:
+                   crop_scale, mask_prob: float, gen: torch.Generator,
+                   stain_jitter=(0.0, 0.0)) -> tuple:
     """One batch of (views (B, 3, size), labels (B,)): class-balanced random crops (one crop side
-    per batch), resized to the encoder's ``size``, flipped/rotated, some masked."""
+    per batch), resized to the encoder's ``size``, flipped/rotated, stain-jittered, some masked
+    (after the jitter: masked pixels are exactly 0, as in the refiner's cut-outs)."""
     num_classes = int(classes.max()) + 1
     by_class = [torch.nonzero(classes == c)[:, 0] for c in range(num_classes)]
     labels = torch.randint(0, num_classes, (batch_size, ), generator=gen)
@@ -202,6 +217,7 @@ def training_views(images: torch.Tensor, classes: torch.Tensor, batch_size: int,
     hi = max(lo, int(round(crop_scale[1] * s)))
     side = int(torch.randint(lo, hi + 1, (1, ), generator=gen))
     views = random_flips(resize_for_encoder(random_crops(images, index, side, gen), size), gen)
+    views = stain_jittered(views, stain_jitter, gen)
     masked = torch.rand(batch_size, generator=gen) < mask_prob
     masks = blob_masks(batch_size, size, gen)
     views = torch.where(masked.view(-1, 1, 1, 1), views * masks, views)
@@ -257,6 +273,7 @@ def pretrain_frozen_encoder(encoder_cfg: dict, data_root=None, iters: int = DEFA
                             source_size: int = DEFAULTS['source_size'],
                             crop_scale=DEFAULTS['crop_scale'],
                             mask_prob: float = DEFAULTS['mask_prob'],
+                            stain_jitter=DEFAULTS['stain_jitter'],
                             multi_label_weight: float = DEFAULTS['multi_label_weight'],
                             progress: Optional[Callable[[str], None]] = None,
                             info: Optional[dict] = None) -> dict:
@@ -270,7 +287,8 @@ def pretrain_frozen_encoder(encoder_cfg: dict, data_root=None, iters: int = DEFA
         iters, batch_size, lr, weight_decay: AdamW steps, crops per step, its settings.
         seed: seeds the backbone's initialisation and every random draw.
         cutout_size: the encoder's input size (the refiner's ``cutout_size``).
-        source_size, crop_scale, mask_prob, multi_label_weight: see the module docstring.
+        source_size, crop_scale, mask_prob, stain_jitter, multi_label_weight: see the module
+            docstring.
         progress: called with a line of text now and then.
         info: if given, filled with the run's numbers (time, final train accuracy, counts).
     """
@@ -300,7 +318,7 @@ def pretrain_frozen_encoder(encoder_cfg: dict, data_root=None, iters: int = DEFA
             for group in optim.param_groups:
                 group['lr'] = lr_now
             views, labels = training_views(images, classes, batch_size, size, crop_scale,
-                                           mask_prob, gen)
+                                           mask_prob, gen, stain_jitter)
             logits = head(pooled_features(backbone, views))
             loss = F.cross_entropy(logits, labels)
             if multi_label_weight > 0 and len(multi_labels):
@@ -504,6 +522,7 @@ def pretrain_settings(**overrides) -> dict:
                         f'known: {sorted(DEFAULTS)}')
     settings = {**DEFAULTS, **overrides}
     settings['crop_scale'] = [float(v) for v in settings['crop_scale']]
+    settings['stain_jitter'] = [float(v) for v in settings['stain_jitter']]
     return settings
 
 
