@@ -41,3 +41,15 @@ def test_environment_records_share_the_commit_and_versions(tmp_path, monkeypatch
     assert bench_env['command'] == '`lpd-bench bench`' and bench_env['device'] == 'cpu'
     monkeypatch.delenv('LPD_GIT_COMMIT')
     assert environment(tmp_path)['git_commit'] is None  # not a checkout
+
+
+def test_json_layout_keeps_arrays_of_numbers_on_one_line(tmp_path):
+    from lpd_bench.engine.atomic_json import json_text
+    obj = {'per_image': {'names': ['a.png', 'b.png'], 'confusion': {'oracle': [[[1, 2], [3, 4]]]}},
+           'scores': {'mIoU': 71.5, 'empty': [], 'none': None}, 'path': tmp_path}
+    text = json_text(obj)
+    assert '[[[1,2],[3,4]]]' in text and '"a.png",\n' in text
+    write_json_atomic(tmp_path / 'x.json', obj)
+    assert json.loads((tmp_path / 'x.json').read_text()) == {**obj, 'path': str(tmp_path)}
+    with pytest.raises(ValueError):
+        json_text({'bad': float('nan')})

@@ -32,14 +32,38 @@ def atomic_file(path, mode: str = 'w', **open_kwargs):
         raise
 
 
+def _is_array(value) -> bool:
+    """A list of numbers, or of such lists (any depth)."""
+    return isinstance(value, list) and all(
+        _is_array(v) if isinstance(v, list) else isinstance(v, (int, float)) or v is None
+        for v in value)
+
+
+def json_text(obj, indent=2, level=0) -> str:
+    """``obj`` as ``json.dumps(obj, indent=2)`` would write it, except that arrays of numbers (the
+    confusion matrices, above all ``per_image``'s) stay on one line without spaces: a 5x5 matrix
+    per image would take 36 indented lines. NaN is rejected (callers write it as null)."""
+    pad, inner = ' ' * (indent * level), ' ' * (indent * (level + 1))
+    if isinstance(obj, dict) and obj:
+        items = [f'{inner}{json.dumps(str(k))}: {json_text(v, indent, level + 1)}'
+                 for k, v in obj.items()]
+        return '{\n' + ',\n'.join(items) + '\n' + pad + '}'
+    if isinstance(obj, list) and obj and not _is_array(obj):
+        items = [f'{inner}{json_text(v, indent, level + 1)}' for v in obj]
+        return '[\n' + ',\n'.join(items) + '\n' + pad + ']'
+    return json.dumps(obj, separators=(',', ':') if isinstance(obj, list) else None,
+                      allow_nan=False, default=str)
+
+
 def write_json_atomic(path, obj):
-    """Write ``obj`` as JSON to ``path`` atomically (:func:`atomic_file`).
+    """Write ``obj`` as JSON to ``path`` atomically (:func:`atomic_file`), laid out by
+    :func:`json_text` (arrays of numbers on one line).
 
     NaN is not valid JSON: callers convert it to ``None`` first (``allow_nan=False`` checks).
     Values JSON does not know (paths) are written as strings.
     """
     with atomic_file(path) as f:
-        json.dump(obj, f, indent=2, allow_nan=False, default=str)
+        f.write(json_text(obj))
         f.write('\n')
 
 

@@ -32,7 +32,6 @@ See ARCHITECTURE.md "Metric contract" and docs/protocol.md, section 5.
   two cannot come apart). The whole-split matrix of a variant is their sum. The report resamples
   them (bootstrap over test images, ``lpd_bench/report/stats.py``).
 """
-import json
 import logging
 import math
 from pathlib import Path
@@ -45,7 +44,7 @@ from prettytable import PrettyTable
 from mmseg.registry import METRICS
 
 from ..data.bcss_meta import ALL_CLASSES, BACKGROUND_INDEX, NUM_TISSUE_CLASSES
-from ..engine.atomic_json import atomic_file
+from ..engine.atomic_json import write_json_atomic
 
 NUM_CLASSES = len(ALL_CLASSES)
 IGNORE_INDEX = 255
@@ -212,10 +211,9 @@ class WSSSMetric(BaseMetric):
             print_log(f'WSSSMetric, {variant_title(variant)} (%):\n' + _table(scores[variant]),
                       logger)
         if self.output_file:
-            with atomic_file(self.output_file) as f:
-                f.write(json_text(_nan_to_none(dict(
-                    protocol=protocol, classes=list(ALL_CLASSES), num_images=len(results),
-                    results=scores, per_image=per_image_block(results, variants)))) + '\n')
+            write_json_atomic(self.output_file, _nan_to_none(dict(
+                protocol=protocol, classes=list(ALL_CLASSES), num_images=len(results),
+                results=scores, per_image=per_image_block(results, variants))))
         return _flat_metrics(scores, logger)
 
     @staticmethod
@@ -237,29 +235,6 @@ def per_image_block(results, variants):
     confusion = {variant: np.stack([r['confusion'].get(variant, zero) for r in results]).tolist()
                  for variant in variants}
     return dict(names=names, confusion=confusion)
-
-
-def _is_array(value) -> bool:
-    """A list of numbers, or of such lists (any depth)."""
-    return isinstance(value, list) and all(
-        _is_array(v) if isinstance(v, list) else isinstance(v, (int, float)) or v is None
-        for v in value)
-
-
-def json_text(obj, indent=2, level=0) -> str:
-    """``obj`` as ``json.dumps(obj, indent=2)`` would write it, except that arrays of numbers (the
-    confusion matrices, above all ``per_image``'s) stay on one line without spaces: a 5x5 matrix
-    per image would take 36 indented lines. NaN is rejected (callers write it as null)."""
-    pad, inner = ' ' * (indent * level), ' ' * (indent * (level + 1))
-    if isinstance(obj, dict) and obj:
-        items = [f'{inner}{json.dumps(str(k))}: {json_text(v, indent, level + 1)}'
-                 for k, v in obj.items()]
-        return '{\n' + ',\n'.join(items) + '\n' + pad + '}'
-    if isinstance(obj, list) and obj and not _is_array(obj):
-        items = [f'{inner}{json_text(v, indent, level + 1)}' for v in obj]
-        return '[\n' + ',\n'.join(items) + '\n' + pad + ']'
-    return json.dumps(obj, separators=(',', ':') if isinstance(obj, list) else None,
-                      allow_nan=False, default=str)
 
 
 def variant_title(variant):
