@@ -16,7 +16,6 @@ class (plain and masked like the refiner's cut-outs), the pretrained encoder wit
 ``PatchMLPEncoder`` (three seeds) and with colour mean/std alone (reports/cpu_encoder.md).
 """
 import argparse
-import json
 import os
 import sys
 import time

@@ -46,7 +46,6 @@ reports/cpu_encoder.md).
 import contextlib
 import hashlib
 import json
-import os
 import re
 import time
 from pathlib import Path
