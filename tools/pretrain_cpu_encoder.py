@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--seed', type=int, help='seed (default: the setting)')
     parser.add_argument('--batch-size', type=int, help='crops per step (default: the setting)')
     parser.add_argument('--source-size', type=int,
-                        help='side the images are brought to before cropping (default: the setting)')
+                        help='side the images are brought to before cropping '
+                        '(default: the setting)')
     parser.add_argument('--force', action='store_true', help='rebuild even if cached')
     parser.add_argument('--probe', action='store_true',
                         help='linear-probe comparison with the random encoder and colour stats')
@@ -106,7 +107,8 @@ def main(argv=None) -> int:
             rows[name] = dict(
                 val=ep.linear_probe_accuracy(backbone, train, val, feature_fn),
                 val_masked=ep.linear_probe_accuracy(backbone, train, val_masked, feature_fn))
-            print(f'linear probe, {name}: val {rows[name]["val"]}, masked {rows[name]["val_masked"]}')
+            print(f'linear probe, {name}: val {rows[name]["val"]}, '
+                  f'masked {rows[name]["val_masked"]}')
             if backbone is not None:  # the refiner's view: cosine on the projected embedding
                 encoder = MODELS.build(dict(encoder_cfg, backbone=ep.backbone_config(backbone_cfg)))
                 encoder.backbone.load_state_dict(backbone.state_dict())
