@@ -106,3 +106,26 @@ def test_report_table_and_figure_from_stored_stage_outputs(tmp_path):
     assert shown['NMI sub-morphology'][0].startswith('0.500 ± 0.14')
     assert specialisation_figure(shown, numeric, tmp_path / 'fig.png')
     assert (tmp_path / 'fig.png').stat().st_size > 1000
+
+
+def test_report_writes_the_specialisation_table_when_runs_measured_it(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from lpd_bench.report.build import build_report
+    fixture = Path(__file__).parent / 'fixtures' / 'results'
+    work = tmp_path / 'work'
+    shutil.copytree(fixture / 'work_dir', work)
+    for index, path in enumerate(sorted(work.glob('runs/*/result.json'))):
+        result = json.loads(path.read_text().replace('@DATA@', str(fixture / 'data')))
+        if result['method'] == 'lpd':
+            stage = path.parent / 'specialisation.json'
+            stage.write_text(json.dumps({'available': True, 'num_per_class': 10, 'grid': 4, 'mean': {
+                'nmi_submorphology': 0.3 + 0.01 * index, 'nmi_position': 0.1}}))
+            result['cost']['stages'].append({'name': 'specialisation', 'path': str(stage)})
+        path.write_text(json.dumps(result))
+    written = build_report(work, tmp_path / 'r')
+    assert tmp_path / 'r' / 'specialisation.md' in written
+    md = (tmp_path / 'r' / 'specialisation.md').read_text()
+    assert '| LPD ' in md and 'num_per_class = 3' in md
+    assert (tmp_path / 'r' / 'specialisation.png').is_file()

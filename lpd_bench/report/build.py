@@ -7,7 +7,7 @@ import pandas as pd
 
 from ..methods import MAIN_GROUP, ablation_groups, group_titles, pre_stage_names, setting_notes
 from ..runner.results import PLAN_WALL_FILE, iter_results, read_json
-from . import figures, reference, stats, uncertainty
+from . import figures, reference, specialisation, stats, uncertainty
 from .method_readmes import update_method_readmes
 from .tables import (CRF_NOT_APPLICABLE, PROTOCOL_LABELS, ablation_table, split_variant,
                      checkpoints_table, formatted, main_table, mean_std, ordered_methods,
@@ -238,6 +238,20 @@ def build_report(work_dir, out_dir, method_readmes_root=None) -> list:
         shown, cost_stats = cost_table(costs)
         written += write_table(shown, cost_stats, out, 'cost', 'Cost per method, mean ± std over seeds '
                                '(wall seconds; a method with a stage before training counts it).')
+    spec_frame = specialisation.specialisation_frame(results)
+    if len(spec_frame):
+        shown, spec_numeric = specialisation.specialisation_table(spec_frame)
+        written += write_table(shown, spec_numeric, out, 'specialisation',
+                               'Prototype specialisation, test split: NMI of the winning '
+                               'prototype within each class with the sub-morphology the generator '
+                               'drew each pixel from, and with its cell in a 4 x 4 position grid '
+                               '(mean over classes, mean ± std over seeds). Prototypes that follow '
+                               'the tissue\'s appearance score high on the first; prototypes that '
+                               'split by position, on the second. k = 1 has nothing to measure. '
+                               f'{data_note}')
+        if specialisation.specialisation_figure(shown, spec_numeric,
+                                                out / 'specialisation.png'):
+            written.append(out / 'specialisation.png')
     published = reference.published_table()
     written += write_table(published.astype(object).fillna('-'), published, out, 'published',
                            'PUBLISHED numbers on the real BCSS-WSSS test split (%), from the '
