@@ -70,10 +70,15 @@ def dataloader_datasets(cfg: Config, names: Iterable[str] = DATALOADERS) -> Iter
 
 @register_config_alias('data_root')
 def set_data_root(cfg: Config, data_root) -> None:
-    """Point every dataloader's dataset (wrapped ones included) at ``data_root``."""
+    """Point every dataloader's dataset (wrapped ones included) at ``data_root``, and a refiner
+    encoder backbone that is pretrained on the train split (it has a ``data_root``) at it too."""
     cfg.data_root = data_root
     for dataset in dataloader_datasets(cfg):
         dataset['data_root'] = data_root
+    refiner = cfg.get('model', {}).get('decode_head', {}).get('refiner_loss')
+    backbone = (refiner or {}).get('encoder', {}).get('backbone')
+    if backbone is not None and 'data_root' in backbone:
+        backbone['data_root'] = data_root
 
 
 @register_config_alias('encoder_checkpoint')

@@ -1,5 +1,7 @@
 """Models of lpd-bench; importing registers them in mmseg's registries (see ARCHITECTURE.md)."""
-from . import frozen_encoder, losses, mit_checkpoint, patch_mlp_encoder  # noqa: F401  (registration side effects)
+# registration side effects:
+from . import (encoder_pretraining, frozen_encoder, losses, mit_checkpoint,  # noqa: F401
+               patch_mlp_encoder)
 from .inference import InferenceProtocol
 from .prototype_head import PrototypeHead
 from .prototypes import LearnablePrototypes, PrototypeSource
