@@ -2,7 +2,16 @@
 import sys
 import time
 
-from .synthetic import DEFAULT_PATCH_SIZE, DEFAULT_SEED, DEFAULT_SPLIT_SIZES
+from .synthetic import DEFAULT_PATCH_SIZE, DEFAULT_SEED, DEFAULT_VERSION, SPLIT_SIZES, VERSIONS
+from .synthetic_v3 import DIFFICULTIES
+
+#: Version-3 knob flags: (flag, Knobs field, help).
+KNOB_FLAGS = (
+    ('--heterogeneity', 'heterogeneity', 'sub-morphologies mixed per class region, 0..1'),
+    ('--lookalike', 'lookalike', "pull of the classes' colour statistics together, 0..1"),
+    ('--stain-variation', 'stain_variation', 'stain variation, >= 0 (1 = version 2)'),
+    ('--mix-scale', 'mix_scale', 'blob size (px at 224 px) of the sub-morphology partition'),
+)
 
 
 def add_commands(subparsers) -> None:
@@ -13,9 +22,19 @@ def add_commands(subparsers) -> None:
     synth = sub.add_parser('synth', help='write the synthetic BCSS-WSSS stand-in dataset')
     synth.add_argument('--out', required=True, help='output folder')
     synth.add_argument('--seed', type=int, default=DEFAULT_SEED)
-    for split, n in DEFAULT_SPLIT_SIZES.items():
-        synth.add_argument(f'--n-{split}', type=int, default=n, help=f'images (default {n})')
+    synth.add_argument('--version', type=int, choices=VERSIONS, default=DEFAULT_VERSION,
+                       help=f'generator version (default {DEFAULT_VERSION}); 3: mixed '
+                       'sub-morphologies, look-alike colours, knobs, sub-morphology maps')
+    for split in ('train', 'val', 'test'):
+        sizes = ', '.join(f'v{v}: {SPLIT_SIZES[v][split]}' for v in VERSIONS)
+        synth.add_argument(f'--n-{split}', type=int, default=None, help=f'images (default {sizes})')
     synth.add_argument('--patch-size', type=int, default=DEFAULT_PATCH_SIZE)
+    synth.add_argument('--difficulty', choices=list(DIFFICULTIES), default=None,
+                       help='version 3: preset of the knobs below (default: default)')
+    for flag, field, text in KNOB_FLAGS:
+        synth.add_argument(flag, type=float, default=None, dest=field,
+                           help=f'version 3: {text} (default: the difficulty\'s, '
+                           f'{getattr(DIFFICULTIES["default"], field):g} in default)')
     synth.add_argument('--overwrite', action='store_true', help='replace a non-empty --out')
     synth.set_defaults(func=run_synth)
 
@@ -28,6 +47,19 @@ def add_commands(subparsers) -> None:
     check.set_defaults(func=run_check)
 
 
+def synth_knobs(args):
+    """The version-3 Knobs of the arguments (a --difficulty preset, then single knobs), or None
+    for version 2 (where any knob flag is an error: ValueError)."""
+    from dataclasses import replace
+    given = {field: getattr(args, field) for _, field, _ in KNOB_FLAGS
+             if getattr(args, field) is not None}
+    if args.version == 2:
+        if given or args.difficulty is not None:
+            raise ValueError('--difficulty and the knob flags apply to --version 3 only')
+        return None
+    return replace(DIFFICULTIES[args.difficulty or 'default'], **given)
+
+
 def run_synth(args) -> int:
     """Generate the dataset, printing progress per split and the time taken."""
     from .synthetic import write_synthetic_dataset
@@ -38,9 +70,10 @@ def run_synth(args) -> int:
 
     start = time.perf_counter()
     try:
+        knobs = synth_knobs(args)
         out = write_synthetic_dataset(args.out, args.seed, args.n_train, args.n_val, args.n_test,
                                       args.patch_size, overwrite=args.overwrite,
-                                      progress=progress)
+                                      progress=progress, version=args.version, knobs=knobs)
     except (FileExistsError, ValueError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2

@@ -3,8 +3,12 @@
 ``write_synthetic_dataset`` writes ``train/<slide-region>+<index>[abcd].png`` (labels in the
 names, no masks) and ``val|test/{img,mask}/<slide-region>+<index>.png`` (palette masks 0..4),
 plus ``manifest.json`` (counts, class frequencies, seed, version, sha256 of every file). Output is
-byte-identical for a seed. ``default_synthetic_root`` builds the default set once in a cache dir.
-Its numbers are never BCSS-WSSS numbers.
+byte-identical for a seed, version and knobs. ``default_synthetic_root`` builds a default set
+once in a cache dir. Its numbers are never BCSS-WSSS numbers.
+
+Versions (``version=``): 2, one stationary sub-morphology per class region (``synthetic_tissue``);
+3, sub-morphologies mixed inside class regions, look-alike colours, knobs, a larger test split and
+the sub-morphology maps of val/test in ``<root>/submorphology/`` (``synthetic_v3``).
 """
 import hashlib
 import json
@@ -23,13 +27,24 @@ from .bcss_meta import (ALL_CLASSES, BACKGROUND_INDEX, NUM_TISSUE_CLASSES, PALET
 from .filenames import format_train_name
 from .validation import MANIFEST_NAME
 from .synthetic_tissue import BACKGROUND_MORPHOLOGY, MORPHOLOGIES, Stain, render_patch, smooth_noise
+from . import synthetic_v3
+from .synthetic_v3 import Knobs
 
-#: Bump whenever the generated pixels or layout change (it names the cache folder).
-GENERATOR_VERSION = 2
+#: Generator versions that can be written; a version's output never changes (add a new one
+#: whenever the generated pixels or layout would change; the version names the cache folder).
+VERSIONS = (2, 3)
+#: Version of the default set (``data_root=None``) and of ``lpd-bench data synth``.
+DEFAULT_VERSION = 2
 DEFAULT_SEED = 0
 DEFAULT_PATCH_SIZE = PATCH_SIZE
-#: Images per split of the default set.
-DEFAULT_SPLIT_SIZES = {'train': 480, 'val': 64, 'test': 128}
+#: Images per split of each version's default set.
+SPLIT_SIZES = {2: {'train': 480, 'val': 64, 'test': 128},
+               3: {'train': 480, 'val': 128, 'test': 512}}
+#: Images per split of the default version (read at call time, so tests can shrink it).
+DEFAULT_SPLIT_SIZES = dict(SPLIT_SIZES[DEFAULT_VERSION])
+#: Folder (under the dataset root) of version 3's sub-morphology maps, outside the BCSS layout.
+SUBMORPHOLOGY_DIR = 'submorphology'
+SUBMORPHOLOGY_LEGEND = 'legend.json'
 #: Environment variable naming the cache dir (default ~/.cache/lpd-bench).
 CACHE_ENV = 'LPD_BENCH_CACHE'
 
@@ -99,7 +114,8 @@ def mask_label(mask: np.ndarray) -> np.ndarray:
 
 
 def generate_patch(seed: int, split: str, index: int, size: int, slide: 'Slide'):
-    """One (rgb uint8 HxWx3, mask uint8 HxW) pair; deterministic in (seed, split, index, size)."""
+    """One version-2 (rgb uint8 HxWx3, mask uint8 HxW) pair; deterministic in (seed, split,
+    index, size)."""
     rng = np.random.default_rng([seed, _SPLIT_IDS[split], index, 1])
     mask = sample_mask(rng, size)
     morph = {}
@@ -112,8 +128,22 @@ def generate_patch(seed: int, split: str, index: int, size: int, slide: 'Slide')
     return render_patch(mask, morph, slide.stain, rng), mask
 
 
+def generate_patch_v3(seed: int, split: str, index: int, size: int,
+                      slide: 'synthetic_v3.SlideV3', knobs: Knobs):
+    """One version-3 (rgb, mask, sub-morphology map) triple (uint8; HxWx3, HxW, HxW).
+
+    The layout (mask) is version 2's patch of the same (seed, split, index, size); the rest is
+    drawn after it from the same stream.
+    """
+    rng = np.random.default_rng([seed, _SPLIT_IDS[split], index, 1])
+    mask = sample_mask(rng, size)
+    rgb, sub = synthetic_v3.generate_patch_v3(mask, slide, knobs, rng)
+    return rgb, mask, sub
+
+
 class Slide:
-    """A slide region: its name, stain and its preference among each class's morphologies."""
+    """A version-2 slide region: its name, stain and its preference among each class's
+    morphologies."""
 
     def __init__(self, name: str, rng):
         self.name = name
@@ -128,30 +158,46 @@ def _save_png(path: Path, array: np.ndarray, palette: bool = False) -> None:
     img.save(path, format='PNG', compress_level=3)
 
 
-def split_slides(seed: int, split: str, count: int) -> list:
-    """The slide regions of a split of ``count`` patches; patch i comes from slide i % len."""
+def split_slides(seed: int, split: str, count: int, version: int = 2,
+                 knobs: Optional[Knobs] = None) -> list:
+    """The slide regions of a split of ``count`` patches; patch i comes from slide i % len.
+
+    Version 3 slides (``knobs``: None = the default knobs) are drawn from their own stream.
+    """
     n_regions = max(1, -(-count // PATCHES_PER_REGION[split]))
-    return [
-        Slide(name, np.random.default_rng([seed, _SPLIT_IDS[split], r, 2]))
-        for r, name in enumerate(region_names(seed, split, n_regions))
-    ]
+    names = region_names(seed, split, n_regions)
+    if version == 2:
+        return [Slide(name, np.random.default_rng([seed, _SPLIT_IDS[split], r, 2]))
+                for r, name in enumerate(names)]
+    knobs = Knobs() if knobs is None else knobs
+    return [synthetic_v3.SlideV3(name, np.random.default_rng([seed, _SPLIT_IDS[split], r, 4]),
+                                 knobs) for r, name in enumerate(names)]
 
 
-def _generate_split(root: Path, split: str, count: int, seed: int, size: int, progress):
+def _generate_split(root: Path, split: str, count: int, seed: int, size: int, progress,
+                    version: int = 2, knobs: Optional[Knobs] = None):
     """Write one split; return its manifest statistics."""
-    slides = split_slides(seed, split, count)
+    slides = split_slides(seed, split, count, version, knobs)
     n_regions = len(slides)
+    sub_dir = root / SUBMORPHOLOGY_DIR / split
     if split == 'train':
         (root / split).mkdir(parents=True)
     else:
         (root / split / 'img').mkdir(parents=True)
         (root / split / 'mask').mkdir()
+        if version == 3:
+            sub_dir.mkdir(parents=True)
     images = np.zeros(NUM_TISSUE_CLASSES, np.int64)
     pixels = np.zeros(len(ALL_CLASSES), np.int64)
     per_image = np.zeros(NUM_TISSUE_CLASSES + 1, np.int64)
+    sub_pixels = np.zeros(len(synthetic_v3.ID_CLASS), np.int64)
     for i in range(count):
         slide = slides[i % n_regions]
-        rgb, mask = generate_patch(seed, split, i, size, slide)
+        if version == 2:
+            rgb, mask = generate_patch(seed, split, i, size, slide)
+        else:
+            rgb, mask, sub = generate_patch_v3(seed, split, i, size, slide, knobs)
+            sub_pixels += np.bincount(sub.ravel(), minlength=len(sub_pixels))
         label = mask_label(mask)
         if split == 'train':
             _save_png(root / split / format_train_name(slide.name, i // n_regions, label), rgb)
@@ -159,25 +205,45 @@ def _generate_split(root: Path, split: str, count: int, seed: int, size: int, pr
             name = f'{slide.name}+{i // n_regions}.png'
             _save_png(root / split / 'img' / name, rgb)
             _save_png(root / split / 'mask' / name, mask, palette=True)
+            if version == 3:
+                _save_png(sub_dir / name, sub)
         images += label
         pixels += np.bincount(mask.ravel(), minlength=len(ALL_CLASSES))
         per_image[label.sum()] += 1
         if progress is not None:
             progress(split, i + 1, count)
-    return dict(
+    stats = dict(
         images=count,
         regions=[s.name for s in slides],
         image_level={c: int(n) for c, n in zip(TISSUE_CLASSES, images)},
         pixel_level={c: round(float(n) / max(1, pixels.sum()), 6) for c, n in zip(ALL_CLASSES, pixels)},
         classes_per_image={str(k): int(n) for k, n in enumerate(per_image) if k},
     )
+    if version == 3:  # pixel share of every sub-morphology id (all splits; maps of val/test only)
+        stats['submorphology_pixel_level'] = {
+            str(k): round(float(n) / max(1, sub_pixels.sum()), 6)
+            for k, n in enumerate(sub_pixels)}
+    return stats
 
 
-def _build_manifest(root: Path, seed: int, size: int, stats: dict) -> dict:
+def _build_manifest(root: Path, seed: int, size: int, stats: dict, version: int = 2,
+                    knobs: Optional[Knobs] = None) -> dict:
     files = sorted(p for p in root.rglob('*.png'))
+    extra = {}
+    if version == 3:
+        extra = dict(
+            knobs=knobs.to_dict(),
+            difficulty=synthetic_v3.difficulty_name(knobs),
+            submorphology=dict(
+                folder=SUBMORPHOLOGY_DIR, splits=['val', 'test'], legend=SUBMORPHOLOGY_LEGEND,
+                note=f'{SUBMORPHOLOGY_DIR}/<split>/<name>.png: uint8 map of the sub-morphology '
+                'each pixel was drawn from (0 = background; ids in legend.json), for the val and '
+                'test images of the same name; outside the BCSS-WSSS layout.'),
+        )
     return dict(
+        **extra,
         generator='lpd_bench.data.synthetic',
-        generator_version=GENERATOR_VERSION,
+        generator_version=version,
         synthetic=True,
         note='Synthetic stand-in for BCSS-WSSS: never report its numbers as BCSS-WSSS numbers. '
         'image_level counts images with each class; pixel_level is the pixel share per mask '
@@ -196,20 +262,34 @@ def _build_manifest(root: Path, seed: int, size: int, stats: dict) -> dict:
 
 def write_synthetic_dataset(out_dir,
                             seed: int = DEFAULT_SEED,
-                            n_train: int = DEFAULT_SPLIT_SIZES['train'],
-                            n_val: int = DEFAULT_SPLIT_SIZES['val'],
-                            n_test: int = DEFAULT_SPLIT_SIZES['test'],
+                            n_train: Optional[int] = None,
+                            n_val: Optional[int] = None,
+                            n_test: Optional[int] = None,
                             patch_size: int = DEFAULT_PATCH_SIZE,
                             overwrite: bool = False,
-                            progress: Optional[Callable[[str, int, int], None]] = None) -> Path:
+                            progress: Optional[Callable[[str, int, int], None]] = None,
+                            version: int = DEFAULT_VERSION,
+                            knobs: Optional[Knobs] = None) -> Path:
     """Generate a synthetic BCSS-WSSS-layout dataset into ``out_dir``; return its path.
 
-    Files are written into a temporary folder next to ``out_dir`` that is renamed at the end, so
-    a half-written set is never visible. An existing non-empty ``out_dir`` is an error unless
-    ``overwrite``. ``progress(split, done, total)`` is called after every patch.
+    Split sizes left None are the version's defaults (``SPLIT_SIZES``). ``knobs`` (version 3
+    only; None = the default knobs) set heterogeneity, look-alike strength, stain variation and
+    the mixing scale. Files are written into a temporary folder next to ``out_dir`` that is
+    renamed at the end, so a half-written set is never visible. An existing non-empty
+    ``out_dir`` is an error unless ``overwrite``. ``progress(split, done, total)`` is called
+    after every patch.
     """
     out = Path(out_dir)
-    counts = {'train': n_train, 'val': n_val, 'test': n_test}
+    if version not in VERSIONS:
+        raise ValueError(f'unknown generator version {version!r}; expected one of {VERSIONS}')
+    if version == 2 and knobs is not None:
+        raise ValueError('knobs apply to version 3 only')
+    if version == 3 and knobs is None:
+        knobs = Knobs()
+    sizes = SPLIT_SIZES[version]
+    counts = {'train': sizes['train'] if n_train is None else n_train,
+              'val': sizes['val'] if n_val is None else n_val,
+              'test': sizes['test'] if n_test is None else n_test}
     bad = {k: v for k, v in counts.items() if int(v) < 1}
     if bad or patch_size < 16:
         raise ValueError(f'split sizes must be >= 1 (got {bad}) and patch_size >= 16 '
@@ -223,10 +303,13 @@ def write_synthetic_dataset(out_dir,
     try:
         os.chmod(tmp, 0o755)
         stats = {
-            split: _generate_split(tmp, split, int(n), seed, patch_size, progress)
+            split: _generate_split(tmp, split, int(n), seed, patch_size, progress, version, knobs)
             for split, n in counts.items()
         }
-        manifest = _build_manifest(tmp, seed, patch_size, stats)
+        if version == 3:
+            (tmp / SUBMORPHOLOGY_DIR / SUBMORPHOLOGY_LEGEND).write_text(
+                json.dumps(synthetic_v3.submorphology_legend(), indent=1, sort_keys=True) + '\n')
+        manifest = _build_manifest(tmp, seed, patch_size, stats, version, knobs)
         (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1, sort_keys=True) + '\n')
         _install(tmp, out, overwrite)
     except BaseException:
@@ -254,18 +337,33 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / '.cache' / 'lpd-bench')
 
 
-def default_synthetic_root(seed: int = DEFAULT_SEED) -> Path:
-    """Path of the default synthetic set, generated on first use and reused afterwards.
+def synthetic_root_name(seed: int, version: int, sizes: dict, patch_size: int,
+                        knobs: Optional[Knobs] = None) -> str:
+    """Cache folder name of a generated set: version, seed, size, split sizes and (version 3)
+    the knobs, e.g. ``synthetic-v3-seed0-224px-480-128-512-het0.75-look0.85-stain1-mix40``."""
+    name = (f'synthetic-v{version}-seed{seed}-{patch_size}px-'
+            f'{sizes["train"]}-{sizes["val"]}-{sizes["test"]}')
+    if version == 3:
+        name += '-' + (Knobs() if knobs is None else knobs).tag()
+    return name
+
+
+def default_synthetic_root(seed: int = DEFAULT_SEED, version: Optional[int] = None,
+                           knobs: Optional[Knobs] = None) -> Path:
+    """Path of a default-sized synthetic set (``version`` None = DEFAULT_VERSION; ``knobs``
+    version 3 only, None = its default knobs), generated on first use and reused afterwards.
 
     Safe when several processes race: each builds in its own temp dir; the first rename wins.
     """
-    sizes = DEFAULT_SPLIT_SIZES
-    root = cache_dir() / (f'synthetic-v{GENERATOR_VERSION}-seed{seed}-{DEFAULT_PATCH_SIZE}px-'
-                          f'{sizes["train"]}-{sizes["val"]}-{sizes["test"]}')
+    version = DEFAULT_VERSION if version is None else version
+    if version == 3 and knobs is None:
+        knobs = Knobs()
+    sizes = DEFAULT_SPLIT_SIZES if version == DEFAULT_VERSION else SPLIT_SIZES[version]
+    root = cache_dir() / synthetic_root_name(seed, version, sizes, DEFAULT_PATCH_SIZE, knobs)
     if not (root / MANIFEST_NAME).is_file():
         try:
             write_synthetic_dataset(root, seed, sizes['train'], sizes['val'], sizes['test'],
-                                    DEFAULT_PATCH_SIZE)
+                                    DEFAULT_PATCH_SIZE, version=version, knobs=knobs)
         except FileExistsError:
             if not (root / MANIFEST_NAME).is_file():
                 raise
