@@ -129,3 +129,18 @@ def test_report_writes_the_specialisation_table_when_runs_measured_it(tmp_path):
     md = (tmp_path / 'r' / 'specialisation.md').read_text()
     assert '| LPD ' in md and 'num_per_class = 3' in md
     assert (tmp_path / 'r' / 'specialisation.png').is_file()
+
+
+def test_learning_curve_tool_reads_validation_scalars(tmp_path):
+    from helpers import load_tool
+    for segment, steps in (('20260101_000000', (100, 200)), ('20260101_010000', (200, 300))):
+        folder = tmp_path / 'run' / segment / 'vis_data'
+        folder.mkdir(parents=True)
+        lines = [json.dumps({'loss': 1.0, 'step': 50})]
+        lines += [json.dumps({'mIoU': step / 10 + segment.endswith('010000'), 'step': step})
+                  for step in steps]
+        (folder / 'scalars.json').write_text('\n'.join(lines) + '\n')
+    table = load_tool('learning_curve').main(
+        [f'cam={tmp_path / "run"}', '--out', str(tmp_path / 'lc.png')])
+    assert table['cam'].to_dict() == {100: 10.0, 200: 21.0, 300: 31.0}  # the resumed segment wins
+    assert (tmp_path / 'lc.png').is_file() and '| iteration' in (tmp_path / 'lc.md').read_text()
