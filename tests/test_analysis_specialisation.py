@@ -143,4 +143,4 @@ def test_learning_curve_tool_reads_validation_scalars(tmp_path):
     table = load_tool('learning_curve').main(
         [f'cam={tmp_path / "run"}', '--out', str(tmp_path / 'lc.png')])
     assert table['cam'].to_dict() == {100: 10.0, 200: 21.0, 300: 31.0}  # the resumed segment wins
-    assert (tmp_path / 'lc.png').is_file() and '| iteration' in (tmp_path / 'lc.md').read_text()
+    assert (tmp_path / 'lc.png').is_file() and 'iteration |   cam |' in (tmp_path / 'lc.md').read_text()
