@@ -11,7 +11,7 @@ from lpd_bench.data.bcss_meta import PALETTE
 from lpd_bench.data.filenames import parse_train_label
 from lpd_bench.data.synthetic import mask_label, write_synthetic_dataset
 
-SMALL = dict(n_train=8, n_val=4, n_test=4, patch_size=64)
+SMALL = dict(n_train=8, n_val=4, n_test=4, patch_size=64, version=2)
 
 
 @pytest.fixture(scope='module')
@@ -27,7 +27,7 @@ def test_layout_and_manifest_counts(small_root):
     m = _manifest(small_root)
     assert m['counts'] == {'train': 8, 'val': 4, 'test': 4}
     assert m['seed'] == 3 and m['patch_size'] == 64
-    assert m['generator_version'] == synthetic.DEFAULT_VERSION == 2
+    assert m['generator_version'] == 2
     assert 'knobs' not in m and not (small_root / 'submorphology').exists()  # v2 as before
     assert len(list((small_root / 'train').glob('*.png'))) == 8
     for split in ('val', 'test'):
@@ -235,7 +235,9 @@ def test_v3_cache_name_has_version_and_knobs(tmp_path, monkeypatch):
     assert _manifest(root)['difficulty'] == 'hard'
     default = synthetic.default_synthetic_root(version=3)
     assert default != root and default.name.endswith(synthetic.Knobs().tag())
-    assert synthetic.default_synthetic_root().name.startswith('synthetic-v2-')
+    # version 2's cache folder keeps its name
+    assert (synthetic.synthetic_root_name(0, 2, synthetic.SPLIT_SIZES[2], 224) ==
+            'synthetic-v2-seed0-224px-480-64-128')
 
 
 def test_v3_default_test_split_is_large():

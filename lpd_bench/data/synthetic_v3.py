@@ -115,12 +115,12 @@ def _sigmoid(x):
 
 
 def tumour_cords(rng, size):
-    """Trabecular / single-file tumour: chains of mid-size vesicular nuclei along wavy cords in a
-    pink stroma."""
+    """Trabecular tumour: wavy cords one or two mid-size vesicular nuclei wide, separated by
+    thin strands of stroma."""
     angle = rng.uniform(0, np.pi)
-    spacing = rng.uniform(14, 20)
+    spacing = rng.uniform(12, 16)
     ridge = streaks(rng, size, angle, size / rng.uniform(1.5, 3), spacing, warp=spacing)
-    cords = ridge > rng.uniform(0.3, 0.6)
+    cords = ridge > rng.uniform(-0.4, 0.0)
     centres = jittered_grid(rng, size, rng.uniform(7, 8.5), 0.2)
     idx = np.clip(centres.astype(int), 0, size - 1)
     centres = centres[cords[idx[:, 0], idx[:, 1]] & (rng.random(len(centres)) < 0.8)]
@@ -130,7 +130,7 @@ def tumour_cords(rng, size):
                        profile='vesicular', irregularity=0.12)
     band = ndimage.gaussian_filter(cords.astype(np.float32), 2.0)
     fib = st._fibres(rng, size, angle + rng.normal(0, 0.3), 1.2)
-    e = 0.16 + 0.14 * band + 0.15 * fib * (1 - band) + 0.04 * grain(rng, size, 1.0)
+    e = 0.16 + 0.14 * band + 0.08 * fib * (1 - band) + 0.04 * grain(rng, size, 1.0)
     h = 0.06 + 0.06 * band + 1.1 * st._chromatin(nuc, rng, size)
     return h, e * (1 - 0.5 * nuc)
 
