@@ -40,9 +40,14 @@ def submorphology_dir(data_root, split: str = 'test') -> Path:
 
 
 def has_submorphology(data_root, split: str = 'test') -> bool:
-    """Whether ``data_root`` holds sub-morphology maps of ``split``. The default synthetic set
-    (None) is not generated for the question: it has none (version 2)."""
-    return data_root is not None and submorphology_dir(data_root, split).is_dir()
+    """Whether ``data_root`` holds sub-morphology maps of ``split``. For the default synthetic set
+    (None) that depends on its generator version (version 2 writes none, and is then not even
+    generated for the question)."""
+    if data_root is None:
+        from ..data import synthetic
+        if synthetic.DEFAULT_VERSION < 3:
+            return False
+    return submorphology_dir(data_root, split).is_dir()
 
 
 def contingency(a: np.ndarray, b: np.ndarray) -> np.ndarray:
