@@ -9,7 +9,8 @@ CAM = register_method(MethodSpec(
     configs={'cpu': 'configs/cam_synth_cpu.py', 'paper': 'configs/cam_bcss.py'},
     defaults={NUM_PER_CLASS: 1},
     knob_tags=HEAD_KNOB_TAGS,
-    bench_cases={'cpu': (CaseSpec('cam_step', TRAIN_STEP, 'cam', description='CAM training step'), )},
+    bench_cases={'cpu': (
+        CaseSpec('cam_step', TRAIN_STEP, 'cam', description='CAM training step'), )},
     order=10,
     readme='baselines/cam/README.md',
 ))

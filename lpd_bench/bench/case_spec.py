@@ -22,8 +22,9 @@ class CaseSpec:
     """One benchmark case.
 
     ``method`` is a registered method (:mod:`lpd_bench.methods`): the case runs with its config of
-    the preset; ``train_iter`` is written to MessageHub's 'iter' before every call (None: leave it; 'warmup' would be the config's
-    ``loss_warmup_iters``, resolved when preparing); ``encoder_weight_grads`` turns
+    the preset; ``train_iter`` is written to MessageHub's 'iter' before every call (None: leave
+    it; 'warmup' would be the config's ``loss_warmup_iters``, resolved when preparing);
+    ``encoder_weight_grads`` turns
     ``requires_grad`` back on for the frozen encoder's weights (after the optimizer is built, so
     they get gradients but are never updated: the cost of a straightforward implementation);
     ``prepare`` ('module:function', kind CUSTOM) is called as ``function(cfg, batch, size,
