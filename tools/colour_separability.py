@@ -24,8 +24,10 @@ import time
 from dataclasses import replace
 
 import numpy as np
-from scipy import ndimage
+import torch
 
+from baselines.colour_rule.rule import RuleSettings
+from baselines.colour_rule.rule import block_features as rule_block_features
 from lpd_bench.data import synthetic
 from lpd_bench.data.bcss_meta import BACKGROUND_INDEX, NUM_TISSUE_CLASSES, TISSUE_CLASSES
 from lpd_bench.data.synthetic_v3 import DIFFICULTIES
@@ -63,13 +65,19 @@ def patches(version, knobs, split, count, seed=0, size=224):
             yield synthetic.generate_patch_v3(seed, split, i, size, slide, knobs)[:2]
 
 
+#: The colour rule's own feature settings (baselines/colour_rule), near-white read on the block.
+RULE = RuleSettings(block_size=BLOCK, smoothing=3, white_threshold=WHITE, white_on='block')
+
+
 def block_features(rgb):
-    """(features (n, n, 6): smoothed block mean and std, raw block mean (n, n, 3))."""
+    """(features (n, n, 6): the colour rule's smoothed block mean and std, computed by
+    ``baselines.colour_rule.rule.block_features``; raw block mean (n, n, 3))."""
     n = rgb.shape[0] // BLOCK
-    x = rgb[:n * BLOCK, :n * BLOCK].astype(np.float64).reshape(n, BLOCK, n, BLOCK, 3)
-    mean, std = x.mean((1, 3)), x.std((1, 3))
-    feats = np.concatenate([mean, std], -1)
-    return ndimage.uniform_filter(feats, (3, 3, 1), mode='nearest'), mean
+    images = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].double()
+    feats, _ = rule_block_features(images, RULE)
+    blocks = rgb[:n * BLOCK, :n * BLOCK].astype(np.float64).reshape(n, BLOCK, n, BLOCK, 3)
+    mean = blocks.mean((1, 3))
+    return feats[0, :, :n, :n].permute(1, 2, 0).numpy(), mean
 
 
 def block_labels(mask):
