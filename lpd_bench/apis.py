@@ -251,6 +251,21 @@ def build_runner(cfg: Config):
     return RUNNERS.build(cfg)
 
 
+def load_model(cfg: Config, checkpoint: str, device: Optional[str] = None):
+    """``cfg.model`` built in eval mode on ``device`` (None: CUDA when available, else CPU) with
+    the weights of ``checkpoint`` (mmengine's loader: project checkpoints load with
+    ``weights_only``, lpd_bench.engine.checkpoint_io)."""
+    import torch
+    from mmengine.runner import load_checkpoint
+    from mmseg.registry import MODELS
+
+    import lpd_bench  # noqa: F401  (registers the modules and the checkpoint loader)
+    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    model = MODELS.build(cfg.model).to(device).eval()
+    load_checkpoint(model, checkpoint, map_location=device)
+    return model
+
+
 def enable_amp(cfg: Config) -> None:
     """Switch the optimiser wrapper to AmpOptimWrapper (as MMSegmentation's ``--amp``)."""
     import logging

@@ -26,14 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> dict:
-    import torch
     from mmengine.registry import init_default_scope
-    from mmengine.runner import Runner, load_checkpoint
+    from mmengine.runner import Runner
 
-    import lpd_bench  # noqa: F401  (registers the modules and the checkpoint loader)
+    from lpd_bench.apis import load_model
     from lpd_bench.engine.atomic_json import write_json_atomic
     from lpd_bench.models.gating import choose_gating_threshold, collect_gating_probabilities
-    from mmseg.registry import MODELS
 
     args = parse_args(build_parser(), argv)
     if not osp.isfile(args.checkpoint):
@@ -46,9 +44,7 @@ def main(argv=None) -> dict:
         raise SystemExit(f'val_dataloader reads split(s) {sorted(map(str, splits))}; the gating '
                          "threshold is chosen on 'val' only (never on test)")
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    model = MODELS.build(cfg.model).to(device).eval()
-    load_checkpoint(model, args.checkpoint, map_location=device)
+    model = load_model(cfg, args.checkpoint)
     probs, labels = collect_gating_probabilities(model, Runner.build_dataloader(cfg.val_dataloader))
     choice = choose_gating_threshold(probs, labels, args.grid)
     result = dict(config=args.config, checkpoint=args.checkpoint, split='val',

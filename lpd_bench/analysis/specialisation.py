@@ -26,8 +26,8 @@ from typing import Dict
 import numpy as np
 
 from ..data.bcss_meta import TISSUE_CLASSES
+from ..data.synthetic import SUBMORPHOLOGY_DIR
 
-SUBMORPHOLOGY_DIR = 'submorphology'
 DEFAULT_GRID = 4
 
 
@@ -147,13 +147,11 @@ def main(argv=None) -> dict:
     import torch
     import torch.nn.functional as F
     from mmengine.dataset import pseudo_collate
-    from mmengine.runner import load_checkpoint
     from PIL import Image
 
-    import lpd_bench  # noqa: F401  (registers the modules and the checkpoint loader)
-    from lpd_bench.apis import add_common_args, load_config, parse_args
+    from lpd_bench.apis import add_common_args, load_config, load_model, parse_args
     from lpd_bench.engine.atomic_json import write_json_atomic
-    from mmseg.registry import DATASETS, MODELS
+    from mmseg.registry import DATASETS
 
     parser = build_parser()
     add_common_args(parser)
@@ -167,9 +165,7 @@ def main(argv=None) -> dict:
         write_json_atomic(args.out, result)
         print(result['reason'])
         return result
-    device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    model = MODELS.build(cfg.model).to(device).eval()
-    load_checkpoint(model, args.checkpoint, map_location=device)
+    model = load_model(cfg, args.checkpoint)
     dataset = DATASETS.build(dataset_cfg)
     head = model.decode_head
     counter = SpecialisationCounter(head.num_classes, head.prototypes.num_per_class, args.grid)

@@ -35,20 +35,16 @@ def build_parser():
 def main(argv=None):
     import torch
     from mmengine.dataset import pseudo_collate
-    from mmengine.runner import load_checkpoint
 
-    import lpd_bench  # noqa: F401  (registers the modules and the checkpoint loader)
-    from lpd_bench.apis import add_common_args, load_config, parse_args
-    from mmseg.registry import DATASETS, MODELS
+    from lpd_bench.apis import add_common_args, load_config, load_model, parse_args
+    from mmseg.registry import DATASETS
 
     parser = build_parser()
     add_common_args(parser)
     args = parse_args(parser, argv)
     cfg = load_config(args.config, args.cfg_options, work_dir=args.work_dir or args.out,
                       launcher=args.launcher, init_scope=True)
-    device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    model = MODELS.build(cfg.model).to(device).eval()
-    load_checkpoint(model, args.checkpoint, map_location=device)
+    model = load_model(cfg, args.checkpoint)
     dataset = DATASETS.build(cfg.test_dataloader.dataset)
     out = Path(args.out)
     (out / 'preds').mkdir(parents=True, exist_ok=True)
