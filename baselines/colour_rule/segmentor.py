@@ -12,13 +12,14 @@ from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
-from mmengine.structures import PixelData
 from torch import Tensor
 
 from mmseg.models.segmentors.base import BaseSegmentor
 from mmseg.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 from mmseg.structures import SegDataSample
 from mmseg.utils import OptSampleList, SampleList
+
+from lpd_bench.models.segmentor import pack_predictions, unpad_maps
 
 from .rule import (DEFAULT_BLOCK_SIZE, DEFAULT_SMOOTHING, DEFAULT_WHITE_THRESHOLD,
                    NUM_FEATURES, WHITE_ON, ColourRuleError, RuleSettings, block_features,
@@ -168,28 +169,18 @@ class ColourCentroidSegmentor(BaseSegmentor):
             ]
         metas = [sample.metainfo for sample in data_samples]
         distances, white = self.block_distances(inputs)
-        record = self.protocol_record()
+        scores = {}  # (image index, gating) -> (5, H, W) at the original size
         for gating, allowed in self.gating_labels(metas, distances).items():
-            scores = self.to_pixels(block_scores(distances, white, allowed), inputs.shape[2:])
-            for i, sample in enumerate(data_samples):
-                image_scores = self._to_original_size(scores[i:i + 1], metas[i])[0]
-                pred = PixelData(data=image_scores.argmax(dim=0, keepdim=True))
-                sample.set_data({f'pred_sem_seg_{gating}': pred})
-                if gating == self.gating:
-                    sample.set_data({'seg_logits': PixelData(data=image_scores),
-                                     'pred_sem_seg': pred})
-        for sample in data_samples:
-            sample.set_metainfo(dict(protocol=record))
-        return data_samples
+            pixels = self.to_pixels(block_scores(distances, white, allowed), inputs.shape[2:])
+            for i in range(len(data_samples)):
+                scores[i, gating] = self._to_original_size(pixels[i:i + 1], metas[i])[0]
+        return pack_predictions(data_samples, scores, self.gating, self.protocol_record())
 
     @staticmethod
     def _to_original_size(maps: Tensor, meta: dict) -> Tensor:
         """Unpad (mmseg's ``padding_size`` convention), then nearest resize to ``ori_shape``
         when the pipeline resized the image."""
-        left, right, top, bottom = meta.get('img_padding_size', meta.get('padding_size',
-                                                                         [0] * 4))
-        height, width = maps.shape[-2:]
-        maps = maps[..., top:height - bottom, left:width - right]
+        maps = unpad_maps(maps, meta)
         size = tuple(meta.get('ori_shape', maps.shape[-2:])[:2])
         if tuple(maps.shape[-2:]) != size:
             maps = F.interpolate(maps, size=size, mode='nearest')

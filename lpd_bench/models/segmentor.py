@@ -27,6 +27,30 @@ from .inference import (InferenceProtocol, add_background, fuse_stage_maps, gate
 from .prototype_head import image_labels
 
 
+def unpad_maps(maps: Tensor, meta: dict) -> Tensor:
+    """Remove the data preprocessor's padding (mmseg's ``padding_size`` convention)."""
+    left, right, top, bottom = meta.get('img_padding_size', meta.get('padding_size', [0] * 4))
+    height, width = maps.shape[-2:]
+    return maps[..., top:height - bottom, left:width - right]
+
+
+def pack_predictions(data_samples: SampleList, scores: dict, configured: str,
+                     record: dict) -> SampleList:
+    """Write a segmentor's test output into its data samples: ``pred_sem_seg_<variant>`` (the
+    argmax) for every ``scores[image index, variant]`` (classes x H x W at the original size),
+    ``seg_logits`` and ``pred_sem_seg`` of the ``configured`` variant, and metainfo
+    ``protocol=record``."""
+    for (i, variant), variant_scores in scores.items():
+        pred = PixelData(data=variant_scores.argmax(dim=0, keepdim=True))
+        data_samples[i].set_data({f'pred_sem_seg_{variant}': pred})
+        if variant == configured:
+            data_samples[i].set_data({'seg_logits': PixelData(data=variant_scores),
+                                      'pred_sem_seg': pred})
+    for sample in data_samples:
+        sample.set_metainfo(dict(protocol=record))
+    return data_samples
+
+
 @MODELS.register_module()
 class WeaklySupervisedSegmentor(BaseSegmentor):
     """Segmentor for WSSS: ``backbone`` features -> ``decode_head`` (a PrototypeHead).
@@ -142,28 +166,11 @@ class WeaklySupervisedSegmentor(BaseSegmentor):
             for (i, gating), crf_scores in zip(keys, refined):
                 scores[i, f'{gating}_crf'] = torch.from_numpy(crf_scores).to(scores[i, gating])
         configured = protocol.gating + ('_crf' if protocol.crf else '')
-        record = protocol.record()
-        for (i, variant), variant_scores in scores.items():
-            pred = PixelData(data=variant_scores.argmax(dim=0, keepdim=True))
-            data_samples[i].set_data({f'pred_sem_seg_{variant}': pred})
-            if variant == configured:
-                data_samples[i].set_data({'seg_logits': PixelData(data=variant_scores),
-                                          'pred_sem_seg': pred})
-        for sample in data_samples:
-            sample.set_metainfo(dict(protocol=record))
-        return data_samples
-
-    @staticmethod
-    def _unpad(maps: Tensor, meta: dict) -> Tensor:
-        """Remove the data preprocessor's padding (mmseg's ``padding_size`` convention)."""
-        left, right, top, bottom = meta.get('img_padding_size', meta.get('padding_size',
-                                                                         [0] * 4))
-        height, width = maps.shape[-2:]
-        return maps[..., top:height - bottom, left:width - right]
+        return pack_predictions(data_samples, scores, configured, protocol.record())
 
     def _to_original_size(self, maps: Tensor, meta: dict, align_corners: bool) -> Tensor:
         """Unpad, then bilinear resize to ``meta['ori_shape']`` (when the size differs)."""
-        maps = self._unpad(maps, meta)
+        maps = unpad_maps(maps, meta)
         if tuple(maps.shape[-2:]) == tuple(meta['ori_shape'][:2]):
             return maps
         return upsample_maps(maps, meta['ori_shape'][:2], align_corners)
