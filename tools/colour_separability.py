@@ -31,6 +31,7 @@ from baselines.colour_rule.rule import block_features as rule_block_features
 from lpd_bench.data import synthetic
 from lpd_bench.data.bcss_meta import BACKGROUND_INDEX, NUM_TISSUE_CLASSES, TISSUE_CLASSES
 from lpd_bench.data.synthetic_v3 import DIFFICULTIES
+from lpd_bench.report.stats import miou
 
 BLOCK = 8
 WHITE = 225
@@ -115,13 +116,6 @@ def balanced_accuracy(true, pred):
                           if (true == c).any()]))
 
 
-def miou(conf):
-    """Mean IoU over the 4 tissue classes of a 5 x 5 confusion matrix (BG counted)."""
-    tp = np.diag(conf)[:NUM_TISSUE_CLASSES].astype(float)
-    denom = conf.sum(0)[:NUM_TISSUE_CLASSES] + conf.sum(1)[:NUM_TISSUE_CLASSES] - tp
-    return 100 * float(np.mean(tp[denom > 0] / denom[denom > 0]))
-
-
 def evaluate(version, knobs, n_train, n_test):
     """Statistics of one setting (a dict)."""
     train_feats, train_labels, means = [], [], [[] for _ in range(NUM_TISSUE_CLASSES)]
@@ -163,7 +157,7 @@ def evaluate(version, knobs, n_train, n_test):
             conf[gating] += np.bincount(gt.ravel() * 5 + pix.ravel(), minlength=25).reshape(5, 5)
     true = np.concatenate(true)
     stats = {k: balanced_accuracy(true, np.concatenate(v)) for k, v in pred.items()}
-    stats.update({f'miou_{g}': miou(c) for g, c in conf.items()})
+    stats.update({f'miou_{g}': float(miou(c)) for g, c in conf.items()})
     stats['class_means'] = [np.concatenate(m) for m in means]
     stats['n_test'] = n_test
     return stats
