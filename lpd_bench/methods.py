@@ -13,7 +13,9 @@ Discovery: :func:`registered_methods` imports ``lpd_bench.models.spec`` and the 
 every package under ``baselines/`` (found on disk), so a new baseline folder with a ``spec.py``
 is picked up without editing any other file.
 """
+import hashlib
 import importlib
+import json
 import pkgutil
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Mapping, Optional, Tuple
@@ -39,8 +41,8 @@ class ExtraStage:
 
     The command line is ``python *command CONFIG --out OUTPUT --seed SEED [--checkpoint CKPT]
     *args(run) [--cfg-options <the run's options>]``, run in the repository root; a post-stage
-    gets ``--checkpoint`` (the run's last checkpoint) and the options training used. ``OUTPUT`` is a file in
-    ``<work_dir>/<folder>/`` named by :meth:`key`: runs whose key is equal share one output
+    gets ``--checkpoint`` (the run's last checkpoint) and the options training used. ``OUTPUT``
+    is a file in ``<work_dir>/<folder>/`` named by :meth:`key`: runs whose key is equal share one output
     (built once, by the first run that needs it; the others wait). A pre-stage's output path
     is passed to training and testing as ``--cfg-options <config_key>=OUTPUT``. The command may
     write ``OUTPUT.cost.json`` (its own cost record), kept in the run's result.
@@ -71,8 +73,6 @@ class ExtraStage:
 
     def key(self, run) -> str:
         """Name of the output of ``run``: one per method, config + options, and seed."""
-        import hashlib
-        import json
         ident = json.dumps([run.config, sorted(run.cfg_options.items()), run.seed], default=str)
         digest = hashlib.sha1(ident.encode()).hexdigest()[:8]
         return f'{run.method}_{self.name}_seed{run.seed}_{digest}'

@@ -11,10 +11,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..methods import (MAIN_GROUP, PRESETS, AblationPoint, ablation_groups, get_method,
-                       method_names)
+from ..methods import MAIN_GROUP, AblationPoint, ablation_groups, get_method, method_names
 
-__all__ = ['MAIN_GROUP', 'RunSpec', 'build_plan', 'config_path', 'selected_points']
+__all__ = ['MAIN_GROUP', 'RunSpec', 'build_plan', 'selected_points']
 
 
 @dataclass
@@ -34,12 +33,6 @@ class RunSpec:
     def spec(self):
         """The method's :class:`lpd_bench.methods.MethodSpec`."""
         return get_method(self.method)
-
-
-def config_path(method: str, preset: str) -> str:
-    if preset not in PRESETS:
-        raise ValueError(f'unknown preset {preset!r}; expected one of {sorted(PRESETS)}')
-    return get_method(method).config(preset)
 
 
 def selected_points(names, all_runs: bool) -> list:
