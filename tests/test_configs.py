@@ -9,6 +9,7 @@ from mmengine.config import Config
 from helpers import CONFIG, REPO, load_tool
 
 from lpd_bench import apis
+from lpd_bench.bench.cases import write_stand_ins
 from lpd_bench.data import bcss_meta
 from lpd_bench.methods import registered_methods
 from mmseg.models.segmentors.base import BaseSegmentor
@@ -50,11 +51,7 @@ def test_config_builds_model_and_datasets(config, tiny_data, tmp_path):
     init_default_scope(cfg.default_scope)
     assert cfg.custom_imports == dict(imports=['lpd_bench', 'baselines'],
                                       allow_failed_imports=False)
-    for stage in method_of(config).pre_stages:  # e.g. PBIP's bank: a stand-in output
-        if stage.stand_in is not None and stage.config_key is not None:
-            path = str(tmp_path / f'{stage.name}{stage.suffix}')
-            stage.stand_in(cfg, path)
-            cfg.merge_from_dict({stage.config_key: path})
+    cfg.merge_from_dict(write_stand_ins(method_of(config).name, cfg, tmp_path))  # e.g. a bank
     model = MODELS.build(cfg.model)
     assert isinstance(model, BaseSegmentor)
     for name in LOADERS:

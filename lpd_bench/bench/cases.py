@@ -96,22 +96,29 @@ def build_optim_wrapper(model, cfg, device: torch.device, amp: bool = False):
     return build(model, optim_cfg)
 
 
+def write_stand_ins(method: str, cfg, folder) -> dict:
+    """Write a stand-in output of each of ``method``'s pre-stages that has one (e.g. a random
+    prototype bank) into ``folder``, for ``cfg``; returns {config key: path} to merge into it."""
+    from lpd_bench.methods import get_method
+    filled = {}
+    for stage in get_method(method).pre_stages:
+        if stage.stand_in is not None and stage.config_key is not None:
+            path = osp.join(str(folder), stage.name + stage.suffix)
+            stage.stand_in(cfg, path)
+            filled[stage.config_key] = path
+    return filled
+
+
 def prepare_case(spec: CaseSpec, config_path: str, batch: int, size: int,
                  device: str = 'cpu', cfg_options: Optional[dict] = None) -> PreparedCase:
     """Build the model/optimizer/data of ``spec`` from ``config_path`` (+ global, then case options)."""
     device = torch.device(device)
     options = dict(cfg_options or {}, **spec.cfg_options)
+    cfg = load_config(config_path, options)
     stand_in_dir = None
     if spec.kind == TRAIN_STEP:  # a pre-stage's output (e.g. a prototype bank): a stand-in
-        from lpd_bench.methods import get_method
-        for stage in get_method(spec.method).pre_stages:
-            if stage.stand_in is None or stage.config_key is None:
-                continue
-            stand_in_dir = stand_in_dir or tempfile.mkdtemp(prefix='lpd_bench_stand_in_')
-            path = osp.join(stand_in_dir, stage.name + stage.suffix)
-            stage.stand_in(load_config(config_path, options), path)
-            options[stage.config_key] = path
-    cfg = load_config(config_path, options)
+        stand_in_dir = tempfile.mkdtemp(prefix='lpd_bench_stand_in_')
+        cfg.merge_from_dict(write_stand_ins(spec.method, cfg, stand_in_dir))
 
     def cleanup():
         if stand_in_dir:
