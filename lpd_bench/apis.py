@@ -71,7 +71,8 @@ def dataloader_datasets(cfg: Config, names: Iterable[str] = DATALOADERS) -> Iter
 @register_config_alias('data_root')
 def set_data_root(cfg: Config, data_root) -> None:
     """Point every dataloader's dataset (wrapped ones included) at ``data_root``, and a refiner
-    encoder backbone that is pretrained on the train split (it has a ``data_root``) at it too."""
+    encoder backbone or a backbone ``init_cfg`` that is pretrained on the train split (it has a
+    ``data_root``) at it too."""
     cfg.data_root = data_root
     for dataset in dataloader_datasets(cfg):
         dataset['data_root'] = data_root
@@ -79,6 +80,9 @@ def set_data_root(cfg: Config, data_root) -> None:
     backbone = (refiner or {}).get('encoder', {}).get('backbone')
     if backbone is not None and 'data_root' in backbone:
         backbone['data_root'] = data_root
+    init = (cfg.get('model', {}).get('backbone') or {}).get('init_cfg')
+    if isinstance(init, dict) and 'data_root' in init:  # pretrained on the train split
+        init['data_root'] = data_root
 
 
 @register_config_alias('encoder_checkpoint')

@@ -1,6 +1,6 @@
 """Models of lpd-bench; importing registers them in mmseg's registries (see ARCHITECTURE.md)."""
 # registration side effects:
-from . import (encoder_pretraining, frozen_encoder, losses, mit_checkpoint,  # noqa: F401
+from . import (backbone_pretraining, encoder_pretraining, frozen_encoder, losses, mit_checkpoint,  # noqa: F401
                patch_mlp_encoder)
 from .inference import InferenceProtocol
 from .prototype_head import PrototypeHead

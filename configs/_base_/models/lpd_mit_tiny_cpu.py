@@ -26,9 +26,19 @@ _base_ = ['./lpd_mit_b1.py']
 # lpd_bench.models.encoder_pretraining and reports/cpu_encoder.md). A run can switch it with
 # --cfg-options cpu_encoder=pretrained.
 cpu_encoder = 'random'
+# The MiT's initialisation, in place of the paper's ImageNet weights: 'pretrained'
+# (SyntheticPretrainedBackbone: a generic multi-label classifier trained once on the train split
+# of data_root with image-level labels, then cached; the same weights for every method and seed;
+# see lpd_bench.models.backbone_pretraining) or 'scratch' (random). A run can switch it with
+# --cfg-options backbone_init=scratch.
+backbone_init = 'pretrained'
 
 model = dict(
-    backbone=dict(embed_dims=16, num_layers=[1, 1, 1, 1], drop_path_rate=0.0),
+    backbone=dict(
+        embed_dims=16, num_layers=[1, 1, 1, 1], drop_path_rate=0.0,
+        init_cfg=dict(_delete_=True, type='SyntheticPretrainedBackbone', data_root=None,
+                      input_size=(112, 112))
+        if backbone_init == 'pretrained' else None),
     decode_head=dict(
         in_channels=[16, 32, 80, 128],
         loss_warmup_iters=100,

@@ -1,0 +1,262 @@
+"""A backbone initialisation for the CPU preset that stands in for ImageNet weights.
+
+Every method of the paper starts its MiT from ImageNet weights; the CPU preset downloads nothing,
+and from a random start its tiny MiT needs thousands of iterations on synthetic data version 3
+before CAM flattens (reports/calibration_v3.md), far more than the preset's time budget allows for
+fifteen runs. This module pretrains the backbone ONCE per dataset and caches it like the data;
+every method (and every seed) of a preset then starts from the same weights, as they would from
+the same ImageNet file:
+
+- **Data**: every train image with its file-name label (image-level, the weak labels every
+  method trains on; no mask and no val/test image is ever read), read as the model reads it (BGR,
+  normalised as the configs' ``SegDataPreProcessor``) and resized once to the preset's input size
+  (``input_size``, bilinear as mmcv's ``Resize``).
+- **Views**: the train pipeline's flips and 90-degree rotation, plus a stain jitter (each view's
+  normalised channels scaled by 1 + U(-0.1, 0.1) and shifted by N(0, 0.15^2), as for the refiner
+  encoder in :mod:`.encoder_pretraining`), so that a slide's stain is not the cue.
+- **Objective**: a generic multi-label classifier, the average-pooled last stage and one linear
+  layer, binary cross-entropy against the image's labels (no method's head or loss); AdamW with
+  a cosine decay. The head is thrown away.
+- **Determinism**: one seeded generator draws everything, deterministic algorithms; the weights
+  are identical for the same inputs and thread count (the thread count is recorded in ``meta``).
+
+:func:`pretrained_backbone_path` caches the weights under ``<cache_dir>/backbones/``, keyed by a
+hash of the backbone config, the input size, the data (:func:`~.encoder_pretraining.
+data_fingerprint`), every setting and :data:`CODE_VERSION`; built on first use under a file lock,
+written to a temp file and renamed. A config asks for it with the ``init_cfg`` type
+:class:`SyntheticPretrainedBackbone` (``data_root`` None is the default synthetic set), which the
+``backbone_init`` alias sets (``--cfg-options backbone_init=scratch|pretrained``).
+"""
+import hashlib
+import json
+import re
+import time
+from copy import deepcopy
+from pathlib import Path
+from typing import Callable, Optional
+
+import mmcv
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.logging import print_log
+from mmengine.model.weight_init import update_init_info
+from mmengine.registry import WEIGHT_INITIALIZERS
+
+from ..data.bcss_meta import NUM_TISSUE_CLASSES
+from .encoder_pretraining import (_file_lock, _read_bgr, data_fingerprint, deterministic_cpu,
+                                  normalise_bgr, random_flips, read_pretrained, resolve_data_root,
+                                  stain_jittered, train_images)
+
+#: Bump whenever the pretraining would give other weights for the same settings (names the cache).
+CODE_VERSION = 1
+#: Default pretraining settings (:func:`pretrain_backbone`).
+DEFAULTS = dict(iters=1600, seed=0, batch_size=8, lr=1e-3, weight_decay=1e-3,
+                stain_jitter=(0.15, 0.1))
+#: Sub-folder of the cache dir holding the pretrained backbones.
+CACHE_SUBDIR = 'backbones'
+#: Values of the ``backbone_init`` config variable / alias of the CPU preset.
+BACKBONE_INITS = ('scratch', 'pretrained')
+
+
+def load_train_set(data_root, input_size) -> tuple:
+    """(images (N, 3, H, W) normalised, labels (N, 4) float) of the whole train split, each image
+    resized to ``input_size`` (h, w) bilinearly as the preset's ``Resize`` does."""
+    paths, labels = train_images(data_root)
+    h, w = (int(v) for v in input_size)
+    images = [torch.from_numpy(mmcv.imresize(_read_bgr(p), (w, h), interpolation='bilinear'))
+              .permute(2, 0, 1) for p in paths]
+    return normalise_bgr(torch.stack(images)), torch.from_numpy(labels).float()
+
+
+def architecture(module: nn.Module) -> str:
+    """What identifies a backbone's architecture in the cache key: its class and its ``repr``
+    (every layer with its shape, kernel, stride and padding)."""
+    return f'{type(module).__module__}.{type(module).__qualname__}\n{module!r}'
+
+
+def fresh_copy(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` with its own random initialisation (``init_weights`` without the
+    ``init_cfg``), on the CPU, in train mode."""
+    copy = deepcopy(module).cpu()
+    copy.init_cfg = None
+    if hasattr(copy, '_is_init'):
+        copy._is_init = False
+    copy.init_weights()
+    return copy.train()
+
+
+def pretrain_backbone(module: nn.Module, data_root=None, input_size=(112, 112),
+                      iters: int = DEFAULTS['iters'], seed: int = DEFAULTS['seed'],
+                      batch_size: int = DEFAULTS['batch_size'], lr: float = DEFAULTS['lr'],
+                      weight_decay: float = DEFAULTS['weight_decay'],
+                      stain_jitter=DEFAULTS['stain_jitter'],
+                      progress: Optional[Callable[[str], None]] = None,
+                      info: Optional[dict] = None) -> dict:
+    """Pretrain a fresh copy of the backbone ``module`` (whose last output is pooled) as a
+    multi-label classifier on the train split of ``data_root``; return its state dict.
+
+    ``info``, if given, gets the time, the thread count and the train accuracy (labels right,
+    at threshold 0) over the last tenth of the steps.
+    """
+    say = progress or (lambda line: None)
+    started = time.perf_counter()
+    root = resolve_data_root(data_root)
+    threads = torch.get_num_threads()
+    with deterministic_cpu(seed):
+        torch.set_num_threads(threads)  # deterministic for a given thread count (recorded)
+        images, labels = load_train_set(root, input_size)
+        backbone = fresh_copy(module)
+        width = backbone(images[:1])[-1].shape[1]
+        head = nn.Linear(width, NUM_TISSUE_CLASSES)
+        params = list(backbone.parameters()) + list(head.parameters())
+        optim = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        gen = torch.Generator().manual_seed(seed)
+        say(f'backbone pretraining: {len(labels)} train images of {root} (image-level labels), '
+            f'{iters} iterations of {batch_size} at {images.shape[-2]}x{images.shape[-1]} px')
+        correct = seen = 0
+        for it in range(iters):
+            for group in optim.param_groups:
+                group['lr'] = lr * 0.5 * (1 + np.cos(np.pi * it / max(1, iters)))
+            pick = torch.randint(0, len(labels), (batch_size, ), generator=gen)
+            views = stain_jittered(random_flips(images[pick], gen), stain_jitter, gen)
+            logits = head(backbone(views)[-1].mean(dim=(2, 3)))
+            loss = F.binary_cross_entropy_with_logits(logits, labels[pick])
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            if it >= iters - max(1, iters // 10):
+                correct += int(((logits > 0).float() == labels[pick]).sum())
+                seen += labels[pick].numel()
+            if (it + 1) % max(1, iters // 5) == 0 or it + 1 == iters:
+                say(f'  iter {it + 1}/{iters}  loss {float(loss.detach()):.4f}  '
+                    f'{time.perf_counter() - started:.1f} s')
+        state = {k: v.detach().clone() for k, v in backbone.state_dict().items()}
+    if info is not None:
+        info.update(seconds=round(time.perf_counter() - started, 2), threads=threads,
+                    train_label_accuracy=round(correct / max(1, seen), 4),
+                    train_images=len(labels))
+    return state
+
+
+def pretrain_settings(**overrides) -> dict:
+    """:data:`DEFAULTS` with ``overrides`` (unknown keys are an error), JSON-normalised."""
+    unknown = set(overrides) - set(DEFAULTS)
+    if unknown:
+        raise TypeError(f'backbone pretraining: unknown settings {sorted(unknown)}; '
+                        f'known: {sorted(DEFAULTS)}')
+    settings = {**DEFAULTS, **overrides}
+    settings['stain_jitter'] = [float(v) for v in settings['stain_jitter']]
+    return settings
+
+
+def backbone_cache_dir() -> Path:
+    from ..data.synthetic import cache_dir
+    return cache_dir() / CACHE_SUBDIR
+
+
+def pretrained_backbone_path(module: nn.Module, data_root=None, input_size=(112, 112),
+                             build: bool = True,
+                             progress: Optional[Callable[[str], None]] = None,
+                             **settings) -> Path:
+    """Path of the cached pretrained backbone for these inputs, pretrained first if missing.
+
+    ``<cache_dir>/backbones/<type>-<data folder>-it<iters>-seed<seed>-<hash>.pth``. Built under a
+    lock file (one process pretrains, the others wait and reuse it), written to a temp file and
+    renamed. ``build=False`` only returns the path. ``settings``: overrides of :data:`DEFAULTS`.
+    """
+    root = resolve_data_root(data_root)
+    settings = pretrain_settings(**settings)
+    key = dict(backbone=architecture(module), input_size=[int(v) for v in input_size],
+               data=data_fingerprint(root), settings=settings, code_version=CODE_VERSION)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    tag = re.sub(r'[^A-Za-z0-9._-]+', '_', root.resolve().name)[:80] or 'data'
+    kind = re.sub(r'[^A-Za-z0-9]+', '', type(module).__name__).lower()
+    path = backbone_cache_dir() / (f'{kind}-{tag}-it{settings["iters"]}-'
+                                   f'seed{settings["seed"]}-{digest}.pth')
+    if not build or path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _file_lock(path.with_name(path.name + '.lock')):
+        if path.is_file():  # another process built it while we waited
+            return path
+        info = {}
+        state = pretrain_backbone(module, root, input_size, progress=progress, info=info,
+                                  **settings)
+        meta = dict(key=json.loads(json.dumps(key, default=str)), data_root=str(root), **info,
+                    note='CPU-preset backbone pretrained on the train split with image-level '
+                    'labels (lpd_bench.models.backbone_pretraining)')
+        from ..engine.atomic_json import atomic_file
+        with atomic_file(path, 'wb') as f:
+            torch.save(dict(state_dict=state, meta=meta), f)
+        if progress is not None:
+            progress(f'backbone pretraining: wrote {path}')
+    return path
+
+
+@WEIGHT_INITIALIZERS.register_module()
+class SyntheticPretrainedBackbone:
+    """``init_cfg`` type: the backbone's weights pretrained on the train split of ``data_root``
+    (:func:`pretrained_backbone_path`: built once, then cached).
+
+    The module it initialises is the model that is pretrained (a fresh copy) and names the cache
+    (:func:`architecture`).
+
+    Args:
+        data_root: the dataset the run trains on (None: the default synthetic set); must be the
+            run's ``data_root`` (the ``data_root`` alias keeps them equal).
+        input_size: (h, w) the images are resized to, the preset's ``input_size``.
+        pretrain: overrides of the pretraining settings (:data:`DEFAULTS`).
+    """
+
+    def __init__(self, data_root=None, input_size=(112, 112), pretrain: Optional[dict] = None):
+        self.data_root = data_root
+        self.input_size = tuple(input_size)
+        self.pretrain = dict(pretrain or {})
+        pretrain_settings(**self.pretrain)  # unknown keys fail at build time
+
+    def path(self, module: nn.Module, build: bool = True) -> Path:
+        return pretrained_backbone_path(
+            module, self.data_root, self.input_size, build=build,
+            progress=lambda line: print_log(line, logger='current'), **self.pretrain)
+
+    def __call__(self, module: nn.Module) -> None:
+        path = self.path(module)
+        print_log(f'load the synthetic-pretrained backbone from: {path}', logger='current')
+        module.load_state_dict(read_pretrained(path)['state_dict'])
+        if hasattr(module, '_params_init_info'):
+            update_init_info(module, init_info=f'SyntheticPretrainedBackbone: load from {path}')
+
+
+def synthetic_init_cfg(cfg) -> Optional[dict]:
+    """The backbone's ``SyntheticPretrainedBackbone`` init config in ``cfg``, else None."""
+    init = (cfg.get('model', {}).get('backbone', {}) or {}).get('init_cfg')
+    if isinstance(init, dict) and init.get('type') == SyntheticPretrainedBackbone.__name__:
+        return init
+    return None
+
+
+def _register_backbone_init_alias():
+    from ..apis import register_config_alias
+
+    @register_config_alias('backbone_init')
+    def set_backbone_init(cfg, value) -> None:
+        """``--cfg-options backbone_init=scratch|pretrained``: the MiT starts from random weights
+        or from :class:`SyntheticPretrainedBackbone` (pretrained on the train split of the
+        config's ``data_root``; apply ``data_root`` first, or let ``set_data_root`` copy it)."""
+        if value not in BACKBONE_INITS:
+            raise ValueError(f'backbone_init must be one of {BACKBONE_INITS}, got {value!r}')
+        cfg.backbone_init = value
+        backbone = cfg.model.backbone
+        if value == 'scratch':
+            backbone['init_cfg'] = None
+            return
+        backbone['init_cfg'] = dict(type=SyntheticPretrainedBackbone.__name__,
+                                    data_root=cfg.get('data_root'),
+                                    input_size=tuple(cfg.get('input_size', (112, 112))))
+
+    return set_backbone_init
+
+
+set_backbone_init = _register_backbone_init_alias()
