@@ -204,6 +204,25 @@ def test_prototype_source_contract_and_bad_config():
         MODELS.build(tiny_head(stage_loss_weights=[1.0, 1.0]))
 
 
+@pytest.mark.parametrize('frozen', [False, True])
+def test_frozen_learnable_prototypes_keep_their_initialisation(frozen):
+    torch.manual_seed(0)
+    source = MODELS.build(dict(type='LearnablePrototypes', num_classes=4, num_per_class=2, dim=8,
+                               frozen=frozen))
+    assert set(source.state_dict()) == {'prototypes'}  # checkpoints load either way
+    assert source.prototypes.requires_grad is not frozen
+    before = source().detach().clone()
+    weight = torch.nn.Parameter(torch.randn(8, 3))  # something learnable downstream
+    weight_before = weight.detach().clone()
+    optimizer = torch.optim.AdamW([*source.parameters(), weight], lr=0.1, weight_decay=0.1)
+    loss = (source() @ weight).square().mean()
+    loss.backward()
+    optimizer.step()
+    assert (source.prototypes.grad is None) is frozen
+    assert torch.equal(source(), before) is frozen
+    assert not torch.equal(weight.detach(), weight_before)  # the step ran
+
+
 def test_predict_class_maps_and_probabilities(features):
     _, feats = features
     head = MODELS.build(tiny_head())

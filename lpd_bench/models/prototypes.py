@@ -72,11 +72,22 @@ class PrototypeSource(BaseModule):
 
 @MODELS.register_module()
 class LearnablePrototypes(PrototypeSource):
-    """LPD's prototypes: one learnable matrix P (C*k, dim), standard-normal init."""
+    """LPD's prototypes: one learnable matrix P (C*k, dim), standard-normal init.
 
-    def __init__(self, num_classes: int, num_per_class: int = 10, dim: int = 512, **kwargs):
+    Args:
+        frozen: keep P at its initialisation (a control of the benchmark's power check, LPD's
+            ``power`` check group): P stays a parameter (same state dict, checkpoints load
+            either way) but with ``requires_grad=False``, so it gets no gradient and the
+            optimiser (which skips parameters without a gradient, weight decay included)
+            never changes it; the head's projection MLPs still learn.
+    """
+
+    def __init__(self, num_classes: int, num_per_class: int = 10, dim: int = 512,
+                 frozen: bool = False, **kwargs):
         super().__init__(num_classes, num_per_class, dim, **kwargs)
-        self.prototypes = nn.Parameter(torch.randn(self.num_prototypes, dim))
+        self.frozen = bool(frozen)
+        self.prototypes = nn.Parameter(torch.randn(self.num_prototypes, dim),
+                                       requires_grad=not self.frozen)
 
     def forward(self) -> Tensor:
         return self.prototypes
