@@ -9,12 +9,13 @@ Config aliases: MMEngine fills a base config's variables in when it parses the f
 ``--cfg-options data_root=X`` alone would only set a top-level key that nothing reads any more.
 An alias is a top-level name whose value a setter copies to every place the variable stands
 for. A package registers its own with :func:`register_config_alias` (lpd_bench registers
-``data_root``, ``backbone_checkpoint`` and ``encoder_checkpoint`` below; a baseline registers
-its own, e.g. PBIP's ``bank_path`` in ``baselines/pbip/clustered_prototypes.py``). Configs name
-the registering packages in ``custom_imports``, which :func:`load_config` imports before it
-applies the aliases.
+``data_root``, ``backbone_checkpoint``, ``encoder_checkpoint`` and ``schedule_fraction`` below;
+a baseline registers its own, e.g. PBIP's ``bank_path`` in
+``baselines/pbip/clustered_prototypes.py``). Configs name the registering packages in
+``custom_imports``, which :func:`load_config` imports before it applies the aliases.
 """
 import argparse
+import math
 import os
 import os.path as osp
 from datetime import timedelta
@@ -104,6 +105,54 @@ def set_backbone_checkpoint(cfg: Config, checkpoint) -> None:
                                       dict(type='PretrainedMiT', checkpoint=checkpoint))
 
 
+def scaled_iters(iters: int, fraction: float) -> int:
+    """``iters * fraction`` rounded half up, at least 1 (0 stays 0: a scheduler's ``begin``)."""
+    if iters <= 0:
+        return int(iters)
+    return max(1, int(math.floor(iters * fraction + 0.5)))
+
+
+@register_config_alias('schedule_fraction')
+def set_schedule_fraction(cfg: Config, fraction) -> None:
+    """Train for ``fraction`` of the config's iteration schedule (0 < fraction <= 1), the whole
+    schedule shrunk in proportion: ``train_cfg.max_iters``, the ``begin``/``end`` of every
+    iteration-based ``param_scheduler`` entry (``by_epoch=False``; epoch-based entries are left
+    alone), ``train_cfg.val_interval``, ``default_hooks.checkpoint.interval`` (when positive) and
+    its ``save_best_after`` (when an int), and ``model.decode_head.loss_warmup_iters`` (when
+    present) are multiplied by it, rounded half up, at least 1 (:func:`scaled_iters`). The
+    values given in the same ``--cfg-options`` are scaled too (aliases are applied last).
+    A control of the benchmark's power check (LPD's ``power`` check group, docs/protocol.md)."""
+    try:
+        value = float(fraction)
+    except (TypeError, ValueError):
+        value = float('nan')
+    if isinstance(fraction, bool) or not 0 < value <= 1:
+        raise ValueError(f'schedule_fraction={fraction!r}: expected a number in (0, 1] (the '
+                         'fraction of the training schedule to run)')
+    train_cfg = cfg.get('train_cfg') or {}
+    if not isinstance(train_cfg.get('max_iters'), int):
+        raise ValueError(f'schedule_fraction={fraction!r} needs an iteration-based schedule '
+                         f'(train_cfg.max_iters), got train_cfg={dict(train_cfg)!r}')
+    cfg.schedule_fraction = value
+    train_cfg['max_iters'] = scaled_iters(train_cfg['max_iters'], value)
+    if isinstance(train_cfg.get('val_interval'), int):
+        train_cfg['val_interval'] = scaled_iters(train_cfg['val_interval'], value)
+    schedulers = cfg.get('param_scheduler') or []
+    for scheduler in [schedulers] if isinstance(schedulers, Mapping) else schedulers:
+        if scheduler.get('by_epoch', True):
+            continue  # given in epochs
+        for key in ('begin', 'end'):
+            if isinstance(scheduler.get(key), int):
+                scheduler[key] = scaled_iters(scheduler[key], value)
+    checkpoint = (cfg.get('default_hooks') or {}).get('checkpoint') or {}
+    for key in ('interval', 'save_best_after'):
+        if isinstance(checkpoint.get(key), int) and not isinstance(checkpoint[key], bool):
+            checkpoint[key] = scaled_iters(checkpoint[key], value)
+    head = (cfg.get('model') or {}).get('decode_head') or {}
+    if isinstance(head, Mapping) and isinstance(head.get('loss_warmup_iters'), int):
+        head['loss_warmup_iters'] = scaled_iters(head['loss_warmup_iters'], value)
+
+
 def import_custom_modules(cfg: Config) -> None:
     """Import the config's ``custom_imports`` (the packages that register its components and
     its config aliases); ``Config.fromfile`` did it already for a file, this covers any config."""
@@ -169,8 +218,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, key=value (e.g. data_root=PATH, randomness.seed=0, '
         'model.decode_head.prototypes.num_per_class=3); the registered aliases (data_root, '
-        'backbone_checkpoint, encoder_checkpoint and those of the baselines, e.g. PBIP\'s '
-        'bank_path) are copied to every place the variable is used')
+        'backbone_checkpoint, encoder_checkpoint, schedule_fraction and those of the baselines, '
+        'e.g. PBIP\'s bank_path) are copied to every place the variable is used')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--skip-data-check', action='store_true',

@@ -1,5 +1,6 @@
 """Every top-level config loads and builds its model and datasets; tool-side config handling."""
 import glob
+import math
 import os.path as osp
 
 import pytest
@@ -139,6 +140,40 @@ def test_bank_path_alias_is_registered_by_the_pbip_package():
     assert apis.CONFIG_ALIASES['bank_path'].__module__ == 'baselines.pbip.clustered_prototypes'
     with pytest.raises(ValueError, match='not ClusteredPrototypes'):
         apis.load_config(CONFIG, {'bank_path': 'b.pth'})
+
+
+def test_schedule_fraction_shrinks_the_whole_schedule():
+    full = apis.load_config(CONFIG)
+    cfg = apis.load_config(CONFIG, {'schedule_fraction': 0.25})
+
+    def scaled(iters):  # rounded half up, at least 1; 0 stays 0
+        return 0 if iters == 0 else max(1, math.floor(iters * 0.25 + 0.5))
+
+    assert cfg.schedule_fraction == 0.25 and 'schedule_fraction' not in full
+    assert cfg.train_cfg.max_iters == scaled(full.train_cfg.max_iters) < full.train_cfg.max_iters
+    assert cfg.train_cfg.val_interval == scaled(full.train_cfg.val_interval)
+    assert cfg.default_hooks.checkpoint.interval == scaled(full.default_hooks.checkpoint.interval)
+    assert cfg.model.decode_head.loss_warmup_iters == scaled(
+        full.model.decode_head.loss_warmup_iters)
+    assert full.param_scheduler and not any(s.get('by_epoch', True) for s in full.param_scheduler)
+    for short, long in zip(cfg.param_scheduler, full.param_scheduler):
+        assert (short.begin, short.end) == (scaled(long.begin), scaled(long.end))
+    assert cfg.param_scheduler[-1].end == cfg.train_cfg.max_iters  # decays to the new end
+    # everything else is the full config's
+    unchanged = ('train_cfg', 'param_scheduler', 'default_hooks', 'model', 'schedule_fraction')
+    assert {k: v for k, v in cfg.to_dict().items() if k not in unchanged} == {
+        k: v for k, v in full.to_dict().items() if k not in unchanged}
+    assert apis.load_config(CONFIG, {'schedule_fraction': 1}).train_cfg == full.train_cfg
+    tiny = apis.load_config(CONFIG, {'schedule_fraction': 1e-6})
+    assert tiny.train_cfg.max_iters == tiny.train_cfg.val_interval == 1  # at least 1
+    via_tool = load(CONFIG, 'schedule_fraction=0.25')  # --cfg-options parses the number
+    assert via_tool.train_cfg.max_iters == cfg.train_cfg.max_iters
+
+
+@pytest.mark.parametrize('fraction', [0, 1.5, -0.25, 'quarter', True])
+def test_schedule_fraction_outside_0_1_is_refused(fraction):
+    with pytest.raises(ValueError, match=f'schedule_fraction={fraction!r}: expected a number in'):
+        apis.load_config(CONFIG, {'schedule_fraction': fraction})
 
 
 def test_register_config_alias_refuses_a_taken_name():
