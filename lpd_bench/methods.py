@@ -5,7 +5,8 @@ A method declares itself in its own folder with a :class:`MethodSpec` passed to
 ``baselines/<name>/spec.py``). The spec says everything the shared code needs: the label of its
 table rows, its config for each preset, the values of the ablation knobs in those configs (so
 that an ablation point equal to the default is the default run), the ablation points it adds to
-each group, the stages it needs before training (e.g. PBIP's prototype bank) or after testing,
+each group, its check groups (planted controls of the benchmark itself, e.g. LPD's ``power``:
+planned by name, never by ``--all``), the stages it needs before training (e.g. PBIP's prototype bank) or after testing,
 and its benchmark cases. ``lpd_bench.runner``, ``lpd_bench.report`` and ``lpd_bench.bench``
 iterate over :func:`registered_methods` and never name a method.
 
@@ -95,12 +96,18 @@ class MethodSpec:
             ((cfg key, value), ...)), ...).
         joins: points this method adds to groups another method owns, same form (e.g. PBIP's
             clustered bank in LPD's prototype-source comparison); they follow the owner's points.
+        checks: check groups this method owns, same form as ``ablations``: controls of the
+            benchmark rather than of the method (e.g. LPD's ``power``: known-worse variants the
+            statistics must detect). ``lpd-bench run GROUP`` plans one by name like an ablation
+            group, but ``--all`` leaves it out and the ablation table does not list it (the
+            report's ``power.md`` does); the group's default is its point whose overrides are
+            the method's defaults (e.g. no overrides: the default run, shared with the main run).
         knob_tags: config key -> function(value) -> run-id fragment, for every knob its points
             set (``None`` when the value gives no fragment: then the point cannot be planned).
         pre_stages, post_stages: :class:`ExtraStage` run before training / after testing.
         bench_cases: preset -> tuple of ``lpd_bench.bench.cases.CaseSpec``.
         order: position in tables and figures (ascending; ties: registration order).
-        group_titles: title of each ablation group it owns, in the report's ablation table.
+        group_titles: title of each ablation (or check) group it owns, in the report's tables.
         setting_notes: (group, value) -> the text shown for that setting in the ablation table
             (for a value that needs a word of explanation).
         readme: the method's README (its results table), relative to the repository root.
@@ -114,6 +121,7 @@ class MethodSpec:
     defaults: Mapping[str, object] = field(default_factory=dict)
     ablations: Mapping[str, tuple] = field(default_factory=dict)
     joins: Mapping[str, tuple] = field(default_factory=dict)
+    checks: Mapping[str, tuple] = field(default_factory=dict)
     knob_tags: Mapping[str, Callable] = field(default_factory=dict)
     pre_stages: Tuple[ExtraStage, ...] = ()
     post_stages: Tuple[ExtraStage, ...] = ()
@@ -145,10 +153,10 @@ class MethodSpec:
                              f'(it has: {sorted(self.configs)})')
         return self.configs[preset]
 
-    def points(self, joined: bool = False) -> Dict[str, tuple]:
-        """group -> this method's :class:`AblationPoint` tuple, of the groups it owns (or, with
-        ``joined``, of those it joins)."""
-        rows_by_group = self.joins if joined else self.ablations
+    def points(self, joined: bool = False, checks: bool = False) -> Dict[str, tuple]:
+        """group -> this method's :class:`AblationPoint` tuple, of the ablation groups it owns
+        (or, with ``joined``, of those it joins; with ``checks``, of its check groups)."""
+        rows_by_group = self.checks if checks else self.joins if joined else self.ablations
         return {group: tuple(AblationPoint(group, value, self.name, tuple(overrides))
                              for value, overrides in rows)
                 for group, rows in rows_by_group.items()}
@@ -231,15 +239,41 @@ def ablation_groups() -> Dict[str, tuple]:
     return {group: tuple(points) for group, points in groups.items()}
 
 
+def check_groups() -> Dict[str, tuple]:
+    """Check group -> its points (the owner's ``checks``; owners in table order). A check group
+    is planned by name only (not by ``--all``); its name may be neither a method's nor an
+    ablation group's."""
+    taken = set(method_names()) | set(ablation_groups())
+    groups: Dict[str, tuple] = {}
+    for spec in registered_methods():
+        for group, points in spec.points(checks=True).items():
+            if group in groups or group in taken:
+                raise ValueError(f'check group {group!r} of method {spec.name!r} has the name of '
+                                 'another group or method')
+            groups[group] = points
+    return groups
+
+
+def group_default(points) -> object:
+    """The value of a group's default point: the owner's point whose overrides are the owner's
+    config defaults (e.g. k = 10 for LPD, or no overrides at all), else the group's first."""
+    owner = points[0].method
+    spec_defaults = get_method(owner).defaults
+    matching = [p for p in points if p.method == owner and all(
+        key in spec_defaults and spec_defaults[key] == value for key, value in p.overrides)]
+    return (matching or points)[0].value
+
+
 def method_labels() -> Dict[str, str]:
     return {spec.name: spec.label for spec in registered_methods()}
 
 
 def group_titles() -> Dict[str, str]:
-    """Ablation group -> its title (the owner's ``group_titles``, else the group name)."""
+    """Ablation or check group -> its title (the owner's ``group_titles``, else the group
+    name)."""
     titles = {}
     for spec in registered_methods():
-        for group in spec.ablations:
+        for group in (*spec.ablations, *spec.checks):
             titles[group] = spec.group_titles.get(group, group)
     return titles
 

@@ -17,6 +17,18 @@ def test_dry_run_prints_the_plan(capsys):
     assert 'lpd__k5__seed1' in out and 'model.decode_head.prototypes.num_per_class=5' in out
 
 
+def test_check_group_is_planned_by_name(tmp_path, capsys):
+    assert main(['run', 'power', '--seeds', '0', '--dry-run']) == 0
+    out = capsys.readouterr().out
+    assert out.strip().endswith('3 runs')
+    assert 'lpd__quarter__seed0' in out and 'schedule_fraction=0.25' in out
+    assert 'lpd__frozenproto__seed0' in out and 'prototypes.frozen=True' in out
+    assert main(['list', 'power', '--seeds', '0', '--work-dir', str(tmp_path)]) == 0
+    assert '3 todo (of 3)' in capsys.readouterr().out
+    assert main(['run', '--all', '--dry-run']) == 0
+    assert 'quarter' not in capsys.readouterr().out
+
+
 def test_list_shows_status_of_each_run(tmp_path, capsys):
     runs = tmp_path / 'runs'
     (runs / 'lpd__k3__seed0').mkdir(parents=True)
@@ -31,7 +43,7 @@ def test_list_shows_status_of_each_run(tmp_path, capsys):
 
 
 @pytest.mark.parametrize('argv, message', [
-    (['run', 'nope', '--dry-run'], "unknown method or ablation group 'nope'"),
+    (['run', 'nope', '--dry-run'], "unknown method, ablation or check group 'nope'"),
     (['run', 'lpd', '--dry-run', '--cfg-options', 'max_iters'], 'expected KEY=VALUE'),
     (['run', 'lpd', '--dry-run', '--data', '/nonexistent/x'], 'not a directory'),
 ])

@@ -4,10 +4,11 @@ import json
 
 import pytest
 
-from lpd_bench.methods import (MAIN_GROUP, MethodSpec, ablation_groups, register_method,
-                               registered_methods, unregister_method)
-from lpd_bench.models.spec import (DIVERSITY, DIVERSITY_VARIANT, DIVERSITY_WEIGHT, NUM_PER_CLASS,
-                                   REFINER)
+from lpd_bench.methods import (MAIN_GROUP, MethodSpec, ablation_groups, check_groups,
+                               group_default, group_titles, register_method, registered_methods,
+                               unregister_method)
+from lpd_bench.models.spec import (DIVERSITY, DIVERSITY_VARIANT, DIVERSITY_WEIGHT,
+                                   FROZEN_PROTOTYPES, NUM_PER_CLASS, REFINER, SCHEDULE_FRACTION)
 from lpd_bench.runner.plan import build_plan
 
 METHODS = [spec.name for spec in registered_methods()]
@@ -120,6 +121,38 @@ def test_subsets_data_root_and_preset():
                                         'lpd__k5__seed3']
     assert all(s.config == 'configs/lpd_bcss.py' and s.cfg_options['data_root'] == '/d'
                for s in plan)
+
+
+def test_check_groups_are_planned_by_name_only():
+    checks = check_groups()
+    assert 'power' in checks and not set(checks) & set(ablation_groups())
+    assert group_default(checks['power']) == 'full' and 'power' in group_titles()
+    power = build_plan(['power'], seeds=[0, 1])
+    assert [s.run_id for s in power] == [
+        'lpd__seed0', 'lpd__quarter__seed0', 'lpd__frozenproto__seed0',
+        'lpd__seed1', 'lpd__quarter__seed1', 'lpd__frozenproto__seed1']
+    runs = by_id(power)
+    assert runs['lpd__seed0'].cfg_options == {}  # 'full' is the default run
+    assert runs['lpd__quarter__seed0'].cfg_options == {SCHEDULE_FRACTION: 0.25}
+    assert runs['lpd__frozenproto__seed0'].cfg_options == {FROZEN_PROTOTYPES: True}
+    assert runs['lpd__quarter__seed1'].memberships == [{'name': 'power',
+                                                       'value': 'quarter schedule'}]
+    everything = by_id(build_plan(all_runs=True, seeds=[0]))
+    assert not any(m['name'] in checks for spec in everything.values()
+                   for m in spec.memberships)
+    shared = by_id(build_plan(['lpd', 'power'], seeds=[0]))['lpd__seed0']
+    assert shared.memberships == [{'name': MAIN_GROUP, 'value': 'LPD'},
+                                  {'name': 'power', 'value': 'full'}]
+
+
+def test_a_check_group_may_not_take_a_taken_name():
+    register_method(MethodSpec(name='clash', label='Clash', configs={'cpu': 'c.py'},
+                               checks={'num_per_class': (('x', ()), )}))
+    try:
+        with pytest.raises(ValueError, match="check group 'num_per_class' of method 'clash'"):
+            build_plan(['lpd'])
+    finally:
+        unregister_method('clash')
 
 
 @pytest.mark.parametrize('method', [s.name for s in registered_methods() if s.pre_stages])

@@ -1,4 +1,5 @@
-"""LPD's entry in the method registry (:mod:`lpd_bench.methods`): configs, ablations, bench cases.
+"""LPD's entry in the method registry (:mod:`lpd_bench.methods`): configs, ablations, the power
+check, bench cases.
 
 The ablation knobs are keys of the ``PrototypeHead`` config; :data:`HEAD_KNOB_TAGS` gives each
 override its run-id fragment and is shared by every method built on the head.
@@ -12,6 +13,9 @@ DIVERSITY = f'{HEAD}.diversity_loss'
 DIVERSITY_WEIGHT = f'{DIVERSITY}.loss_weight'
 DIVERSITY_VARIANT = f'{DIVERSITY}.variant'
 REFINER = f'{HEAD}.refiner_loss'
+FROZEN_PROTOTYPES = f'{HEAD}.prototypes.frozen'
+#: Config alias (lpd_bench.apis): train for this fraction of the iteration schedule.
+SCHEDULE_FRACTION = 'schedule_fraction'
 
 #: Run-id fragment of each knob value (None: that value has no fragment).
 HEAD_KNOB_TAGS = {
@@ -20,6 +24,13 @@ HEAD_KNOB_TAGS = {
     DIVERSITY: lambda value: 'nodiv' if value is None else None,
     DIVERSITY_VARIANT: lambda variant: f'div{variant}',
     REFINER: lambda value: 'norefiner' if value is None else None,
+}
+
+#: Run-id fragments of the power check's knobs (LPD's only: ``frozen`` is a LearnablePrototypes
+#: argument).
+CHECK_KNOB_TAGS = {
+    SCHEDULE_FRACTION: lambda f: 'quarter' if f == 0.25 else f'sched{f:g}',
+    FROZEN_PROTOTYPES: lambda frozen: 'frozenproto' if frozen else None,
 }
 
 
@@ -115,19 +126,34 @@ ABLATIONS = {
     ),
 }
 
+#: Check groups (controls of the benchmark, not ablations of LPD: ``lpd-bench run power``, never
+#: ``--all``; the report's ``power.md``). ``power``: planted, known-worse variants that the
+#: benchmark's paired comparisons must find significantly worse than the default run ('full',
+#: shared with the main run): a quarter of the training schedule, and the prototypes frozen at
+#: their initialisation (docs/protocol.md, "Power check").
+CHECKS = {
+    'power': (
+        ('full', ()),
+        ('quarter schedule', ((SCHEDULE_FRACTION, 0.25), )),
+        ('frozen prototypes', ((FROZEN_PROTOTYPES, True), )),
+    ),
+}
+
 LPD = register_method(MethodSpec(
     name='lpd',
     label='LPD',
     configs={'cpu': 'configs/lpd_synth_cpu.py', 'paper': 'configs/lpd_bcss.py'},
     defaults={NUM_PER_CLASS: 10, DIVERSITY_WEIGHT: 0.5, DIVERSITY_VARIANT: 'corrected'},
     ablations=ABLATIONS,
-    knob_tags=HEAD_KNOB_TAGS,
+    checks=CHECKS,
+    knob_tags={**HEAD_KNOB_TAGS, **CHECK_KNOB_TAGS},
     post_stages=(SPECIALISATION_STAGE, ),
     bench_cases={'cpu': CPU_CASES, 'paper': PAPER_CASES},
     order=100,
     group_titles={'num_per_class': 'prototypes per class k',
                   'diversity_weight': 'diversity weight lambda', 'mask_refiner': 'mask refiner',
                   'diversity_form': 'diversity loss form',
-                  'prototype_source': 'prototype source (k=3)'},
+                  'prototype_source': 'prototype source (k=3)',
+                  'power': 'power check (planted, known-worse variants)'},
     setting_notes={('num_per_class', 1): '1 (no refiner: selects no prototype at k = 1)'},
 ))

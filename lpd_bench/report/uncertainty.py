@@ -22,7 +22,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from ..methods import MAIN_GROUP, ablation_groups, get_method, registered_methods
+from ..methods import MAIN_GROUP, ablation_groups, group_default, registered_methods
 from ..runner.results import checkpoint_metrics
 from . import stats
 from .tables import PROTOCOLS, ordered_methods, variant_rank
@@ -45,14 +45,7 @@ def ordered_variants(variants) -> list:
 def group_defaults() -> dict:
     """group -> str(value) of its default point: the owner's point whose overrides are the
     owner's config defaults (e.g. k = 10 for LPD), else the group's first point."""
-    defaults = {}
-    for group, points in ablation_groups().items():
-        owner = points[0].method
-        spec_defaults = get_method(owner).defaults
-        matching = [p for p in points if p.method == owner and all(
-            key in spec_defaults and spec_defaults[key] == value for key, value in p.overrides)]
-        defaults[group] = str((matching or points)[0].value)
-    return defaults
+    return {group: str(group_default(points)) for group, points in ablation_groups().items()}
 
 
 def _runs(rows) -> list:

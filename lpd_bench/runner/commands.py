@@ -2,7 +2,7 @@
 import argparse
 from pathlib import Path
 
-from ..methods import PRESETS, ablation_groups, method_names
+from ..methods import PRESETS, ablation_groups, check_groups, method_names
 from .plan import build_plan
 
 DEFAULT_WORK_DIR = 'work_dirs/bench'
@@ -11,9 +11,11 @@ DEFAULT_WORK_DIR = 'work_dirs/bench'
 def _add_plan_arguments(parser):
     parser.add_argument('names', nargs='*', metavar='NAME',
                         help=f'registered methods ({", ".join(method_names())}) and/or '
-                        f'ablation groups ({", ".join(ablation_groups())})')
+                        f'ablation groups ({", ".join(ablation_groups())}) and/or check groups '
+                        f'({", ".join(check_groups())}; e.g. `power`: the report\'s power.md)')
     parser.add_argument('--all', action='store_true', dest='all_runs',
-                        help='every method and every ablation (shared runs are run once)')
+                        help='every method and every ablation (shared runs are run once; check '
+                        'groups only when named)')
     parser.add_argument('--seeds', nargs='+', type=int, default=[0], metavar='S',
                         help='training seeds (default: 0; e.g. --seeds 0 1 2 for error bars)')
     parser.add_argument('--data', default=None, metavar='PATH',

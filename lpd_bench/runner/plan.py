@@ -6,12 +6,15 @@ Ablations reuse runs: every ablation point is a set of overrides of a method's d
 and two points with the same overrides are the same run (e.g. LPD k=10, lambda=0.5 is the LPD
 default, the k=10 point of the prototype sweep and the lambda=0.5 point of the diversity sweep),
 trained once and listed under every group it belongs to (``RunSpec.memberships``).
+Check groups (``MethodSpec.checks``, e.g. LPD's ``power``) are planned like ablation groups when
+named, and left out of ``--all``.
 """
 import json
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..methods import MAIN_GROUP, AblationPoint, ablation_groups, get_method, method_names
+from ..methods import (MAIN_GROUP, AblationPoint, ablation_groups, check_groups, get_method,
+                       method_names)
 
 __all__ = ['MAIN_GROUP', 'RunSpec', 'build_plan', 'selected_points']
 
@@ -36,11 +39,13 @@ class RunSpec:
 
 
 def selected_points(names, all_runs: bool) -> list:
-    """Ablation points (methods are group 'main') chosen by names or ``--all``."""
+    """Ablation points (methods are group 'main') chosen by names or ``--all`` (every method and
+    ablation group; check groups only when named)."""
     groups = ablation_groups()
-    known = list(method_names()) + list(groups)
+    checks = check_groups()
+    known = list(method_names()) + list(groups) + list(checks)
     if all_runs:
-        names = known
+        names = list(method_names()) + list(groups)
     elif not names:
         raise ValueError('name at least one method or ablation group, or pass --all '
                          f'(known: {", ".join(known)})')
@@ -48,10 +53,10 @@ def selected_points(names, all_runs: bool) -> list:
     for name in names:
         if name in method_names():
             points.append(AblationPoint(MAIN_GROUP, get_method(name).label, name))
-        elif name in groups:
-            points.extend(groups[name])
+        elif name in groups or name in checks:
+            points.extend(groups.get(name) or checks[name])
         else:
-            raise ValueError(f'unknown method or ablation group {name!r}; '
+            raise ValueError(f'unknown method, ablation or check group {name!r}; '
                              f'known: {", ".join(known)}')
     return points
 
