@@ -63,7 +63,7 @@ BACKBONE_INITS = ('scratch', 'pretrained')
 def load_train_set(data_root, input_size) -> tuple:
     """(images (N, 3, H, W) normalised, labels (N, 4) float) of the whole train split, each image
     resized to ``input_size`` (h, w) bilinearly as the preset's ``Resize`` does."""
-    paths, labels = train_images(data_root)
+    paths, labels = train_images(data_root, purpose='backbone pretraining')
     h, w = (int(v) for v in input_size)
     images = [torch.from_numpy(mmcv.imresize(_read_bgr(p), (w, h), interpolation='bilinear'))
               .permute(2, 0, 1) for p in paths]
@@ -72,8 +72,19 @@ def load_train_set(data_root, input_size) -> tuple:
 
 def architecture(module: nn.Module) -> str:
     """What identifies a backbone's architecture in the cache key: its class and its ``repr``
-    (every layer with its shape, kernel, stride and padding)."""
-    return f'{type(module).__module__}.{type(module).__qualname__}\n{module!r}'
+    (every layer with its shape, kernel, stride and padding), without the ``init_cfg`` that
+    mmengine's ``BaseModule`` appends to it (the same backbone built with or without this
+    initialiser, or with another ``data_root`` spelling in it, names the same file; the data and
+    settings are keyed on their own)."""
+    held = [(m, m.init_cfg) for m in module.modules() if getattr(m, 'init_cfg', None)]
+    try:
+        for m, _ in held:
+            m.init_cfg = None
+        text = repr(module)
+    finally:
+        for m, init_cfg in held:
+            m.init_cfg = init_cfg
+    return f'{type(module).__module__}.{type(module).__qualname__}\n{text}'
 
 
 def fresh_copy(module: nn.Module) -> nn.Module:
@@ -244,7 +255,9 @@ def _register_backbone_init_alias():
     def set_backbone_init(cfg, value) -> None:
         """``--cfg-options backbone_init=scratch|pretrained``: the MiT starts from random weights
         or from :class:`SyntheticPretrainedBackbone` (pretrained on the train split of the
-        config's ``data_root``; apply ``data_root`` first, or let ``set_data_root`` copy it)."""
+        config's ``data_root``; apply ``data_root`` first, or let ``set_data_root`` copy it).
+        ``pretrained`` keeps the ``pretrain`` settings of an init_cfg that is one already (the
+        plain options are merged before the aliases)."""
         if value not in BACKBONE_INITS:
             raise ValueError(f'backbone_init must be one of {BACKBONE_INITS}, got {value!r}')
         cfg.backbone_init = value
@@ -252,9 +265,12 @@ def _register_backbone_init_alias():
         if value == 'scratch':
             backbone['init_cfg'] = None
             return
+        init = synthetic_init_cfg(cfg) or {}
         backbone['init_cfg'] = dict(type=SyntheticPretrainedBackbone.__name__,
                                     data_root=cfg.get('data_root'),
                                     input_size=tuple(cfg.get('input_size', (112, 112))))
+        if init.get('pretrain'):  # settings given with --cfg-options model.backbone.init_cfg...
+            backbone['init_cfg']['pretrain'] = dict(init['pretrain'])
 
     return set_backbone_init
 

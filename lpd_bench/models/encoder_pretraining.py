@@ -111,13 +111,20 @@ def load_sources(paths: Sequence, source_size: int) -> torch.Tensor:
     return torch.cat(out) if out else torch.zeros(0, 3, source_size, source_size)
 
 
-def train_images(data_root) -> tuple:
-    """(paths, multi-hot labels (N, 4) int64) of the train split, sorted by name."""
+def train_images(data_root, purpose: str = 'encoder pretraining') -> tuple:
+    """(paths, multi-hot labels (N, 4) int64) of the train split, sorted by name.
+
+    Raises:
+        FileNotFoundError: the train folder holds no ``*.png`` (the message names the folder and
+            ``purpose``, what needed the images).
+    """
     from ..data.filenames import parse_train_label
     from ..data.validation import split_dir
-    paths = sorted(split_dir(Path(data_root), 'train').glob('*.png'))
+    folder = split_dir(Path(data_root), 'train')
+    paths = sorted(folder.glob('*.png'))
     if not paths:
-        raise FileNotFoundError(f'encoder pretraining: no *.png in the train split of {data_root}')
+        raise FileNotFoundError(f'{purpose}: no *.png image in the train split folder {folder} '
+                                f'(data_root {data_root})')
     labels = np.stack([parse_train_label(p) for p in paths])
     return paths, labels
 
