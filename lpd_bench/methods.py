@@ -6,9 +6,9 @@ A method declares itself in its own folder with a :class:`MethodSpec` passed to
 table rows, its config for each preset, the values of the ablation knobs in those configs (so
 that an ablation point equal to the default is the default run), the ablation points it adds to
 each group, its check groups (planted controls of the benchmark itself, e.g. LPD's ``power``:
-planned by name, never by ``--all``), the stages it needs before training (e.g. PBIP's prototype bank) or after testing,
-and its benchmark cases. ``lpd_bench.runner``, ``lpd_bench.report`` and ``lpd_bench.bench``
-iterate over :func:`registered_methods` and never name a method.
+planned by name, never by ``--all``), the stages it needs before training (e.g. PBIP's prototype
+bank) or after testing, and its benchmark cases. ``lpd_bench.runner``, ``lpd_bench.report`` and
+``lpd_bench.bench`` iterate over :func:`registered_methods` and never name a method.
 
 Discovery: :func:`registered_methods` imports ``lpd_bench.models.spec`` and the ``spec`` module of
 every package under ``baselines/`` (found on disk), so a new baseline folder with a ``spec.py``

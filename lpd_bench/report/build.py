@@ -7,7 +7,7 @@ import pandas as pd
 
 from ..methods import MAIN_GROUP, ablation_groups, group_titles, pre_stage_names, setting_notes
 from ..runner.results import PLAN_WALL_FILE, iter_results, read_json
-from . import figures, reference, specialisation, stats, uncertainty
+from . import figures, power, reference, specialisation, stats, uncertainty
 from .method_readmes import update_method_readmes
 from .tables import (CRF_NOT_APPLICABLE, PROTOCOL_LABELS, ablation_table, split_variant,
                      checkpoints_table, formatted, main_table, mean_std, ordered_methods,
@@ -233,6 +233,8 @@ def build_report(work_dir, out_dir, method_readmes_root=None) -> list:
                            f'method, BG counted). "{stats.NO_PER_IMAGE}": a side\'s results '
                            'were written before the metric stored per-image matrices; not '
                            f'tested. Scheme: README, "Statistics". {data_note}')
+    power_check = power.analyse(results, unc.boot, work_dir)
+    written += power.write(power_check, out, data_note)
     costs = cost_frame(results)
     if len(costs):
         shown, cost_stats = cost_table(costs)
@@ -266,7 +268,8 @@ def build_report(work_dir, out_dir, method_readmes_root=None) -> list:
             written.append(out / name)
     readme = out / 'README.md'
     plan_wall = read_json(Path(work_dir) / PLAN_WALL_FILE)
-    readme.write_text(readme_text(results, data_root, manifest, written, out, plan_wall, unc))
+    readme.write_text(readme_text(results, data_root, manifest, written, out, plan_wall, unc,
+                                  power_check))
     method_readmes = [] if method_readmes_root is None else update_method_readmes(
         numeric, method_readmes_root, f'`lpd-bench report`; {data_note}')
     return written + [readme] + method_readmes
@@ -394,7 +397,18 @@ def statistics_text(results, unc) -> list:
         '']
 
 
-def readme_text(results, data_root, manifest, written, out, plan_wall=None, unc=None) -> str:
+def power_text(power_check) -> list:
+    """README lines of the power check (details in ``power.md``)."""
+    return ['## Power check',
+            'Planted, known-worse variants of LPD must come out significantly worse than full '
+            'LPD; seeds of one method must mostly not differ significantly '
+            '([`power.md`](power.md), docs/protocol.md "Power check").',
+            *power.summary(power_check),
+            *[f'- Missing: {line}' for line in power_check.missing], '']
+
+
+def readme_text(results, data_root, manifest, written, out, plan_wall=None, unc=None,
+                power_check=None) -> str:
     seeds = sorted({r['seed'] for r in results})
     if manifest:
         data = (f'{"synthetic" if manifest.get("synthetic") else "real"} data at `{data_root}`; '
@@ -433,6 +447,7 @@ def readme_text(results, data_root, manifest, written, out, plan_wall=None, unc=
         *protocol_text(results),
         *(CPU_PRESET_CAVEATS if any(r['preset'] == 'cpu' for r in results) else []),
         *(statistics_text(results, unc) if unc is not None else []),
+        *(power_text(power_check) if power_check is not None else []),
         '## Label-only floor (reference row)',
         reference.__doc__.split('\n\n', 1)[1].strip(), '',
         '## Ablations',
