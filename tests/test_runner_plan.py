@@ -145,6 +145,21 @@ def test_check_groups_are_planned_by_name_only():
                                   {'name': 'power', 'value': 'full'}]
 
 
+def test_check_runs_options_load_on_the_cpu_config():
+    from lpd_bench.apis import load_config, scaled_iters
+    from lpd_bench.models.prototypes import LearnablePrototypes
+    runs = by_id(build_plan(['power'], seeds=[0]))
+    full = load_config(runs['lpd__seed0'].config, runs['lpd__seed0'].cfg_options)
+    quarter = load_config(runs['lpd__quarter__seed0'].config,
+                          runs['lpd__quarter__seed0'].cfg_options)
+    assert quarter.train_cfg.max_iters == scaled_iters(full.train_cfg.max_iters, 0.25)
+    frozen = load_config(runs['lpd__frozenproto__seed0'].config,
+                         runs['lpd__frozenproto__seed0'].cfg_options)
+    prototypes = dict(frozen.model.decode_head.prototypes)
+    assert prototypes.pop('type') == 'LearnablePrototypes'
+    assert not LearnablePrototypes(num_classes=4, **prototypes).prototypes.requires_grad
+
+
 def test_a_check_group_may_not_take_a_taken_name():
     register_method(MethodSpec(name='clash', label='Clash', configs={'cpu': 'c.py'},
                                checks={'num_per_class': (('x', ()), )}))
