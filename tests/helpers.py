@@ -1,8 +1,10 @@
 """What several test modules share (not a test module: test modules import from here, never from
 each other; the fixtures are in conftest.py).
 
-- running the tools: :data:`REPO`, :data:`CONFIG`, :data:`TINY_OPTIONS`, :func:`load_tool`,
-  :func:`run`, :func:`make_tiny_dataset`, :func:`logged_iters`, :func:`checkpoint_iter`;
+- running the tools: :data:`REPO`, :data:`CONFIG`, :data:`TINY_OPTIONS` (:data:`TINY_SCHEDULE`,
+  :data:`TINY_BACKBONE_PRETRAIN`), :func:`load_tool`, :func:`run`, :func:`make_tiny_dataset`,
+  :func:`logged_iters`, :func:`checkpoint_iter`;
+- the CPU preset's backbone pretraining made cheap in-process: :func:`cheap_backbone_pretraining`;
 - a toy MMEngine Runner (mmengine only, no data files): :class:`ToyModel`, :class:`ToyDataset`,
   :class:`ToyMetric`, :func:`toy_runner`;
 - tiny model configs and inputs: :func:`tiny_mit`, :func:`tiny_head`, :func:`samples_with_labels`,
@@ -31,11 +33,17 @@ REPO = Path(__file__).resolve().parents[1]
 #: The CPU preset's LPD config, which the end-to-end tests train.
 CONFIG = str(REPO / 'configs' / 'lpd_synth_cpu.py')
 #: A few iterations of batch 2, loss warm-up over after 2 of them, checkpoints every 2, log every 1.
-TINY_OPTIONS = (
+TINY_SCHEDULE = (
     'train_cfg.max_iters=4', 'train_cfg.val_interval=4', 'default_hooks.checkpoint.interval=2',
     'default_hooks.logger.interval=1', 'model.decode_head.loss_warmup_iters=2',
     'train_dataloader.batch_size=2', 'val_dataloader.batch_size=4',
     'test_dataloader.batch_size=4')
+#: :data:`TINY_SCHEDULE` with the MiT from random weights (no backbone pretraining, which the
+#: CPU preset otherwise runs on first use: 1600 iterations).
+TINY_OPTIONS = TINY_SCHEDULE + ('backbone_init=scratch', )
+#: With :data:`TINY_SCHEDULE` instead of ``backbone_init=scratch``: the preset's pretrained MiT,
+#: pretrained for 2 iterations (give the subprocess its own ``LPD_BENCH_CACHE``).
+TINY_BACKBONE_PRETRAIN = ('model.backbone.init_cfg.pretrain.iters=2', )
 
 
 def load_tool(name):
@@ -44,6 +52,27 @@ def load_tool(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def cheap_backbone_pretraining(patch, cache, iters=2):
+    """Make this process's CPU-preset backbone pretraining cheap: ``iters`` iterations unless
+    the caller gives some, cached under ``cache`` (``patch``: a pytest MonkeyPatch). The real
+    functions stay reachable as ``__wrapped__`` (``inspect.unwrap``)."""
+    import functools
+
+    from lpd_bench.models import backbone_pretraining as bp
+    settings, cache_dir = bp.pretrain_settings, bp.backbone_cache_dir
+
+    @functools.wraps(settings)
+    def cheap_settings(**overrides):
+        return settings(**{'iters': iters, **overrides})
+
+    @functools.wraps(cache_dir)
+    def cheap_cache_dir():
+        return Path(cache)
+
+    patch.setattr(bp, 'pretrain_settings', cheap_settings)
+    patch.setattr(bp, 'backbone_cache_dir', cheap_cache_dir)
 
 
 def make_tiny_dataset(root):

@@ -115,7 +115,11 @@ def test_checkpoint_options():
                'randomness.seed=3')
     assert cfg.model.decode_head.refiner_loss.encoder.checkpoint == 'enc.pth'
     assert cfg.model.backbone.init_cfg == dict(type='PretrainedMiT', checkpoint='mit_b1.pth')
-    assert load(CONFIG).model.backbone.init_cfg is None
+    # the CPU preset's MiT: pretrained once on the train split unless backbone_init=scratch
+    assert load(CONFIG).model.backbone.init_cfg.type == 'SyntheticPretrainedBackbone'
+    assert load(CONFIG, 'backbone_init=scratch').model.backbone.init_cfg is None
+    assert load(CONFIG, 'backbone_init=scratch', 'backbone_checkpoint=mit_b1.pth'
+                ).model.backbone.init_cfg.type == 'PretrainedMiT'
     assert cfg.randomness.seed == 3
     with pytest.raises(ValueError, match='no model.decode_head.refiner_loss'):
         load(CONFIG, 'model.decode_head.refiner_loss=None', 'encoder_checkpoint=x.pth')

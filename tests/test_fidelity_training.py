@@ -355,6 +355,7 @@ def test_projection_init_survives_init_weights_and_yields_to_checkpoints(tmp_pat
     from mmengine.runner import load_checkpoint
     init_default_scope('mmseg')
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'lpd_synth_cpu.py'))
+    cfg.model.backbone.init_cfg = None  # backbone_init=scratch: no pretraining on the default set
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     before = {k: v.clone() for k, v in model.decode_head.projections.state_dict().items()}

@@ -2,7 +2,8 @@
 
 The tools run as subprocesses (as a user runs them), on configs/lpd_synth_cpu.py with tiny
 overrides: a few iterations of batch 2, the loss warm-up ending inside the run (so the refiner
-and the diversity loss are trained too).
+and the diversity loss are trained too). The training run starts from the preset's pretrained MiT
+(pretrained for 2 iterations into its own cache); the others from random weights.
 """
 import json
 import os
@@ -12,16 +13,34 @@ import sys
 
 import pytest
 import torch
-from helpers import CONFIG, TINY_OPTIONS, checkpoint_iter, load_tool, logged_iters, run
+from helpers import (CONFIG, TINY_BACKBONE_PRETRAIN, TINY_OPTIONS, TINY_SCHEDULE, checkpoint_iter,
+                     load_tool, logged_iters, run)
 
 
 @pytest.fixture(scope='module')
 def trained(tiny_data, tmp_path_factory):
-    """Work dir of a 4-iteration training run."""
+    """Work dir of a 4-iteration training run from the preset's pretrained MiT (2 iterations
+    of backbone pretraining, cached in ``<work dir>/cache``)."""
     work_dir = str(tmp_path_factory.mktemp('train'))
     run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', work_dir, '--cfg-options',
-         f'data_root={tiny_data}', *TINY_OPTIONS])
+         f'data_root={tiny_data}', *TINY_SCHEDULE, *TINY_BACKBONE_PRETRAIN],
+        env={'LPD_BENCH_CACHE': osp.join(work_dir, 'cache')})
     return work_dir
+
+
+@pytest.mark.slow
+def test_train_starts_from_the_pretrained_backbone(trained):
+    from lpd_bench.models.backbone_pretraining import CACHE_SUBDIR
+    from lpd_bench.models.encoder_pretraining import read_pretrained
+    cached = sorted(os.listdir(osp.join(trained, 'cache', CACHE_SUBDIR)))
+    assert len(cached) == 2 and cached[0].startswith('mixvisiontransformer-BCSS-WSSS-it2-seed0-')
+    path = osp.join(trained, 'cache', CACHE_SUBDIR, cached[0])
+    assert read_pretrained(path)['meta']['key']['settings']['iters'] == 2
+    logs = [osp.join(trained, d, f'{d}.log') for d in os.listdir(trained)
+            if osp.isfile(osp.join(trained, d, f'{d}.log'))]
+    log = open(logs[0]).read()
+    assert 'backbone pretraining: 8 train images of' in log
+    assert f'load the synthetic-pretrained backbone from: {path}' in log
 
 
 @pytest.mark.slow
