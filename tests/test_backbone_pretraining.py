@@ -86,8 +86,8 @@ def test_other_seed_data_size_or_backbone_is_another_cache_file(tiny_data, other
               bp.pretrained_backbone_path(module, tiny_data, (64, 64), build=False, **FAST),
               bp.pretrained_backbone_path(module, tiny_data, SIZE, build=False,
                                           **dict(FAST, lr=1e-4)),
-              bp.pretrained_backbone_path(MODELS.build(dict(tiny_mit(), mlp_ratio=4)), tiny_data, SIZE,
-                                          build=False, **FAST)]
+              bp.pretrained_backbone_path(MODELS.build(dict(tiny_mit(), mlp_ratio=4)), tiny_data,
+                                          SIZE, build=False, **FAST)]
     assert len({path, *others}) == 6
     # the init_cfg mmengine prints with the module is not part of the key
     configured = MODELS.build(tiny_mit(init_cfg=dict(type='SyntheticPretrainedBackbone',

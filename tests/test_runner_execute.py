@@ -325,3 +325,49 @@ def test_stage_whose_condition_is_false_is_skipped(tmp_path, tools):
     result = load_result(tmp_path / 'w' / 'runs' / 'conditional__seed0')
     assert [s['name'] for s in result['cost']['stages']] == ['train', 'test', 'always']
     assert not (tmp_path / 'w' / 'nevers').exists()
+
+
+def test_shared_pretrained_weights_are_prepared_once_before_the_runs(tmp_path, tools,
+                                                                     monkeypatch, tiny_data):
+    """The CPU preset's backbone (and a pretrained refiner encoder) asked for by every run is
+    built once by the runner itself, not by each run; nothing for done runs or absent configs."""
+    import shutil
+
+    from lpd_bench.models import backbone_pretraining as bp
+    from lpd_bench.models import encoder_pretraining as ep
+    shutil.copytree(REPO / 'configs', tmp_path / 'configs')  # the fake tools' folder (cwd)
+    calls = {'backbone': [], 'encoder': []}
+
+    def fake_backbone_path(module, data_root, input_size, build=True, progress=None, **settings):
+        calls['backbone'].append((type(module).__name__, module.init_cfg, data_root,
+                                  tuple(input_size), build, settings))
+        progress('backbone pretraining: (fake)')
+        return tmp_path / 'backbone.pth'
+
+    def fake_encoder_path(encoder_cfg, data_root, cutout_size, progress=None, **settings):
+        calls['encoder'].append((encoder_cfg['type'], data_root, cutout_size, settings))
+        return tmp_path / 'encoder.pth'
+
+    monkeypatch.setattr(bp, 'pretrained_backbone_path', fake_backbone_path)
+    monkeypatch.setattr(ep, 'pretrained_encoder_path', fake_encoder_path)
+    plan = build_plan(['cam', 'lpd'], seeds=[0, 1], data_root=tiny_data,
+                      extra_options={'cpu_encoder': 'pretrained',
+                                     'model.backbone.init_cfg.pretrain': {'iters': 5}})
+    assert len(plan) == 4
+    out = io.StringIO()
+    outcome = executor(tmp_path / 'w', tools, out, jobs=2, runs=4).run_plan(plan)
+    assert set(outcome.values()) == {'done'}
+    assert calls['backbone'] == [('MixVisionTransformer', None, tiny_data, (112, 112), True,
+                                  {'iters': 5})]  # once for the four runs of two methods
+    assert calls['encoder'] == [('PatchMLPEncoder', tiny_data, 16, {})]  # lpd's refiner only
+    lines = out.getvalue().splitlines()
+    assert 'backbone pretraining: (fake)' in lines
+    assert any(line.startswith('shared weights: backbone ready (') for line in lines)
+    assert lines.index('backbone pretraining: (fake)') < min(
+        i for i, line in enumerate(lines) if 'start' in line)  # before the runs
+    assert read_json(tmp_path / 'w' / PLAN_WALL_FILE)['shared_weights_s'] >= 0
+    # a rerun of the done runs prepares nothing; a config asking for nothing neither
+    executor(tmp_path / 'w', tools).run_plan(plan)
+    executor(tmp_path / 'v', tools).run_plan(build_plan(['cam'], seeds=[0], data_root=tiny_data,
+                                                        extra_options={'backbone_init': 'scratch'}))
+    assert len(calls['backbone']) == 1 and len(calls['encoder']) == 1

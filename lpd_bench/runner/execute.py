@@ -16,7 +16,9 @@ A failed stage writes ``failed.json`` (with the log tail) and the plan goes on.
 Runs are executed ``jobs`` at a time by a thread pool (a run's stages stay sequential); each stage
 subprocess gets ``cpu cores // jobs`` intra-op threads (``OMP_NUM_THREADS``, unless the user set
 it), since tiny models on oversubscribed cores run far slower. A shared pre-stage output is built by
-the first run that needs it while the others wait. SIGINT/SIGTERM kill every running stage's
+the first run that needs it while the others wait. The pretrained weights the configs share (the
+CPU preset's backbone, a pretrained refiner encoder) are built before the runs start, in this
+process with all its threads (:mod:`.shared_weights`). SIGINT/SIGTERM kill every running stage's
 process group and stop the plan (:class:`PlanInterrupted`); unfinished runs stay resumable.
 """
 import ctypes
@@ -209,6 +211,7 @@ class Executor:
         self.progress.jobs = jobs  # the plan's time left divides by the runs at a time
         first_seed = min((spec.seed for spec in plan), default=0)
         start = time.monotonic()
+        prepared = self.prepare_shared_weights(plan)
         restore = self.install_signal_handlers()
         try:
             with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix='run') as pool:
@@ -220,18 +223,32 @@ class Executor:
         if self.signum is not None:
             raise PlanInterrupted(self.signum)
         outcome = {run_id: future.result() for run_id, future in futures.items()}
-        self.record_plan_wall(plan, outcome, time.monotonic() - start)
+        self.record_plan_wall(plan, outcome, time.monotonic() - start,
+                              shared_weights_s=prepared['seconds'])
         return outcome
 
-    def record_plan_wall(self, plan, outcome, wall_s):
+    def prepare_shared_weights(self, plan) -> dict:
+        """Before the runs start: the cached pretrained weights the configs of the runs still to
+        do ask for (the CPU preset's backbone, a pretrained refiner encoder) built once here with
+        every thread of this process, instead of by the first run while the others wait on the
+        lock (:mod:`.shared_weights`). Its record (``seconds``, ``built``, ``failed``)."""
+        from .shared_weights import prepare_shared_weights
+        todo = [(spec.config, spec.cfg_options) for spec in plan
+                if spec.spec.checkpoint_stage is None and load_result(self.run_dir(spec)) is None]
+        return prepare_shared_weights(todo, self.progress.message, cwd=self.tools.cwd)
+
+    def record_plan_wall(self, plan, outcome, wall_s, shared_weights_s=0.0):
         """``<work_dir>/plan_wall.json``: wall time of this plan execution (what the runs' own
-        times cannot tell once runs overlap), read by ``lpd-bench bench`` and the report."""
+        times cannot tell once runs overlap), read by ``lpd-bench bench`` and the report.
+        ``wall_s`` includes ``shared_weights_s``, the preparation of the shared pretrained
+        weights before the runs (:meth:`prepare_shared_weights`; near 0 once cached)."""
         statuses = list(outcome.values())
         write_json_atomic(self.work_dir / PLAN_WALL_FILE, {
             'wall_s': round(wall_s, 1), 'runs': len(plan), 'executed': statuses.count('done'),
             'skipped': statuses.count('skipped'), 'failed': statuses.count('failed'),
             'jobs': self.jobs, 'threads': self.threads,
             'seeds': sorted({spec.seed for spec in plan}),
+            'shared_weights_s': round(shared_weights_s, 1),
             'finished_at': datetime.datetime.now().isoformat(timespec='seconds')})
 
     def run_one(self, index, spec, first_seed) -> str:
