@@ -9,9 +9,10 @@ from lpd_bench.bench.memory import cpu_peak_in_subprocess
 from lpd_bench.cli import main
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-#: Two prototypes per class; the MiT from random weights (a step's time does not depend on them;
-#: the preset would otherwise pretrain it on the default set first).
-TINY = ['model.decode_head.prototypes.num_per_class=2', 'backbone_init=scratch']
+#: Two prototypes per class; the MiT and the refiner encoder from random weights (a step's time
+#: does not depend on them; the preset would otherwise pretrain them on the default set first).
+TINY = ['model.decode_head.prototypes.num_per_class=2', 'backbone_init=scratch',
+        'cpu_encoder=random']
 
 
 @pytest.mark.slow  # two tiny models, ~10 s; more when the cores are busy
@@ -33,8 +34,8 @@ def test_bench_command_writes_perf_md_and_csv(tmp_path, monkeypatch, capsys):
         assert r['peak_mem_mib'] == '' and r['memory_method'] == 'not measured'
     env = {r['case']: r['detail'] for r in rows if r['record'] == 'env'}
     assert env['torch threads'] and env['CPU'] and 'torch ' in env['versions']
-    assert '--cfg-options model.decode_head.prototypes.num_per_class=2 backbone_init=scratch' in (
-        env['command'])
+    assert ('--cfg-options model.decode_head.prototypes.num_per_class=2 backbone_init=scratch '
+            'cpu_encoder=random') in env['command']
     text = (out / 'perf.md').read_text()
     assert '### batch 2, input 64x64' in text and '| lpd_step_after |' in text
     assert 'target' not in text.lower()  # measuring only: the targets are in tests/perf/
@@ -54,8 +55,8 @@ def test_memory_probe_reports_subprocess_peak():
     spec = CaseSpec('lpd_step_after', 'train_step', 'lpd', train_iter='warmup')
     result = cpu_peak_in_subprocess(dict(
         spec=spec.to_dict(), config=osp.join(ROOT, 'configs', 'lpd_synth_cpu.py'), batch=2, size=64,
-        cfg_options={'model.decode_head.prototypes.num_per_class': 2, 'backbone_init': 'scratch'},
-        threads=1))
+        cfg_options={'model.decode_head.prototypes.num_per_class': 2, 'backbone_init': 'scratch',
+                     'cpu_encoder': 'random'}, threads=1))
     assert 0 < result['after_build_mib'] <= result['peak_mib'] < 4096
 
 

@@ -9,12 +9,13 @@ from lpd_bench.runner.plan import build_plan
 from lpd_bench.runner.progress import Progress
 from lpd_bench.runner.results import load_result
 
-#: Two iterations of batch 2, four test images without TTA, the MiT from random weights (no
-#: backbone pretraining on the default set): the pipeline, not the method.
+#: Two iterations of batch 2, four test images without TTA, the MiT and the refiner encoder from
+#: random weights (no pretraining on the default set): the pipeline, not the method.
 TINY = {'train_cfg.max_iters': '2', 'train_dataloader.batch_size': '2',
         'val_dataloader.dataset.indices': '2', 'test_dataloader.dataset.indices': '4',
         'model.test_cfg.flip': 'False', 'model.test_cfg.intensities': '[1.0]',
-        'default_hooks.logger.interval': '1', 'backbone_init': 'scratch'}
+        'default_hooks.logger.interval': '1', 'backbone_init': 'scratch',
+        'cpu_encoder': 'random'}
 
 
 @pytest.mark.slow
