@@ -336,6 +336,7 @@ def test_shared_pretrained_weights_are_prepared_once_before_the_runs(tmp_path, t
     from lpd_bench.models import backbone_pretraining as bp
     from lpd_bench.models import encoder_pretraining as ep
     shutil.copytree(REPO / 'configs', tmp_path / 'configs')  # the fake tools' folder (cwd)
+    tools.stages['specialisation'] = ('tools/bank.py', )  # a fake of LPD's post-stage too
     calls = {'backbone': [], 'encoder': []}
 
     def fake_backbone_path(module, data_root, input_size, build=True, progress=None, **settings):
