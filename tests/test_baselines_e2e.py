@@ -36,7 +36,8 @@ def single_label_files(root):
 
 def build_bank(root, out, *extra):
     return stage_a.main(['configs/pbip_synth_cpu.py', '--out', str(out), '--batch-size', '8',
-                         '--niter', '10', *extra, '--cfg-options', f'data_root={root}'])
+                         '--niter', '10', *extra, '--cfg-options', f'data_root={root}',
+                         'cpu_encoder=random'])  # a seed-dependent encoder (the checks below)
 
 
 def test_bank_from_single_label_images_is_deterministic(data_root, tmp_path, monkeypatch):
@@ -73,8 +74,8 @@ def test_bank_refuses_too_few_single_label_images(data_root, tmp_path, monkeypat
 
 def train_and_test(config, data_root, work_dir, **options):
     """Two iterations of training, then the test loop; returns the test metrics."""
-    cfg = load_config(config, dict(data_root=data_root, **options), work_dir=str(work_dir),
-                      launcher='none')
+    options = dict(dict(data_root=data_root, cpu_encoder='random'), **options)
+    cfg = load_config(config, options, work_dir=str(work_dir), launcher='none')
     cfg.train_cfg.update(max_iters=2, val_interval=2)
     cfg.param_scheduler[0].end = 2
     cfg.default_hooks.checkpoint.interval = 2

@@ -26,6 +26,14 @@ SCORES = {2: 90.0, 4: 10.0, 6: 20.0, 8: 30.0, 10: 25.0}
 VAL_ITERS = {}  # the iteration of the current validation, set by ValIterRecorder
 
 
+@pytest.fixture(autouse=True)
+def no_submorphology(monkeypatch):
+    """These runs stand for data without sub-morphology maps (real BCSS-WSSS): LPD's
+    specialisation post-stage does not apply (tests/test_analysis_specialisation.py covers it)."""
+    from lpd_bench.analysis import specialisation
+    monkeypatch.setattr(specialisation, 'has_submorphology', lambda *args, **kwargs: False)
+
+
 class ValIterRecorder(Hook):
     """Tells ScriptedMetric at which iteration it validates."""
 

@@ -29,6 +29,14 @@ def tools(tmp_path):
     return make_tools(tmp_path)
 
 
+@pytest.fixture(autouse=True)
+def no_submorphology(monkeypatch):
+    """These runs stand for data without sub-morphology maps (real BCSS-WSSS): LPD's
+    specialisation post-stage does not apply (tests/test_analysis_specialisation.py covers it)."""
+    from lpd_bench.analysis import specialisation
+    monkeypatch.setattr(specialisation, 'has_submorphology', lambda *args, **kwargs: False)
+
+
 #: A two-stage method registered by the tests only: a shared pre-stage (the fake bank tool)
 #: whose output fills BANK_KEY, and a post-stage (the same tool) on the last checkpoint.
 BANK_KEY = 'model.decode_head.prototypes.bank_path'

@@ -18,6 +18,14 @@ TINY = {'train_cfg.max_iters': '2', 'train_dataloader.batch_size': '2',
         'cpu_encoder': 'random'}
 
 
+@pytest.fixture(autouse=True)
+def no_submorphology(monkeypatch):
+    """These runs stand for data without sub-morphology maps (real BCSS-WSSS): LPD's
+    specialisation post-stage does not apply (tests/test_analysis_specialisation.py covers it)."""
+    from lpd_bench.analysis import specialisation
+    monkeypatch.setattr(specialisation, 'has_submorphology', lambda *args, **kwargs: False)
+
+
 @pytest.mark.slow
 def test_same_seed_twice_gives_the_same_metrics_and_snapshots(tmp_path):
     spec = build_plan(['lpd'], seeds=[0], extra_options=TINY)

@@ -34,7 +34,7 @@ from .synthetic_v3 import Knobs
 #: whenever the generated pixels or layout would change; the version names the cache folder).
 VERSIONS = (2, 3)
 #: Version of the default set (``data_root=None``) and of ``lpd-bench data synth``.
-DEFAULT_VERSION = 2
+DEFAULT_VERSION = 3
 DEFAULT_SEED = 0
 DEFAULT_PATCH_SIZE = PATCH_SIZE
 #: Images per split of each version's default set.

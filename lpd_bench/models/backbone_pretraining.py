@@ -11,14 +11,15 @@ the same ImageNet file:
   method trains on; no mask and no val/test image is ever read), read as the model reads it (BGR,
   normalised as the configs' ``SegDataPreProcessor``) and resized once to the preset's input size
   (``input_size``, bilinear as mmcv's ``Resize``).
-- **Views**: the train pipeline's flips and 90-degree rotation, plus a stain jitter (each view's
-  normalised channels scaled by 1 + U(-0.1, 0.1) and shifted by N(0, 0.15^2), as for the refiner
-  encoder in :mod:`.encoder_pretraining`), so that a slide's stain is not the cue.
-- **Objective**: a multi-label classifier with one vector per class (:func:`classification_head`:
-  the prototype head at k = 1 with only its classification loss, the paper family's image-level
-  loss; no diversity, refiner or clustering), AdamW with a cosine decay. The head is thrown
-  away; only the backbone is kept. (A plain average-pool + linear classifier stayed at the label
-  base rate for 1600 iterations on synthetic v3, reports/cpu_backbone.md.)
+- **Views**: the train pipeline's flips and 90-degree rotation; optionally a stain jitter
+  (``stain_jitter`` = (s, a), off by default; as for the refiner encoder in
+  :mod:`.encoder_pretraining`).
+- **Objective**: a multi-label classifier with one vector per class and stage
+  (:func:`classification_head`: the prototype head at k = 1 with only its classification loss,
+  the paper family's image-level loss; no diversity, refiner or clustering), AdamW with a cosine
+  decay. The head is thrown away; only the backbone is kept. (A plain average-pool + linear
+  classifier stayed at the label base rate for 1600 iterations on synthetic v3:
+  reports/cpu_backbone.md.)
 - **Determinism**: one seeded generator draws everything, deterministic algorithms; the weights
   are identical for the same inputs and thread count (the thread count is recorded in ``meta``).
 
@@ -52,10 +53,14 @@ from .encoder_pretraining import (_file_lock, _read_bgr, data_fingerprint, deter
                                   stain_jittered, train_images)
 
 #: Bump whenever the pretraining would give other weights for the same settings (names the cache).
-CODE_VERSION = 2
+CODE_VERSION = 3
 #: Default pretraining settings (:func:`pretrain_backbone`).
 DEFAULTS = dict(iters=1600, seed=0, batch_size=8, lr=1e-3, weight_decay=1e-3,
-                stain_jitter=(0.15, 0.1))
+                stain_jitter=(0.0, 0.0), head='stage_vectors')
+#: Pretraining heads: the prototype head with one vector per class and stage, unprojected
+#: (``stage_vectors``, the default) or one learnable 512-d prototype per class projected to every
+#: stage (``projected``).
+HEADS = ('stage_vectors', 'projected')
 #: Sub-folder of the cache dir holding the pretrained backbones.
 CACHE_SUBDIR = 'backbones'
 #: Values of the ``backbone_init`` config variable / alias of the CPU preset.
@@ -100,16 +105,23 @@ def fresh_copy(module: nn.Module) -> nn.Module:
     return copy.train()
 
 
-def classification_head(widths) -> nn.Module:
-    """The pretraining head: :class:`~.prototype_head.PrototypeHead` with ONE learnable prototype
-    per class and only its classification loss (per-stage cosine similarity maps, mean-pooled,
-    binary cross-entropy against the image labels, stages 2-4 weighted 0.1 / 1 / 1), i.e. a
-    one-vector-per-class multi-label classifier; no diversity or refiner loss."""
+def classification_head(widths, head: str = DEFAULTS['head']) -> nn.Module:
+    """The pretraining head: :class:`~.prototype_head.PrototypeHead` at k = 1 with only its
+    classification loss (per-stage cosine similarity maps, mean-pooled, binary cross-entropy
+    against the image labels, stages 2-4 weighted 0.1 / 1 / 1), i.e. a multi-label classifier with
+    one vector per class; no diversity, refiner or clustering. ``head``: :data:`HEADS`
+    (``stage_vectors`` is registered by ``baselines.cam``, imported here)."""
+    if head not in HEADS:
+        raise ValueError(f'backbone pretraining: head must be one of {HEADS}, got {head!r}')
+    if head == 'stage_vectors':
+        import baselines.cam  # noqa: F401  (registers StageClassVectors)
+        prototypes = dict(type='StageClassVectors', num_per_class=1)
+    else:
+        prototypes = dict(type='LearnablePrototypes', num_per_class=1, dim=512)
     return MODELS.build(dict(
         type='PrototypeHead', in_channels=list(widths), num_classes=NUM_TISSUE_CLASSES,
-        prototypes=dict(type='LearnablePrototypes', num_per_class=1, dim=512),
-        stage_loss_weights=[0.0, 0.1, 1.0, 1.0][-len(widths):], diversity_loss=None,
-        refiner_loss=None))
+        prototypes=prototypes, stage_loss_weights=[0.0, 0.1, 1.0, 1.0][-len(widths):],
+        diversity_loss=None, refiner_loss=None))
 
 
 def labelled_samples(labels: torch.Tensor) -> list:
@@ -122,7 +134,7 @@ def pretrain_backbone(module: nn.Module, data_root=None, input_size=(112, 112),
                       iters: int = DEFAULTS['iters'], seed: int = DEFAULTS['seed'],
                       batch_size: int = DEFAULTS['batch_size'], lr: float = DEFAULTS['lr'],
                       weight_decay: float = DEFAULTS['weight_decay'],
-                      stain_jitter=DEFAULTS['stain_jitter'],
+                      stain_jitter=DEFAULTS['stain_jitter'], head: str = DEFAULTS['head'],
                       progress: Optional[Callable[[str], None]] = None,
                       info: Optional[dict] = None) -> dict:
     """Pretrain a fresh copy of the backbone ``module`` (whose last output is pooled) as a
@@ -139,7 +151,7 @@ def pretrain_backbone(module: nn.Module, data_root=None, input_size=(112, 112),
         torch.set_num_threads(threads)  # deterministic for a given thread count (recorded)
         images, labels = load_train_set(root, input_size)
         backbone = fresh_copy(module)
-        head = classification_head([f.shape[1] for f in backbone(images[:1])])
+        head = classification_head([f.shape[1] for f in backbone(images[:1])], head)
         params = list(backbone.parameters()) + list(head.parameters())
         optim = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
         gen = torch.Generator().manual_seed(seed)
