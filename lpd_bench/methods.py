@@ -23,6 +23,8 @@ from typing import Callable, Dict, Mapping, Optional, Tuple
 
 #: Presets of the runner and the bench: ``cpu`` (embedded synthetic data), ``paper`` (BCSS-WSSS).
 PRESETS = ('cpu', 'paper')
+#: Suffix of the runner's marker of a built stage output (``<folder>/<key>.json``).
+MARKER_SUFFIX = '.json'
 #: The group of each method's default run (the main table).
 MAIN_GROUP = 'main'
 
@@ -52,7 +54,8 @@ class ExtraStage:
         name: stage name in the result's ``cost.stages`` and in the progress display.
         command: argv after the Python interpreter (e.g. ``('-m', 'baselines.pbip.build_bank')``).
         folder: sub-folder of the work dir holding the outputs (shared between runs).
-        suffix: file name suffix of the output.
+        suffix: file name suffix of the output (not ``.json`` or ``.log``: the runner's marker
+            and log of the stage sit beside it as ``<key>.json`` and ``<key>.log``).
         config_key: the config key the output fills (pre-stages; None: the output is not passed).
         args: run -> extra command-line arguments (e.g. the run's k).
         stand_in: ``(cfg, path)`` -> writes a cheap stand-in output (e.g. a random bank) so
@@ -68,6 +71,12 @@ class ExtraStage:
     args: Optional[Callable] = None
     stand_in: Optional[Callable] = None
     when: Optional[Callable] = None
+
+    def __post_init__(self):
+        if self.suffix in (MARKER_SUFFIX, '.log'):
+            raise ValueError(f'stage {self.name!r}: suffix {self.suffix!r} would name the output '
+                             f'like the stage\'s own marker or log (<key>{MARKER_SUFFIX}, '
+                             '<key>.log) in the same folder; use e.g. ".out.json"')
 
     def applies(self, run) -> bool:
         return self.when is None or bool(self.when(run))

@@ -380,3 +380,9 @@ def test_shared_pretrained_weights_are_prepared_once_before_the_runs(tmp_path, t
     executor(tmp_path / 'v', tools).run_plan(build_plan(['cam'], seeds=[0], data_root=tiny_data,
                                                         extra_options={'backbone_init': 'scratch'}))
     assert len(calls['backbone']) == 1 and len(calls['encoder']) == 1
+
+
+def test_stage_output_cannot_share_the_marker_name():
+    """An output suffixed like the runner's marker (<key>.json) would be overwritten by it."""
+    with pytest.raises(ValueError, match='marker'):
+        ExtraStage('clash', ('tools/bank.py', ), 'clashes', suffix='.json')

@@ -46,7 +46,7 @@ def _measures_specialisation(run) -> bool:
 #: tissue's sub-morphology or mere position (lpd_bench.analysis.specialisation)?
 SPECIALISATION_STAGE = ExtraStage(
     name='specialisation', command=('-m', 'lpd_bench.analysis.specialisation'),
-    folder='specialisation', suffix='.json', when=_measures_specialisation)
+    folder='specialisation', suffix='.nmi.json', when=_measures_specialisation)
 
 # Bench cases: the refiner's memory and precision levers.
 _REFINER = REFINER + '.'

@@ -34,6 +34,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..methods import MARKER_SUFFIX
 from .environment import environment
 from .plan import MAIN_GROUP
 from .results import (FAILED_FILE, PLAN_WALL_FILE, RESULT_FILE, SCHEMA, best_checkpoint,
@@ -405,7 +406,7 @@ class Executor:
         encoder as training); post-stages the options training used and ``--checkpoint``."""
         folder = self.work_dir / stage.folder
         folder.mkdir(parents=True, exist_ok=True)
-        path, marker = folder / f'{key}{stage.suffix}', folder / f'{key}.json'
+        path, marker = folder / f'{key}{stage.suffix}', folder / f'{key}{MARKER_SUFFIX}'
         record = read_json(marker)
         if record is not None and path.exists():
             return {**record, 'shared': True}
