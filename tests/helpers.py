@@ -227,18 +227,24 @@ def preprocess(model, height, width, samples):
 # ----------------------------------------------------------------------------- encoders
 
 
-def config_encoder(model_config: str) -> dict:
+def config_encoder(model_config: str, **variables) -> dict:
     """``model.decode_head.refiner_loss.encoder`` of ``configs/_base_/models/<model_config>``
-    (the configs are the one source of the encoders the tests build)."""
+    (the configs are the one source of the encoders the tests build); ``variables`` override
+    the config's own (e.g. ``cpu_encoder='random'``) through its registered aliases."""
+    from lpd_bench.apis import apply_cfg_options
     cfg = Config.fromfile(str(REPO / 'configs' / '_base_' / 'models' / model_config))
+    if variables:
+        cfg.custom_imports = dict(imports=['lpd_bench'], allow_failed_imports=False)
+        apply_cfg_options(cfg, variables)
     return cfg.model.decode_head.refiner_loss.encoder.to_dict()
 
 
 #: The paper setting's frozen encoder (ImageNet Swin-T + fixed random projection; random
 #: weights in the tests).
 SWIN_T_ENCODER = config_encoder('lpd_mit_b1.py')
-#: The CPU preset's cheap random frozen encoder (PatchMLPEncoder + fixed projection).
-CPU_PRESET_ENCODER = config_encoder('lpd_mit_tiny_cpu.py')
+#: The CPU preset's cheap frozen encoder (PatchMLPEncoder + fixed projection), random weights
+#: (the preset's default pretrains it on the train split: tests/test_encoder_pretraining.py).
+CPU_PRESET_ENCODER = config_encoder('lpd_mit_tiny_cpu.py', cpu_encoder='random')
 
 
 # ----------------------------------------------------------------------------- fake tools

@@ -2,6 +2,7 @@
 post-stage on data without sub-morphology maps."""
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from lpd_bench.analysis.specialisation import (SpecialisationCounter, contingency,
                                                normalized_mutual_info, position_ids,
                                                winning_prototypes)
+from lpd_bench.data.synthetic import SUBMORPHOLOGY_DIR
 
 
 def test_nmi_of_identical_independent_and_constant_labelings():
@@ -79,8 +81,11 @@ def test_single_prototype_gives_nan_and_sizes_must_agree():
 def test_post_stage_without_submorphology_maps_says_so(tmp_path, tiny_data):
     from lpd_bench.analysis.specialisation import main
     out = tmp_path / 'spec.json'
+    data = tmp_path / 'data'  # the tiny set without its sub-morphology maps (as real BCSS-WSSS)
+    shutil.copytree(tiny_data, data)
+    shutil.rmtree(data / SUBMORPHOLOGY_DIR, ignore_errors=True)
     result = main(['configs/lpd_synth_cpu.py', '--out', str(out), '--checkpoint', 'none.pth',
-                   '--cfg-options', f'data_root={tiny_data}'])
+                   '--cfg-options', f'data_root={data}', 'cpu_encoder=random'])
     assert result['available'] is False and 'submorphology' in result['reason']
     assert json.loads(out.read_text()) == result
 

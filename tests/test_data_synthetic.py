@@ -228,6 +228,7 @@ def test_v3_cache_name_has_version_and_knobs(tmp_path, monkeypatch):
     monkeypatch.setenv(synthetic.CACHE_ENV, str(tmp_path))
     monkeypatch.setattr(synthetic, 'SPLIT_SIZES', {**synthetic.SPLIT_SIZES,
                                                    3: {'train': 2, 'val': 1, 'test': 1}})
+    monkeypatch.setattr(synthetic, 'DEFAULT_SPLIT_SIZES', {'train': 2, 'val': 1, 'test': 1})
     monkeypatch.setattr(synthetic, 'DEFAULT_PATCH_SIZE', 32)
     hard = synthetic_v3.DIFFICULTIES['hard']
     root = synthetic.default_synthetic_root(version=3, knobs=hard)
@@ -253,9 +254,12 @@ def test_cli_version_difficulty_and_knobs(tmp_path, capsys):
     m = _manifest(out)
     assert m['generator_version'] == 3 and m['difficulty'] == 'custom'
     assert m['knobs'] == {**synthetic_v3.DIFFICULTIES['hard'].to_dict(), 'lookalike': 0.5}
-    assert cli(['data', 'synth', '--out', str(tmp_path / 'v2'), *sizes]) == 0
+    assert cli(['data', 'synth', '--out', str(tmp_path / 'v2'), '--version', '2', *sizes]) == 0
     assert _manifest(tmp_path / 'v2')['generator_version'] == 2
-    assert cli(['data', 'synth', '--out', str(tmp_path / 'bad'), '--lookalike', '1', *sizes]) == 2
+    assert cli(['data', 'synth', '--out', str(tmp_path / 'default'), *sizes]) == 0
+    assert _manifest(tmp_path / 'default')['generator_version'] == synthetic.DEFAULT_VERSION == 3
+    assert cli(['data', 'synth', '--out', str(tmp_path / 'bad'), '--version', '2', '--lookalike',
+                '1', *sizes]) == 2
     assert cli(['data', 'synth', '--out', str(tmp_path / 'bad'), '--version', '3',
                 '--heterogeneity', '2', *sizes]) == 2
     assert 'version 3 only' in capsys.readouterr().err

@@ -158,7 +158,11 @@ def test_config_variable_and_alias_switch_the_encoder(tmp_path, toy):
     assert cfg.cpu_encoder == 'pretrained'
     assert backbone.type == 'SyntheticPretrainedPatchMLP'
     assert backbone.data_root == str(toy) and backbone.cutout_size == 16
-    random = load_config(str(REPO / 'configs' / 'lpd_synth_cpu.py'))
+    preset = load_config(str(REPO / 'configs' / 'lpd_synth_cpu.py'))
+    assert preset.cpu_encoder == 'pretrained'  # the preset's default
+    assert preset.model.decode_head.refiner_loss.encoder.backbone.type == \
+        'SyntheticPretrainedPatchMLP'
+    random = load_config(str(REPO / 'configs' / 'lpd_synth_cpu.py'), {'cpu_encoder': 'random'})
     assert random.cpu_encoder == 'random'
     assert random.model.decode_head.refiner_loss.encoder.backbone.to_dict() == dict(
         type='PatchMLPEncoder', in_channels=3, patch_size=4, embed_dims=(64, 128))
@@ -173,10 +177,13 @@ def test_config_variable_and_alias_switch_the_encoder(tmp_path, toy):
     models = tmp_path / 'models'
     shutil.copytree(REPO / 'configs' / '_base_' / 'models', models)
     text = (models / 'lpd_mit_tiny_cpu.py').read_text()
-    assert "\ncpu_encoder = 'random'\n" in text
+    assert "\ncpu_encoder = 'pretrained'\n" in text
+    assert Config.fromfile(str(models / 'lpd_mit_tiny_cpu.py')).model.decode_head.refiner_loss \
+        .encoder.backbone.to_dict() == dict(
+            type='SyntheticPretrainedPatchMLP', in_channels=3, patch_size=4,
+            embed_dims=(64, 128), data_root=None, cutout_size=16)
     (models / 'lpd_mit_tiny_cpu.py').write_text(
-        text.replace("\ncpu_encoder = 'random'\n", "\ncpu_encoder = 'pretrained'\n"))
+        text.replace("\ncpu_encoder = 'pretrained'\n", "\ncpu_encoder = 'random'\n"))
     switched = Config.fromfile(str(models / 'lpd_mit_tiny_cpu.py'))
     assert switched.model.decode_head.refiner_loss.encoder.backbone.to_dict() == dict(
-        type='SyntheticPretrainedPatchMLP', in_channels=3, patch_size=4, embed_dims=(64, 128),
-        data_root=None, cutout_size=16)
+        type='PatchMLPEncoder', in_channels=3, patch_size=4, embed_dims=(64, 128))

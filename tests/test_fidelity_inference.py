@@ -359,9 +359,10 @@ def test_paper_and_cpu_configs_default_to_the_public_inference():
         path = osp.join(REPO, 'configs', f'{name}.py')
         test_cfg = Config.fromfile(path).model.test_cfg
         protocol = InferenceProtocol.from_cfg(test_cfg)
+        # The CPU preset drops the CRF (its cost; configs/_base_/models/lpd_mit_tiny_cpu.py).
         assert (protocol.map_merge, protocol.gating_score, protocol.intensity_space,
                 protocol.align_corners, protocol.crf, protocol.crf_params) == (
-                    'per_pixel', 'mean', 'normalized', True, True, 'public'), path
+                    'per_pixel', 'mean', 'normalized', True, 'cpu' not in name, 'public'), path
     config = osp.join(REPO, 'configs', 'lpd_synth_cpu.py')
     hooks = [h['type'] for h in Config.fromfile(config).custom_hooks]
     assert hooks == ['CostRecorderHook', 'NoCRFInValidationHook']
@@ -412,11 +413,13 @@ def test_choose_gating_threshold_tool_runs_on_val(tiny_val_setup, tmp_path, caps
     out = tmp_path / 'gating.json'
     tool = load_tool('choose_gating_threshold')
     result = tool.main([config, checkpoint, '--out', str(out), '--work-dir', str(tmp_path),
-                        '--grid', '0.3', '0.5', '0.7', '--cfg-options', f'data_root={root}'])
+                        '--grid', '0.3', '0.5', '0.7', '--cfg-options', f'data_root={root}',
+                        'cpu_encoder=random'])
     assert json.loads(out.read_text()) == result
     assert result['split'] == 'val' and result['num_images'] == 4
     assert result['gating_score'] == 'mean' and result['threshold'] in (0.3, 0.5, 0.7)
     assert f"gating_threshold={result['threshold']}" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="chosen on 'val' only"):
         tool.main([config, checkpoint, '--out', str(out), '--cfg-options', f'data_root={root}',
+                   'cpu_encoder=random',
                    'val_dataloader.dataset.split=test'])
