@@ -30,7 +30,6 @@ written to a temp file and renamed. A config asks for it with the ``init_cfg`` t
 :class:`SyntheticPretrainedBackbone` (``data_root`` None is the default synthetic set), which the
 ``backbone_init`` alias sets (``--cfg-options backbone_init=scratch|pretrained``).
 """
-import hashlib
 import json
 import re
 import time
@@ -48,9 +47,9 @@ from mmengine.registry import WEIGHT_INITIALIZERS
 from mmseg.registry import MODELS
 
 from ..data.bcss_meta import NUM_TISSUE_CLASSES
-from .encoder_pretraining import (_file_lock, _read_bgr, data_fingerprint, deterministic_cpu,
-                                  normalise_bgr, random_flips, read_pretrained, resolve_data_root,
-                                  stain_jittered, train_images)
+from .encoder_pretraining import (_read_bgr, build_once, cache_file, data_fingerprint,
+                                  deterministic_cpu, normalise_bgr, random_flips, read_pretrained,
+                                  resolve_data_root, stain_jittered, train_images)
 
 #: Bump whenever the pretraining would give other weights for the same settings (names the cache).
 CODE_VERSION = 3
@@ -212,29 +211,21 @@ def pretrained_backbone_path(module: nn.Module, data_root=None, input_size=(112,
     settings = pretrain_settings(**settings)
     key = dict(backbone=architecture(module), input_size=[int(v) for v in input_size],
                data=data_fingerprint(root), settings=settings, code_version=CODE_VERSION)
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    tag = re.sub(r'[^A-Za-z0-9._-]+', '_', root.resolve().name)[:80] or 'data'
     kind = re.sub(r'[^A-Za-z0-9]+', '', type(module).__name__).lower()
-    path = backbone_cache_dir() / (f'{kind}-{tag}-it{settings["iters"]}-'
-                                   f'seed{settings["seed"]}-{digest}.pth')
+    path = cache_file(backbone_cache_dir(), kind, root, settings, key)
     if not build or path.is_file():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(path.with_name(path.name + '.lock')):
-        if path.is_file():  # another process built it while we waited
-            return path
+
+    def pretrain() -> dict:
         info = {}
         state = pretrain_backbone(module, root, input_size, progress=progress, info=info,
                                   **settings)
         meta = dict(key=json.loads(json.dumps(key, default=str)), data_root=str(root), **info,
                     note='CPU-preset backbone pretrained on the train split with image-level '
                     'labels (lpd_bench.models.backbone_pretraining)')
-        from ..engine.atomic_json import atomic_file
-        with atomic_file(path, 'wb') as f:
-            torch.save(dict(state_dict=state, meta=meta), f)
-        if progress is not None:
-            progress(f'backbone pretraining: wrote {path}')
-    return path
+        return dict(state_dict=state, meta=meta)
+
+    return build_once(path, pretrain, progress, 'backbone pretraining')
 
 
 @WEIGHT_INITIALIZERS.register_module()

@@ -556,16 +556,11 @@ def pretrained_encoder_path(encoder_cfg: dict, data_root=None, cutout_size=16, b
     root = resolve_data_root(data_root)
     settings = pretrain_settings(**settings)
     key = cache_key(encoder_cfg, root, cutout_size, settings)
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    tag = re.sub(r'[^A-Za-z0-9._-]+', '_', root.resolve().name)[:80] or 'data'
-    path = encoder_cache_dir() / (f'patchmlp-{tag}-it{settings["iters"]}-'
-                                  f'seed{settings["seed"]}-{digest}.pth')
+    path = cache_file(encoder_cache_dir(), 'patchmlp', root, settings, key)
     if not build or path.is_file():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(path.with_name(path.name + '.lock')):
-        if path.is_file():  # another process built it while we waited
-            return path
+
+    def pretrain() -> dict:
         info = {}
         state = pretrain_frozen_encoder(encoder_cfg, root, cutout_size=cutout_size,
                                         progress=progress, info=info, **settings)
@@ -580,11 +575,32 @@ def pretrained_encoder_path(encoder_cfg: dict, data_root=None, cutout_size=16, b
         meta = dict(key=json.loads(json.dumps(key)), data_root=str(root), **info,
                     note='CPU-preset frozen encoder pretrained on the train split '
                     '(lpd_bench.models.encoder_pretraining)')
+        return dict(state_dict=state, head=head_state, meta=meta)
+
+    return build_once(path, pretrain, progress, 'encoder pretraining')
+
+
+def cache_file(folder: Path, prefix: str, root: Path, settings: dict, key: dict) -> Path:
+    """``<folder>/<prefix>-<data folder>-it<iters>-seed<seed>-<hash of key>.pth``."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    tag = re.sub(r'[^A-Za-z0-9._-]+', '_', Path(root).resolve().name)[:80] or 'data'
+    return folder / f'{prefix}-{tag}-it{settings["iters"]}-seed{settings["seed"]}-{digest[:16]}.pth'
+
+
+def build_once(path: Path, build: Callable[[], dict],
+               progress: Optional[Callable[[str], None]] = None, what: str = 'pretraining') -> Path:
+    """``path``, written by ``torch.save(build())`` unless it exists: under a lock file (one
+    process builds, the others wait and reuse it), to a temp file renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _file_lock(path.with_name(path.name + '.lock')):
+        if path.is_file():  # another process built it while we waited
+            return path
+        payload = build()
         from ..engine.atomic_json import atomic_file
         with atomic_file(path, 'wb') as f:
-            torch.save(dict(state_dict=state, head=head_state, meta=meta), f)
+            torch.save(payload, f)
         if progress is not None:
-            progress(f'encoder pretraining: wrote {path}')
+            progress(f'{what}: wrote {path}')
     return path
 
 
