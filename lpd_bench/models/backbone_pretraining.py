@@ -48,7 +48,7 @@ from mmseg.registry import MODELS
 
 from ..data.bcss_meta import NUM_TISSUE_CLASSES
 from .encoder_pretraining import (_read_bgr, build_once, cache_file, data_fingerprint,
-                                  deterministic_cpu, normalise_bgr, random_flips, read_pretrained,
+                                  deterministic_cpu, merged_settings, normalise_bgr, random_flips, read_pretrained,
                                   resolve_data_root, stain_jittered, train_images)
 
 #: Bump whenever the pretraining would give other weights for the same settings (names the cache).
@@ -146,8 +146,7 @@ def pretrain_backbone(module: nn.Module, data_root=None, input_size=(112, 112),
     started = time.perf_counter()
     root = resolve_data_root(data_root)
     threads = torch.get_num_threads()
-    with deterministic_cpu(seed):
-        torch.set_num_threads(threads)  # deterministic for a given thread count (recorded)
+    with deterministic_cpu(seed, threads):  # deterministic for a given thread count (recorded)
         images, labels = load_train_set(root, input_size)
         backbone = fresh_copy(module)
         head = classification_head([f.shape[1] for f in backbone(images[:1])], head)
@@ -183,13 +182,7 @@ def pretrain_backbone(module: nn.Module, data_root=None, input_size=(112, 112),
 
 def pretrain_settings(**overrides) -> dict:
     """:data:`DEFAULTS` with ``overrides`` (unknown keys are an error), JSON-normalised."""
-    unknown = set(overrides) - set(DEFAULTS)
-    if unknown:
-        raise TypeError(f'backbone pretraining: unknown settings {sorted(unknown)}; '
-                        f'known: {sorted(DEFAULTS)}')
-    settings = {**DEFAULTS, **overrides}
-    settings['stain_jitter'] = [float(v) for v in settings['stain_jitter']]
-    return settings
+    return merged_settings(DEFAULTS, overrides, 'backbone pretraining', ('stain_jitter', ))
 
 
 def backbone_cache_dir() -> Path:

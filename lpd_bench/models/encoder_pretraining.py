@@ -255,19 +255,20 @@ def pooled_features(backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def deterministic_cpu(seed: int):
-    """Single thread, deterministic algorithms, the global RNG seeded; all restored on exit."""
-    threads = torch.get_num_threads()
+def deterministic_cpu(seed: int, threads: int = 1):
+    """``threads`` intra-op threads (default one), deterministic algorithms, the global RNG
+    seeded; all restored on exit."""
+    caller_threads = torch.get_num_threads()
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        torch.set_num_threads(1)
+        torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(True)
         try:
             yield
         finally:
-            torch.set_num_threads(threads)
+            torch.set_num_threads(caller_threads)
             torch.use_deterministic_algorithms(was_deterministic, warn_only=warn_only)
 
 
@@ -520,16 +521,22 @@ def data_fingerprint(data_root) -> str:
     return 'train-files:' + hashlib.sha256(listing.encode()).hexdigest()
 
 
+def merged_settings(defaults: dict, overrides: dict, what: str, pairs=()) -> dict:
+    """``defaults`` with ``overrides`` (unknown keys are a TypeError naming ``what``), the keys
+    in ``pairs`` made lists of floats (JSON-normalised, so equal settings hash equally)."""
+    unknown = set(overrides) - set(defaults)
+    if unknown:
+        raise TypeError(f'{what}: unknown settings {sorted(unknown)}; known: {sorted(defaults)}')
+    settings = {**defaults, **overrides}
+    for key in pairs:
+        settings[key] = [float(v) for v in settings[key]]
+    return settings
+
+
 def pretrain_settings(**overrides) -> dict:
     """:data:`DEFAULTS` with ``overrides`` (unknown keys are an error), JSON-normalised."""
-    unknown = set(overrides) - set(DEFAULTS)
-    if unknown:
-        raise TypeError(f'encoder pretraining: unknown settings {sorted(unknown)}; '
-                        f'known: {sorted(DEFAULTS)}')
-    settings = {**DEFAULTS, **overrides}
-    settings['crop_scale'] = [float(v) for v in settings['crop_scale']]
-    settings['stain_jitter'] = [float(v) for v in settings['stain_jitter']]
-    return settings
+    return merged_settings(DEFAULTS, overrides, 'encoder pretraining',
+                           ('crop_scale', 'stain_jitter'))
 
 
 def cache_key(encoder_cfg: dict, data_root, cutout_size, settings: dict) -> dict:
@@ -663,12 +670,15 @@ class SyntheticPretrainedPatchMLP(PatchMLPEncoder):
                     patch_size=self.patch_size, embed_dims=list(self.embed_dims),
                     bias_std=self.bias_std)
 
+    def path(self, progress: Optional[Callable[[str], None]] = None) -> Path:
+        """The cached pretrained weights of this encoder (built first if missing)."""
+        return pretrained_encoder_path(self.backbone_cfg(), self.data_root, self.cutout_size,
+                                       progress=progress, **self.pretrain)
+
     def init_weights(self):
         super().init_weights()
         from mmengine.logging import print_log
-        path = pretrained_encoder_path(
-            self.backbone_cfg(), self.data_root, self.cutout_size,
-            progress=lambda line: print_log(line, logger='current'), **self.pretrain)
+        path = self.path(progress=lambda line: print_log(line, logger='current'))
         self.load_state_dict(read_pretrained(path)['state_dict'])
         self.pretrained_path = str(path)
 

@@ -36,6 +36,7 @@ from ..methods import (check_groups, get_method, group_default, group_titles, me
                        registered_methods)
 from ..runner.plan import build_plan
 from . import stats
+from .uncertainty import is_yes
 
 VARIANT = 'oracle'
 PROTOCOL = 'bg_counted'
@@ -69,17 +70,13 @@ class PowerCheck:
     def share_not_significant(self, name):
         """(not significant, tested) of a family (Holm 0.05)."""
         tested = self.family(name).dropna(subset=['p'])
-        return int(sum(not _yes(s) for s in tested['significant'])), len(tested)
+        return int(sum(not is_yes(s) for s in tested['significant'])), len(tested)
 
     def detected(self):
         """(detected, tested, planted points) of the planted family."""
         rows = self.family('planted')
         return (int((rows['verdict'] == DETECTED).sum()), int((~rows['p'].isna()).sum()),
                 len(rows))
-
-
-def _yes(flag) -> bool:
-    return flag is not None and not (isinstance(flag, float) and np.isnan(flag)) and bool(flag)
 
 
 def _command(base, results, work_dir=None) -> str:
@@ -189,7 +186,7 @@ def analyse(results, boot=None, work_dir=None) -> PowerCheck:
     frame = stats.add_holm(frame, 'family')
     frame['verdict'] = [
         ('' if family != 'planted' else
-         '-' if pd.isna(p) else DETECTED if _yes(s) and d < 0 else NOT_DETECTED)
+         '-' if pd.isna(p) else DETECTED if is_yes(s) and d < 0 else NOT_DETECTED)
         for family, p, s, d in zip(frame['family'], frame['p'], frame['significant'],
                                    frame['difference'])]
     frame = frame[COLUMNS]
@@ -221,7 +218,7 @@ def shown(rows: pd.DataFrame) -> pd.DataFrame:
                          for lo, hi, t in zip(rows['lo'], rows['hi'], tested)],
         'p': [_number(p) for p in rows['p']],
         'p (Holm)': [_number(p) for p in rows['p_holm']],
-        'significant': ['yes' if _yes(s) else 'no' if t else '-'
+        'significant': ['yes' if is_yes(s) else 'no' if t else '-'
                         for s, t in zip(rows['significant'], tested)],
         'images x seeds': [f'{int(i)} x {s}' if t else '-'
                            for i, s, t in zip(rows['images'], rows['seeds'], tested)],

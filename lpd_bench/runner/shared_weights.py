@@ -51,10 +51,7 @@ def prepare_weights(kind: str, module_cfg: dict, progress: Callable[[str], None]
         init.pop('type')
         module = MODELS.build(dict(module_cfg, init_cfg=None))
         return SyntheticPretrainedBackbone(**init).path(module, progress=progress)
-    from ..models.encoder_pretraining import pretrained_encoder_path
-    encoder = MODELS.build(module_cfg)  # as its init_weights would call it
-    return pretrained_encoder_path(encoder.backbone_cfg(), encoder.data_root,
-                                   encoder.cutout_size, progress=progress, **encoder.pretrain)
+    return MODELS.build(module_cfg).path(progress=progress)  # what its init_weights loads
 
 
 def prepare_shared_weights(configs: Iterable, progress: Callable[[str], None],
