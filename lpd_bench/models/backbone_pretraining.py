@@ -17,9 +17,8 @@ the same ImageNet file:
 - **Objective**: a multi-label classifier with one vector per class and stage
   (:func:`classification_head`: the prototype head at k = 1 with only its classification loss,
   the paper family's image-level loss; no diversity, refiner or clustering), AdamW with a cosine
-  decay. The head is thrown away; only the backbone is kept. (A plain average-pool + linear
-  classifier stayed at the label base rate for 1600 iterations on synthetic v3:
-  reports/cpu_backbone.md.)
+  decay. The head is thrown away; only the backbone is kept. (Why this head and not a plain
+  average-pool + linear classifier: reports/cpu_backbone.md.)
 - **Determinism**: one seeded generator draws everything, deterministic algorithms; the weights
   are identical for the same inputs and thread count (the thread count is recorded in ``meta``).
 

@@ -61,6 +61,6 @@ model = dict(
                     **(dict(data_root=None, cutout_size=16) if cpu_encoder == 'pretrained'
                        else {})),
                 feature_dim=128))),
-    # No DenseCRF on the CPU preset: on 512 test patches it costs about twice the rest of the test
-    # (reports/crf_cost.md); the paper configs keep it (model.test_cfg.crf=True to switch it on).
+    # No DenseCRF on the CPU preset, for its cost on 512 test patches (reports/calibration_v3.md,
+    # part 2); the paper configs keep it (model.test_cfg.crf=True to switch it on).
     test_cfg=dict(crf=False))
