@@ -149,3 +149,13 @@ def test_learning_curve_tool_reads_validation_scalars(tmp_path):
         [f'cam={tmp_path / "run"}', '--out', str(tmp_path / 'lc.png')])
     assert table['cam'].to_dict() == {100: 10.0, 200: 21.0, 300: 31.0}  # the resumed segment wins
     assert (tmp_path / 'lc.png').is_file() and 'iteration |   cam |' in (tmp_path / 'lc.md').read_text()
+
+
+def test_same_size_batches_keep_order_cap_the_size_and_never_mix_sizes():
+    import torch
+
+    from lpd_bench.analysis.specialisation import same_size_batches
+    shapes = [(3, 8, 8)] * 5 + [(3, 6, 8)] * 2 + [(3, 8, 8)]
+    dataset = [{'inputs': torch.zeros(s), 'i': i} for i, s in enumerate(shapes)]
+    batches = list(same_size_batches(dataset, 3))
+    assert [[item['i'] for item in b] for b in batches] == [[0, 1, 2], [3, 4], [5, 6], [7]]

@@ -29,6 +29,8 @@ from ..data.bcss_meta import TISSUE_CLASSES
 from ..data.synthetic import SUBMORPHOLOGY_DIR
 
 DEFAULT_GRID = 4
+#: Test patches per forward pass.
+BATCH_SIZE = 16
 
 
 def submorphology_dir(data_root, split: str = 'test') -> Path:
@@ -133,6 +135,21 @@ class SpecialisationCounter:
                          for key, v in values.items()}}
 
 
+def same_size_batches(dataset, batch_size: int):
+    """The dataset's items in order, in lists of at most ``batch_size`` whose inputs have one
+    size (so that batching pads nothing and every image's maps are its own)."""
+    batch = []
+    for index in range(len(dataset)):
+        item = dataset[index]
+        if batch and (len(batch) == batch_size
+                      or item['inputs'].shape != batch[0]['inputs'].shape):
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')
@@ -169,21 +186,24 @@ def main(argv=None) -> dict:
     dataset = DATASETS.build(dataset_cfg)
     head = model.decode_head
     counter = SpecialisationCounter(head.num_classes, head.prototypes.num_per_class, args.grid)
-    for index in range(len(dataset)):
-        item = dataset[index]
-        name = Path(item['data_samples'].metainfo['img_path']).name
+    done = 0
+    for items in same_size_batches(dataset, BATCH_SIZE):
         with torch.no_grad():
-            data = model.data_preprocessor(pseudo_collate([item]), False)
-            maps = model._forward(data['inputs']).sim_maps[-1]
+            data = model.data_preprocessor(pseudo_collate(items), False)
+            batch_maps = model._forward(data['inputs']).sim_maps[-1].float()
+        for item, maps in zip(items, batch_maps):
+            name = Path(item['data_samples'].metainfo['img_path']).name
             mask = item['data_samples'].gt_sem_seg.data[0].numpy()
-            maps = F.interpolate(maps.float(), size=mask.shape, mode='bilinear',
+            maps = F.interpolate(maps[None], size=mask.shape, mode='bilinear',
                                  align_corners=True)[0].cpu().numpy()
-        sub_path = folder / name
-        if not sub_path.is_file():
-            raise FileNotFoundError(f'{sub_path}: no sub-morphology map for test image {name}')
-        counter.add(maps, mask, np.asarray(Image.open(sub_path)))
-        if (index + 1) % 64 == 0 or index + 1 == len(dataset):
-            print(f'specialisation: {index + 1}/{len(dataset)} test patches', flush=True)
+            sub_path = folder / name
+            if not sub_path.is_file():
+                raise FileNotFoundError(
+                    f'{sub_path}: no sub-morphology map for test image {name}')
+            counter.add(maps, mask, np.asarray(Image.open(sub_path)))
+            done += 1
+            if done % 64 == 0 or done == len(dataset):
+                print(f'specialisation: {done}/{len(dataset)} test patches', flush=True)
     result = counter.result()
     write_json_atomic(args.out, result)
     print(json.dumps(result['mean']))
