@@ -51,18 +51,21 @@ def test_planted_worse_point_is_detected_and_an_identical_one_is_not():
     results = (_seeds(rng, truth, 'lpd', 'lpd', [0.8] * 3)
                + _seeds(rng, truth, 'lpd__quarter', 'lpd', [0.65] * 3,
                         {SCHEDULE_FRACTION: 0.25})  # clearly worse
+               + _seeds(rng, truth, 'lpd__eighth', 'lpd', [0.6] * 3,
+                        {SCHEDULE_FRACTION: 0.125})  # clearly worse
                + _seeds(rng, truth, 'lpd__frozenproto', 'lpd', [0.8] * 3,
                         {FROZEN_PROTOTYPES: True}))  # same distribution as full
     check = power.analyse(results)
     planted = check.family('planted').set_index('a')
-    assert set(planted.index) == {'quarter schedule', 'frozen prototypes'}
+    assert set(planted.index) == {'quarter schedule', 'eighth schedule', 'frozen prototypes'}
     assert (planted['b'] == 'full').all() and (planted['seeds'] == '3 paired').all()
     quarter, frozen = planted.loc['quarter schedule'], planted.loc['frozen prototypes']
     assert quarter['verdict'] == power.DETECTED
     assert quarter['difference'] < 0 and quarter['hi'] < 0 and quarter['p_holm'] < 0.05
     assert frozen['verdict'] == power.NOT_DETECTED and not frozen['significant']
     assert frozen['lo'] < 0 < frozen['hi']
-    assert check.detected() == (1, 2, 2)
+    assert planted.loc['eighth schedule', 'verdict'] == power.DETECTED
+    assert check.detected() == (2, 3, 3)
     assert not any('check group' in line for line in check.missing)
 
 

@@ -20,11 +20,12 @@ def test_dry_run_prints_the_plan(capsys):
 def test_check_group_is_planned_by_name(tmp_path, capsys):
     assert main(['run', 'power', '--seeds', '0', '--dry-run']) == 0
     out = capsys.readouterr().out
-    assert out.strip().endswith('3 runs')
+    assert out.strip().endswith('4 runs')
     assert 'lpd__quarter__seed0' in out and 'schedule_fraction=0.25' in out
+    assert 'lpd__eighth__seed0' in out and 'schedule_fraction=0.125' in out
     assert 'lpd__frozenproto__seed0' in out and 'prototypes.frozen=True' in out
     assert main(['list', 'power', '--seeds', '0', '--work-dir', str(tmp_path)]) == 0
-    assert '3 todo (of 3)' in capsys.readouterr().out
+    assert '4 todo (of 4)' in capsys.readouterr().out
     assert main(['run', '--all', '--dry-run']) == 0
     assert 'quarter' not in capsys.readouterr().out
 

@@ -129,11 +129,12 @@ def test_check_groups_are_planned_by_name_only():
     assert group_default(checks['power']) == 'full' and 'power' in group_titles()
     power = build_plan(['power'], seeds=[0, 1])
     assert [s.run_id for s in power] == [
-        'lpd__seed0', 'lpd__quarter__seed0', 'lpd__frozenproto__seed0',
-        'lpd__seed1', 'lpd__quarter__seed1', 'lpd__frozenproto__seed1']
+        'lpd__seed0', 'lpd__quarter__seed0', 'lpd__eighth__seed0', 'lpd__frozenproto__seed0',
+        'lpd__seed1', 'lpd__quarter__seed1', 'lpd__eighth__seed1', 'lpd__frozenproto__seed1']
     runs = by_id(power)
     assert runs['lpd__seed0'].cfg_options == {}  # 'full' is the default run
     assert runs['lpd__quarter__seed0'].cfg_options == {SCHEDULE_FRACTION: 0.25}
+    assert runs['lpd__eighth__seed0'].cfg_options == {SCHEDULE_FRACTION: 0.125}
     assert runs['lpd__frozenproto__seed0'].cfg_options == {FROZEN_PROTOTYPES: True}
     assert runs['lpd__quarter__seed1'].memberships == [{'name': 'power',
                                                        'value': 'quarter schedule'}]

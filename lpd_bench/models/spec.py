@@ -29,7 +29,7 @@ HEAD_KNOB_TAGS = {
 #: Run-id fragments of the power check's knobs (LPD's only: ``frozen`` is a LearnablePrototypes
 #: argument).
 CHECK_KNOB_TAGS = {
-    SCHEDULE_FRACTION: lambda f: 'quarter' if f == 0.25 else f'sched{f:g}',
+    SCHEDULE_FRACTION: lambda f: {0.25: 'quarter', 0.125: 'eighth'}.get(f, f'sched{f:g}'),
     FROZEN_PROTOTYPES: lambda frozen: 'frozenproto' if frozen else None,
 }
 
@@ -129,12 +129,13 @@ ABLATIONS = {
 #: Check groups (controls of the benchmark, not ablations of LPD: ``lpd-bench run power``, never
 #: ``--all``; the report's ``power.md``). ``power``: planted, known-worse variants that the
 #: benchmark's paired comparisons must find significantly worse than the default run ('full',
-#: shared with the main run): a quarter of the training schedule, and the prototypes frozen at
-#: their initialisation (docs/protocol.md, "Power check").
+#: shared with the main run): a quarter and an eighth of the training schedule, and the prototypes
+#: frozen at their initialisation (docs/protocol.md, "Power check").
 CHECKS = {
     'power': (
         ('full', ()),
         ('quarter schedule', ((SCHEDULE_FRACTION, 0.25), )),
+        ('eighth schedule', ((SCHEDULE_FRACTION, 0.125), )),
         ('frozen prototypes', ((FROZEN_PROTOTYPES, True), )),
     ),
 }

@@ -6,11 +6,12 @@ background ``bg_counted``, last checkpoint; the image resamples are the report's
 :class:`.stats.Bootstrap` shared with every other comparison).
 
 a. Planted differences (family ``planted``): every point of every check group
-   (``MethodSpec.checks``, e.g. LPD's ``power``: a quarter of the schedule, prototypes frozen at
-   their initialisation) against the group's default point (``full``, the default run), paired
-   over the same test images and seeds (:func:`.stats.compare`), Holm over the family. Every
-   non-default point of a check group is a known-worse variant: it is **detected** when it comes
-   out significantly worse (Holm-adjusted p < 0.05 and point − default < 0).
+   (``MethodSpec.checks``, e.g. LPD's ``power``: a quarter or an eighth of the schedule,
+   prototypes frozen at their initialisation) against the group's default point (``full``, the
+   default run), paired over the same test images and seeds (:func:`.stats.compare`), Holm over
+   the family. Every non-default point of a check group is a known-worse variant: it is
+   **detected** when it comes out significantly worse (Holm-adjusted p < 0.05 and
+   point − default < 0).
 b. Null check, seeds: for every registered method with several seeds of its default run,
    (i) family ``null_pairs``: every pair of single seeds, seed i − seed j, paired over the test
    images only (one run per side: the training noise is not in the interval, so a real
@@ -265,12 +266,12 @@ def markdown(check: PowerCheck, data_note='') -> str:
     planted = check.family('planted')
     parts += [
         '## a. Planted differences', '',
-        'Every point of a check group (LPD\'s `power`: a quarter of the training schedule, '
-        'prototypes frozen at their initialisation) against the group\'s default (`full`, the '
-        'default run), over the same test images and seeds. A planted point is known to be '
-        'worse: **detected** when it comes out significantly worse (A − B < 0, Holm over this '
-        'family). A benchmark that does not detect these cannot be trusted to rank methods '
-        'whose differences are smaller.', '',
+        'Every point of a check group (LPD\'s `power`: a quarter and an eighth of the training '
+        'schedule, prototypes frozen at their initialisation) against the group\'s default '
+        '(`full`, the default run), over the same test images and seeds. A planted point is '
+        'known to be worse: **detected** when it comes out significantly worse (A − B < 0, Holm '
+        'over this family). A benchmark that does not detect these cannot be trusted to rank '
+        'methods whose differences are smaller.', '',
         shown(planted).to_markdown(index=False) if len(planted) else '(no check groups)', '']
     pairs, halves_rows = check.family('null_pairs'), check.family('null_halves')
     parts += [
