@@ -6,7 +6,7 @@ the base name counts; folders may contain brackets.
 """
 import os
 import re
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -16,8 +16,15 @@ from .bcss_meta import NUM_TISSUE_CLASSES, TISSUE_CLASSES
 _LAST_GROUP = re.compile(r'\[([^\[\]]*)\][^\[\]]*$')
 
 
+def last_label_group(path) -> Optional[str]:
+    """The text inside the last ``[...]`` group of the base name of ``path``, or None."""
+    match = _LAST_GROUP.search(os.path.basename(os.fspath(path)))
+    return None if match is None else match.group(1)
+
+
 class TrainLabelError(ValueError):
-    """A training file name does not carry a valid BCSS-WSSS ``[abcd]`` label."""
+    """A training file name does not carry a valid label (BCSS-WSSS ``[abcd]`` here,
+    LUAD-HistoSeg ``[a b c d]`` in luad_filenames)."""
 
     def __init__(self, path, problem: str):
         self.path = str(path)
