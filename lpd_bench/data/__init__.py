@@ -1,8 +1,11 @@
-"""BCSS-WSSS data: file-name labels, dataset, transforms, synthetic stand-in, checks.
+"""WSSS histopathology data (BCSS-WSSS and LUAD-HistoSeg layouts): file-name labels, datasets,
+transforms, synthetic stand-in, checks.
 
-Importing this package registers BCSSWSSSDataset, PackWSSSInputs and RandomRotate90 in mmseg.
+Importing this package registers BCSSWSSSDataset, LUADHistoSegDataset, PackWSSSInputs and
+RandomRotate90 in mmseg.
 """
 from .bcss_dataset import BCSSWSSSDataset
+from .luad_dataset import LUADHistoSegDataset
 from .transforms import PackWSSSInputs, RandomRotate90
 
-__all__ = ['BCSSWSSSDataset', 'PackWSSSInputs', 'RandomRotate90']
+__all__ = ['BCSSWSSSDataset', 'LUADHistoSegDataset', 'PackWSSSInputs', 'RandomRotate90']
