@@ -1,19 +1,21 @@
-"""Checks of a BCSS-WSSS-layout dataset folder; every problem is reported, not just the first.
+"""Checks of a dataset folder; every problem is reported, not just the first.
 
-Layout: ``train/*.png`` (labels in the names), ``val|valid/{img,mask}/*.png``,
-``test/{img,mask}/*.png``. Images must be 3-channel RGB PNGs of the patch size; masks
-single-channel PNGs with values 0..4, the same name and size as their image.
+Layout (BCSS-WSSS or LUAD-HistoSeg, see layouts.py): ``train/*.png`` (labels in the names),
+``val|valid/{img,mask}/*.png``, ``test/{img,mask}/*.png``. Which of the two a folder holds is
+told from its train file names (``detect_layout``); a folder mixing both namings is a problem.
+Images must be 3-channel RGB PNGs of the patch size; masks single-channel PNGs with values
+0..4, the same name and size as their image.
 """
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional
 
 import numpy as np
 from PIL import Image
 
 from .bcss_meta import ALL_CLASSES, PATCH_SIZE, VAL_SPLIT_NAMES
-from .filenames import parse_train_label
+from .layouts import DEFAULT_LAYOUT, LAYOUTS, DatasetLayout, get_layout, naming_of
 
 SPLITS = ('train', 'val', 'test')
 MANIFEST_NAME = 'manifest.json'
@@ -128,11 +130,82 @@ def _check_mask(path: Path, image_dims):
     return problems
 
 
-def _check_train(folder: Path, size: int) -> List[DataProblem]:
+@dataclass(frozen=True)
+class LayoutFinding:
+    """Which layout a dataset folder holds and how that was told.
+
+    Attributes:
+        layout: the layout found (with ``mixed``, the one most train names follow).
+        source: 'train file names', 'manifest.json' (a generated set without train names) or
+            'default' (nothing to tell from: BCSS-WSSS).
+        mixed: the train folder holds names of both layouts.
+        counts: train files per layout key (names without a ``[...]`` group are not counted).
+        examples: the first train file (sorted) per layout key.
+    """
+    layout: DatasetLayout
+    source: str
+    mixed: bool = False
+    counts: Dict[str, int] = field(default_factory=dict)
+    examples: Dict[str, str] = field(default_factory=dict)
+
+    def __str__(self):
+        if self.mixed:
+            return 'mixed: ' + ' and '.join(
+                f'{self.counts[k]} {LAYOUTS[k].title} train names (e.g. {self.examples[k]})'
+                for k in LAYOUTS if k in self.counts)
+        if self.source == 'train file names':
+            return f'{self.layout.title} (from {sum(self.counts.values())} train file names)'
+        if self.source == MANIFEST_NAME:
+            return f'{self.layout.title} (from {MANIFEST_NAME}; no train file names to tell)'
+        return f'{self.layout.title} (default; no train file names to tell)'
+
+
+def detect_layout(root) -> LayoutFinding:
+    """The layout of the dataset at ``root``, from its train file names (``layouts.naming_of``),
+    else from the ``layout`` of its manifest.json (generated sets), else BCSS-WSSS."""
+    root = Path(root)
+    counts, examples = {}, {}
+    folder, _ = _find_split(root, 'train') if root.is_dir() else (None, None)
+    for path in _pngs(folder) if folder is not None else ():
+        naming = naming_of(path)
+        if naming is not None:
+            counts[naming.key] = counts.get(naming.key, 0) + 1
+            examples.setdefault(naming.key, str(path))
+    if counts:
+        most = max(LAYOUTS, key=lambda k: counts.get(k, 0))  # ties: the first (BCSS-WSSS)
+        return LayoutFinding(LAYOUTS[most], 'train file names', len(counts) > 1, counts, examples)
+    try:
+        key = json.loads((root / MANIFEST_NAME).read_text()).get('layout')
+    except (OSError, ValueError, AttributeError):
+        key = None
+    if key in LAYOUTS:
+        return LayoutFinding(LAYOUTS[key], MANIFEST_NAME)
+    return LayoutFinding(DEFAULT_LAYOUT, 'default')
+
+
+def _check_train(folder: Path, size: int, finding: LayoutFinding,
+                 expected: Optional[DatasetLayout]) -> List[DataProblem]:
+    """Problems of the train split: mixed namings, another layout than ``expected``, every bad
+    label (each name read by the parser of the layout it is written in) and image."""
     problems = []
+    layout = finding.layout
+    if finding.mixed:
+        examples = ' and '.join(f'{finding.examples[k]} ({LAYOUTS[k].title}, '
+                                f'{finding.counts[k]} file(s))' for k in LAYOUTS)
+        problems.append(DataProblem(str(folder), f'mixes the train namings of both layouts, '
+                                    f'e.g. {examples}; a dataset folder holds one layout'))
+    elif expected is not None and expected != layout:
+        if finding.source == 'train file names':
+            problems.append(DataProblem(
+                str(folder), f'holds {layout.title} train names (e.g. '
+                f'{finding.examples[layout.key]}) but the dataset expects {expected.title} '
+                f'({expected.train_name_pattern})'))
+        else:
+            layout = expected
     for path in _pngs(folder):
+        own = naming_of(path) if finding.mixed else None
         try:
-            parse_train_label(path)
+            (own or layout).parse_train_label(path)
         except ValueError as err:
             problems.append(DataProblem(str(path), getattr(err, 'problem', str(err))))
         problems += _check_image(path, size)[0]
@@ -160,8 +233,13 @@ def _check_annotated(folder: Path, size: int) -> List[DataProblem]:
 
 def check_dataset(root,
                   splits: Iterable[str] = SPLITS,
-                  patch_size: Optional[int] = None) -> List[DataProblem]:
-    """Return every problem found in the given splits of the dataset at ``root`` (empty = clean)."""
+                  patch_size: Optional[int] = None,
+                  layout=None) -> List[DataProblem]:
+    """Return every problem found in the given splits of the dataset at ``root`` (empty = clean).
+
+    The layout is detected (``detect_layout``); ``layout`` (a key or DatasetLayout), if given,
+    is the one expected: train names of the other layout are then a problem.
+    """
     root = Path(root)
     if not root.is_dir():
         return [DataProblem(str(root), 'dataset folder does not exist')]
@@ -169,6 +247,8 @@ def check_dataset(root,
         size = expected_patch_size(root, patch_size)
     except DatasetError as err:
         return err.problems
+    expected = None if layout is None else get_layout(layout)
+    finding = detect_layout(root)
     problems = []
     for split in splits:
         folder, problem = _find_split(root, split)
@@ -179,14 +259,16 @@ def check_dataset(root,
         if images.is_dir() and not _pngs(images):
             problems.append(DataProblem(str(images), 'split has no PNG images'))
             continue
-        check = _check_train if split == 'train' else _check_annotated
-        problems += check(folder, size)
+        if split == 'train':
+            problems += _check_train(folder, size, finding, expected)
+        else:
+            problems += _check_annotated(folder, size)
     return problems
 
 
 def assert_valid_dataset(root, splits: Iterable[str] = SPLITS,
-                         patch_size: Optional[int] = None) -> None:
+                         patch_size: Optional[int] = None, layout=None) -> None:
     """Raise DatasetError listing all problems of ``root`` if there are any."""
-    problems = check_dataset(root, splits, patch_size)
+    problems = check_dataset(root, splits, patch_size, layout)
     if problems:
         raise DatasetError(problems, f'dataset {root}')
