@@ -6,6 +6,9 @@ plus ``manifest.json`` (counts, class frequencies, seed, version, sha256 of ever
 byte-identical for a seed, version and knobs. ``default_synthetic_root`` builds a default set
 once in a cache dir. Its numbers are never BCSS-WSSS numbers.
 
+``layout='luad'`` writes the same pixels in the LUAD-HistoSeg layout (class order, palette and
+names of that release: ``synthetic_luad``); the default ``layout='bcss'`` output is unchanged.
+
 Versions (``version=``): 2, one stationary sub-morphology per class region (``synthetic_tissue``);
 3, sub-morphologies mixed inside class regions, look-alike colours, knobs, a larger test split and
 the sub-morphology maps of val/test in ``<root>/submorphology/`` (``synthetic_v3``).
@@ -22,12 +25,12 @@ from typing import Callable, Optional
 import numpy as np
 from PIL import Image
 
-from .bcss_meta import (ALL_CLASSES, BACKGROUND_INDEX, NUM_TISSUE_CLASSES, PALETTE, PATCH_SIZE,
-                        TISSUE_CLASSES)
+from .bcss_meta import ALL_CLASSES, BACKGROUND_INDEX, NUM_TISSUE_CLASSES, PATCH_SIZE
 from .filenames import format_train_name
+from .layouts import BCSS, DatasetLayout, get_layout
 from .validation import MANIFEST_NAME
 from .synthetic_tissue import BACKGROUND_MORPHOLOGY, MORPHOLOGIES, Stain, render_patch, smooth_noise
-from . import synthetic_v3
+from . import synthetic_luad, synthetic_v3
 from .synthetic_v3 import Knobs
 
 #: Generator versions that can be written; a version's output never changes (add a new one
@@ -63,7 +66,8 @@ _SPLIT_IDS = {'train': 0, 'val': 1, 'test': 2}
 #: TCGA tissue-source-site codes of breast cancer slides, for realistic region names.
 _TCGA_SITES = ('A1', 'A2', 'A7', 'A8', 'AC', 'AN', 'AO', 'AQ', 'AR', 'B6', 'BH', 'C8', 'D8', 'E2',
                'E9', 'EW', 'GM', 'LL', 'OL', 'S3')
-_PALETTE_FLAT = [v for rgb in PALETTE for v in rgb]
+#: Generator stream of the LUAD layout's names (the BCSS names come from ``region_names``).
+_LUAD_NAMES_STREAM = 11
 
 
 def region_names(seed: int, split: str, count: int) -> list:
@@ -151,11 +155,39 @@ class Slide:
         self.first_morphology_prob = rng.uniform(0.2, 0.8, NUM_TISSUE_CLASSES)
 
 
-def _save_png(path: Path, array: np.ndarray, palette: bool = False) -> None:
+def _save_png(path: Path, array: np.ndarray, palette: Optional[list] = None) -> None:
+    """Save ``array``; with ``palette`` (flat RGB list) as a 'P'-mode palette PNG."""
     img = Image.fromarray(array)
-    if palette:
-        img.putpalette(_PALETTE_FLAT)
+    if palette is not None:
+        img.putpalette(palette)
     img.save(path, format='PNG', compress_level=3)
+
+
+class _BcssNames:
+    """BCSS-WSSS file names of a split's patches: patch i is patch ``i // len(slides)`` of
+    slide region ``i % len(slides)``."""
+
+    def __init__(self, slides: list):
+        self.slides = slides
+
+    def region_names(self) -> list:
+        return [s.name for s in self.slides]
+
+    def train_name(self, i: int, label) -> str:
+        n = len(self.slides)
+        return format_train_name(self.slides[i % n].name, i // n, label)
+
+    def heldout_name(self, i: int) -> str:
+        n = len(self.slides)
+        return f'{self.slides[i % n].name}+{i // n}.png'
+
+
+def _split_names(layout: DatasetLayout, seed: int, split: str, slides: list, size: int):
+    """The file-name maker of a split in ``layout``."""
+    if layout is BCSS:
+        return _BcssNames(slides)
+    rng = np.random.default_rng([seed, _SPLIT_IDS[split], _LUAD_NAMES_STREAM])
+    return synthetic_luad.LuadNames(rng, len(slides), size)
 
 
 def split_slides(seed: int, split: str, count: int, version: int = 2,
@@ -175,10 +207,13 @@ def split_slides(seed: int, split: str, count: int, version: int = 2,
 
 
 def _generate_split(root: Path, split: str, count: int, seed: int, size: int, progress,
-                    version: int = 2, knobs: Optional[Knobs] = None):
-    """Write one split; return its manifest statistics."""
+                    version: int = 2, knobs: Optional[Knobs] = None,
+                    layout: DatasetLayout = BCSS):
+    """Write one split in ``layout``; return its manifest statistics."""
     slides = split_slides(seed, split, count, version, knobs)
     n_regions = len(slides)
+    names = _split_names(layout, seed, split, slides, size)
+    palette = [v for rgb in layout.palette for v in rgb]
     sub_dir = root / SUBMORPHOLOGY_DIR / split
     if split == 'train':
         (root / split).mkdir(parents=True)
@@ -198,13 +233,15 @@ def _generate_split(root: Path, split: str, count: int, seed: int, size: int, pr
         else:
             rgb, mask, sub = generate_patch_v3(seed, split, i, size, slide, knobs)
             sub_pixels += np.bincount(sub.ravel(), minlength=len(sub_pixels))
+        if layout is not BCSS:
+            mask = synthetic_luad.relabel(mask)
         label = mask_label(mask)
         if split == 'train':
-            _save_png(root / split / format_train_name(slide.name, i // n_regions, label), rgb)
+            _save_png(root / split / names.train_name(i, label), rgb)
         else:
-            name = f'{slide.name}+{i // n_regions}.png'
+            name = names.heldout_name(i)
             _save_png(root / split / 'img' / name, rgb)
-            _save_png(root / split / 'mask' / name, mask, palette=True)
+            _save_png(root / split / 'mask' / name, mask, palette=palette)
             if version == 3:
                 _save_png(sub_dir / name, sub)
         images += label
@@ -214,9 +251,10 @@ def _generate_split(root: Path, split: str, count: int, seed: int, size: int, pr
             progress(split, i + 1, count)
     stats = dict(
         images=count,
-        regions=[s.name for s in slides],
-        image_level={c: int(n) for c, n in zip(TISSUE_CLASSES, images)},
-        pixel_level={c: round(float(n) / max(1, pixels.sum()), 6) for c, n in zip(ALL_CLASSES, pixels)},
+        regions=names.region_names(),
+        image_level={c: int(n) for c, n in zip(layout.tissue_classes, images)},
+        pixel_level={c: round(float(n) / max(1, pixels.sum()), 6)
+                     for c, n in zip(layout.classes, pixels)},
         classes_per_image={str(k): int(n) for k, n in enumerate(per_image) if k},
     )
     if version == 3:  # pixel share of every sub-morphology id (all splits; maps of val/test only)
@@ -227,31 +265,38 @@ def _generate_split(root: Path, split: str, count: int, seed: int, size: int, pr
 
 
 def _build_manifest(root: Path, seed: int, size: int, stats: dict, version: int = 2,
-                    knobs: Optional[Knobs] = None) -> dict:
+                    knobs: Optional[Knobs] = None, layout: DatasetLayout = BCSS) -> dict:
     files = sorted(p for p in root.rglob('*.png'))
     extra = {}
+    note = ('Synthetic stand-in for BCSS-WSSS: never report its numbers as BCSS-WSSS numbers. '
+            'image_level counts images with each class; pixel_level is the pixel share per mask '
+            'value (train masks are not written but were used for the labels).')
+    if layout is not BCSS:
+        extra.update(layout=layout.key, stand_in=dict(synthetic_luad.STAND_IN))
+        note = (f'Synthetic stand-in in the {layout.title} layout (the BCSS-WSSS stand-in\'s '
+                'pixels, each generated class standing in for the LUAD class in stand_in): never '
+                f'report its numbers as {layout.title} or BCSS-WSSS numbers. ' +
+                note.split('numbers. ', 1)[1])
     if version == 3:
-        extra = dict(
+        extra.update(
             knobs=knobs.to_dict(),
             difficulty=synthetic_v3.difficulty_name(knobs),
             submorphology=dict(
                 folder=SUBMORPHOLOGY_DIR, splits=['val', 'test'], legend=SUBMORPHOLOGY_LEGEND,
                 note=f'{SUBMORPHOLOGY_DIR}/<split>/<name>.png: uint8 map of the sub-morphology '
                 'each pixel was drawn from (0 = background; ids in legend.json), for the val and '
-                'test images of the same name; outside the BCSS-WSSS layout.'),
+                f'test images of the same name; outside the {layout.title} layout.'),
         )
     return dict(
         **extra,
         generator='lpd_bench.data.synthetic',
         generator_version=version,
         synthetic=True,
-        note='Synthetic stand-in for BCSS-WSSS: never report its numbers as BCSS-WSSS numbers. '
-        'image_level counts images with each class; pixel_level is the pixel share per mask '
-        'value (train masks are not written but were used for the labels).',
+        note=note,
         seed=seed,
         patch_size=size,
-        classes=list(ALL_CLASSES),
-        palette=[list(rgb) for rgb in PALETTE],
+        classes=list(layout.classes),
+        palette=[list(rgb) for rgb in layout.palette],
         min_class_fraction=MIN_CLASS_FRACTION,
         counts={split: s['images'] for split, s in stats.items()},
         splits=stats,
@@ -269,8 +314,10 @@ def write_synthetic_dataset(out_dir,
                             overwrite: bool = False,
                             progress: Optional[Callable[[str, int, int], None]] = None,
                             version: int = DEFAULT_VERSION,
-                            knobs: Optional[Knobs] = None) -> Path:
-    """Generate a synthetic BCSS-WSSS-layout dataset into ``out_dir``; return its path.
+                            knobs: Optional[Knobs] = None,
+                            layout='bcss') -> Path:
+    """Generate a synthetic dataset into ``out_dir`` in ``layout`` ('bcss': BCSS-WSSS, 'luad':
+    LUAD-HistoSeg, the same pixels relabelled and renamed); return its path.
 
     Split sizes left None are the version's defaults (``SPLIT_SIZES``). ``knobs`` (version 3
     only; None = the default knobs) set heterogeneity, look-alike strength, stain variation and
@@ -280,6 +327,7 @@ def write_synthetic_dataset(out_dir,
     after every patch.
     """
     out = Path(out_dir)
+    layout = get_layout(layout)
     if version not in VERSIONS:
         raise ValueError(f'unknown generator version {version!r}; expected one of {VERSIONS}')
     if version == 2 and knobs is not None:
@@ -303,13 +351,17 @@ def write_synthetic_dataset(out_dir,
     try:
         os.chmod(tmp, 0o755)
         stats = {
-            split: _generate_split(tmp, split, int(n), seed, patch_size, progress, version, knobs)
+            split: _generate_split(tmp, split, int(n), seed, patch_size, progress, version, knobs,
+                                   layout)
             for split, n in counts.items()
         }
         if version == 3:
+            legend = synthetic_v3.submorphology_legend()
+            if layout is not BCSS:
+                legend = synthetic_luad.legend(legend)
             (tmp / SUBMORPHOLOGY_DIR / SUBMORPHOLOGY_LEGEND).write_text(
-                json.dumps(synthetic_v3.submorphology_legend(), indent=1, sort_keys=True) + '\n')
-        manifest = _build_manifest(tmp, seed, patch_size, stats, version, knobs)
+                json.dumps(legend, indent=1, sort_keys=True) + '\n')
+        manifest = _build_manifest(tmp, seed, patch_size, stats, version, knobs, layout)
         (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1, sort_keys=True) + '\n')
         _install(tmp, out, overwrite)
     except BaseException:
@@ -338,10 +390,14 @@ def cache_dir() -> Path:
 
 
 def synthetic_root_name(seed: int, version: int, sizes: dict, patch_size: int,
-                        knobs: Optional[Knobs] = None) -> str:
-    """Cache folder name of a generated set: version, seed, size, split sizes and (version 3)
-    the knobs, e.g. ``synthetic-v3-seed0-224px-480-128-512-het0.75-look0.85-stain1-mix40``."""
-    name = (f'synthetic-v{version}-seed{seed}-{patch_size}px-'
+                        knobs: Optional[Knobs] = None, layout='bcss') -> str:
+    """Cache folder name of a generated set: layout (LUAD only), version, seed, size, split
+    sizes and (version 3) the knobs, e.g.
+    ``synthetic-v3-seed0-224px-480-128-512-het0.75-look0.85-stain1-mix40`` (BCSS-WSSS) or
+    ``synthetic-luad-v3-seed0-...`` (LUAD-HistoSeg)."""
+    layout = get_layout(layout)
+    prefix = 'synthetic-' if layout is BCSS else f'synthetic-{layout.key}-'
+    name = (f'{prefix}v{version}-seed{seed}-{patch_size}px-'
             f'{sizes["train"]}-{sizes["val"]}-{sizes["test"]}')
     if version == 3:
         name += '-' + (Knobs() if knobs is None else knobs).tag()
@@ -349,9 +405,10 @@ def synthetic_root_name(seed: int, version: int, sizes: dict, patch_size: int,
 
 
 def default_synthetic_root(seed: int = DEFAULT_SEED, version: Optional[int] = None,
-                           knobs: Optional[Knobs] = None) -> Path:
+                           knobs: Optional[Knobs] = None, layout='bcss') -> Path:
     """Path of a default-sized synthetic set (``version`` None = DEFAULT_VERSION; ``knobs``
-    version 3 only, None = its default knobs), generated on first use and reused afterwards.
+    version 3 only, None = its default knobs; ``layout`` 'bcss' or 'luad', each in its own
+    cache folder), generated on first use and reused afterwards.
 
     Safe when several processes race: each builds in its own temp dir; the first rename wins.
     """
@@ -359,11 +416,13 @@ def default_synthetic_root(seed: int = DEFAULT_SEED, version: Optional[int] = No
     if version == 3 and knobs is None:
         knobs = Knobs()
     sizes = DEFAULT_SPLIT_SIZES if version == DEFAULT_VERSION else SPLIT_SIZES[version]
-    root = cache_dir() / synthetic_root_name(seed, version, sizes, DEFAULT_PATCH_SIZE, knobs)
+    root = cache_dir() / synthetic_root_name(seed, version, sizes, DEFAULT_PATCH_SIZE, knobs,
+                                             layout)
     if not (root / MANIFEST_NAME).is_file():
         try:
             write_synthetic_dataset(root, seed, sizes['train'], sizes['val'], sizes['test'],
-                                    DEFAULT_PATCH_SIZE, version=version, knobs=knobs)
+                                    DEFAULT_PATCH_SIZE, version=version, knobs=knobs,
+                                    layout=layout)
         except FileExistsError:
             if not (root / MANIFEST_NAME).is_file():
                 raise
