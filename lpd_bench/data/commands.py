@@ -1,7 +1,9 @@
-"""``lpd-bench data synth|check``: generate the synthetic set, check a dataset folder."""
+"""``lpd-bench data synth|check|stats``: generate the synthetic set, check a dataset folder,
+compute its normalisation statistics."""
 import sys
 import time
 
+from .layouts import LAYOUTS
 from .synthetic import DEFAULT_PATCH_SIZE, DEFAULT_SEED, DEFAULT_VERSION, SPLIT_SIZES, VERSIONS
 from .synthetic_v3 import DIFFICULTIES
 
@@ -16,11 +18,16 @@ KNOB_FLAGS = (
 
 def add_commands(subparsers) -> None:
     """Add the ``data`` command group to the ``lpd-bench`` parser."""
-    data = subparsers.add_parser('data', help='generate the synthetic set or check a dataset')
+    data = subparsers.add_parser(
+        'data', help='generate the synthetic set, check a dataset, compute its statistics')
     sub = data.add_subparsers(dest='data_command', metavar='SUBCOMMAND', required=True)
 
-    synth = sub.add_parser('synth', help='write the synthetic BCSS-WSSS stand-in dataset')
+    synth = sub.add_parser('synth', help='write the synthetic stand-in dataset')
     synth.add_argument('--out', required=True, help='output folder')
+    synth.add_argument('--layout', choices=list(LAYOUTS), default='bcss',
+                       help='bcss: BCSS-WSSS names, classes and palette (default); luad: the '
+                       'same images as LUAD-HistoSeg (<patient>-<x>-<y>-[a b c d].png, TE, NEC, '
+                       'LYM, TAS)')
     synth.add_argument('--seed', type=int, default=DEFAULT_SEED)
     synth.add_argument('--version', type=int, choices=VERSIONS, default=DEFAULT_VERSION,
                        help=f'generator version (default {DEFAULT_VERSION}); 3: mixed '
@@ -38,13 +45,19 @@ def add_commands(subparsers) -> None:
     synth.add_argument('--overwrite', action='store_true', help='replace a non-empty --out')
     synth.set_defaults(func=run_synth)
 
-    check = sub.add_parser('check', help='check a BCSS-WSSS-layout folder; exit 1 on problems')
+    check = sub.add_parser('check', help='check a BCSS-WSSS or LUAD-HistoSeg folder; exit 1 on '
+                           'problems')
     check.add_argument('root', help='dataset folder')
     check.add_argument('--splits', nargs='+', default=['train', 'val', 'test'],
                        choices=['train', 'val', 'test'])
     check.add_argument('--patch-size', type=int, default=None,
                        help='expected image size (default: manifest.json, else 224)')
     check.set_defaults(func=run_check)
+
+    stats = sub.add_parser('stats', help='per-channel mean and std (BGR) of the train split, for '
+                           "a config's data_preprocessor")
+    stats.add_argument('root', help='dataset folder (either layout)')
+    stats.set_defaults(func=run_stats)
 
 
 def synth_knobs(args):
@@ -73,7 +86,8 @@ def run_synth(args) -> int:
         knobs = synth_knobs(args)
         out = write_synthetic_dataset(args.out, args.seed, args.n_train, args.n_val, args.n_test,
                                       args.patch_size, overwrite=args.overwrite,
-                                      progress=progress, version=args.version, knobs=knobs)
+                                      progress=progress, version=args.version, knobs=knobs,
+                                      layout=args.layout)
     except (FileExistsError, ValueError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
@@ -83,8 +97,9 @@ def run_synth(args) -> int:
 
 def run_check(args) -> int:
     """Print one line per problem and a summary; return 1 if there are problems."""
-    from .validation import check_dataset
+    from .validation import check_dataset, detect_layout
     start = time.perf_counter()
+    print(f'{args.root}: layout {detect_layout(args.root)}', flush=True)
     problems = check_dataset(args.root, args.splits, args.patch_size)
     for problem in problems:
         print(problem)
@@ -94,4 +109,42 @@ def run_check(args) -> int:
               f'{elapsed:.1f} s)')
         return 1
     print(f'{args.root}: no problems (splits: {", ".join(args.splits)}; {elapsed:.1f} s)')
+    return 0
+
+
+def run_stats(args) -> int:
+    """Print the train split's per-channel mean and std (B, G, R) on 0..1 and 0..255 and the
+    data_preprocessor lines; return 2 on a missing/empty train folder or an unreadable image."""
+    from .channel_stats import CHANNELS, ImageReadError, channel_stats, train_images
+    from .validation import DatasetError, detect_layout
+    start = time.perf_counter()
+    try:
+        paths = train_images(args.root)
+        print(f'{args.root}: layout {detect_layout(args.root)}; {len(paths)} train images',
+              flush=True)
+        step = max(1, len(paths) // 20)
+
+        def progress(done):
+            if done == len(paths) or done % step == 0:
+                print(f'  {done}/{len(paths)} images ({time.perf_counter() - start:.1f} s)',
+                      file=sys.stderr, flush=True)
+
+        stats = channel_stats(paths, progress)
+    except (DatasetError, ImageReadError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+
+    def row(values, digits):
+        return ', '.join(f'{round(v, digits)}' for v in values)
+
+    order = ', '.join(CHANNELS)
+    print(f'{stats.images} images, {stats.pixels} pixels; channel order {order} as the loader '
+          'reads them (OpenCV; configs keep bgr_to_rgb=False); std with ddof=0')
+    print(f'mean (0..1, {order}):   {row(stats.mean_01, 8)}')
+    print(f'std  (0..1, {order}):   {row(stats.std_01, 8)}')
+    print(f'mean (0..255, {order}): {row(stats.mean_255, 6)}')
+    print(f'std  (0..255, {order}): {row(stats.std_255, 6)}')
+    print("# for the config's data_preprocessor (SegDataPreProcessor, bgr_to_rgb=False):")
+    print(f'mean=[{row(stats.mean_255, 6)}],')
+    print(f'std=[{row(stats.std_255, 6)}],')
     return 0
