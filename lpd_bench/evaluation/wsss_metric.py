@@ -26,6 +26,9 @@ See ARCHITECTURE.md "Metric contract" and docs/protocol.md, section 5.
 - ``FwIoU_tissue`` (ours, the earlier definition): the same weighted mean over the four tissue
   classes only.
 - All values are percentages.
+- Class names (the keys of the IoU/Dice dicts, the flat ``IoU.<class>`` keys, the table and the
+  JSON's ``classes``) are the evaluated dataset's ``metainfo['classes']`` (MMEngine's loops set
+  it as ``dataset_meta``), e.g. TE, NEC, LYM, TAS, BG on LUAD-HistoSeg; BCSS-WSSS's without it.
 - Per image (``per_image`` in the JSON): each test image's raw 5x5 matrix of every variant, before
   any background protocol, with the image file names, in dataset order (the order MMEngine's
   collection restores in distributed evaluation; each name travels with its own matrices, so the
@@ -113,10 +116,11 @@ def _nan_weighted_mean(values, weights):
     return float(np.average(values[ok], weights=weights[ok])) if weights[ok].sum() > 0 else math.nan
 
 
-def protocol_scores(confusion, protocol):
+def protocol_scores(confusion, protocol, classes=ALL_CLASSES):
     """IoU/Dice per class, mIoU/mDice (tissue), FwIoU (5 classes), FwIoU_tissue, in percent.
 
-    ``confusion`` is the full 5x5 matrix; undefined values are NaN (module docstring).
+    ``confusion`` is the full 5x5 matrix; undefined values are NaN (module docstring);
+    ``classes`` names its rows (the IoU/Dice keys).
     """
     scored_matrix = protocol_matrix(confusion, protocol)
     matrix = scored_matrix.astype(np.float64)
@@ -130,8 +134,8 @@ def protocol_scores(confusion, protocol):
     scored = ~np.isnan(iou[tissue])
     gt_pixels = matrix.sum(axis=1)
     return dict(
-        IoU=dict(zip(ALL_CLASSES[:listed], iou[:listed].tolist())),
-        Dice=dict(zip(ALL_CLASSES[:listed], dice[:listed].tolist())),
+        IoU=dict(zip(classes[:listed], iou[:listed].tolist())),
+        Dice=dict(zip(classes[:listed], dice[:listed].tolist())),
         mIoU=float(iou[tissue][scored].mean()) if scored.any() else math.nan,
         mDice=float(dice[tissue][scored].mean()) if scored.any() else math.nan,
         FwIoU=_nan_weighted_mean(iou, gt_pixels),
@@ -163,6 +167,13 @@ class WSSSMetric(BaseMetric):
     def __init__(self, output_file=None, **kwargs):
         super().__init__(**kwargs)
         self.output_file = output_file
+
+    @property
+    def classes(self):
+        """Names of the 5 classes: the dataset's ``metainfo['classes']`` (``dataset_meta``) if it
+        names 5, else BCSS-WSSS's (no dataset meta, e.g. the metric used on its own)."""
+        classes = tuple((self.dataset_meta or {}).get('classes') or ())
+        return classes if len(classes) == NUM_CLASSES else ALL_CLASSES
 
     def process(self, data_batch, data_samples):
         """Store one confusion matrix per variant for every sample."""
@@ -203,23 +214,24 @@ class WSSSMetric(BaseMetric):
             raise ValueError('WSSSMetric: data samples carry different protocol switches; '
                              f'first is {protocol}')
         variants = sorted({variant for result in results for variant in result['confusion']})
+        classes = self.classes
         scores = {}
         for variant in variants:
             total = sum(r['confusion'][variant] for r in results if variant in r['confusion'])
-            scores[variant] = {name: protocol_scores(total, name) for name in PROTOCOLS}
-            self._warn_unscored(variant, scores[variant], logger)
-            print_log(f'WSSSMetric, {variant_title(variant)} (%):\n' + _table(scores[variant]),
-                      logger)
+            scores[variant] = {name: protocol_scores(total, name, classes) for name in PROTOCOLS}
+            self._warn_unscored(variant, scores[variant], classes, logger)
+            print_log(f'WSSSMetric, {variant_title(variant)} (%):\n' +
+                      _table(scores[variant], classes), logger)
         if self.output_file:
             write_json_atomic(self.output_file, _nan_to_none(dict(
-                protocol=protocol, classes=list(ALL_CLASSES), num_images=len(results),
+                protocol=protocol, classes=list(classes), num_images=len(results),
                 results=scores, per_image=per_image_block(results, variants))))
         return _flat_metrics(scores, logger)
 
     @staticmethod
-    def _warn_unscored(variant, variant_scores, logger):
+    def _warn_unscored(variant, variant_scores, classes, logger):
         for protocol, result in variant_scores.items():
-            absent = [c for c in ALL_CLASSES[:NUM_TISSUE_CLASSES] if math.isnan(result['IoU'][c])]
+            absent = [c for c in classes[:NUM_TISSUE_CLASSES] if math.isnan(result['IoU'][c])]
             if absent:
                 print_log(f'WSSSMetric: {absent} absent from ground truth and prediction '
                           f'({variant}/{protocol}); left out of the means', logger, logging.WARNING)
@@ -261,12 +273,12 @@ def _flat_metrics(scores, logger):
     return {key: scores[paper]['bg_counted'][key] for key in ('mIoU', 'mDice', 'FwIoU')} | flat
 
 
-def _table(variant_scores):
+def _table(variant_scores, classes=ALL_CLASSES):
     """Per-class IoU/Dice of every protocol, then the means, as a PrettyTable string."""
     table = PrettyTable(['Class'] + [f'{kind} {protocol}' for protocol in PROTOCOLS
                                      for kind in ('IoU', 'Dice')])
     rows = [(c, [(variant_scores[p]['IoU'].get(c), variant_scores[p]['Dice'].get(c))
-                 for p in PROTOCOLS]) for c in ALL_CLASSES]
+                 for p in PROTOCOLS]) for c in classes]
     rows.append(('mean (tissue)', [(variant_scores[p]['mIoU'], variant_scores[p]['mDice'])
                                    for p in PROTOCOLS]))
     rows.append(('FwIoU (5 cl.)', [(variant_scores[p]['FwIoU'], None) for p in PROTOCOLS]))
