@@ -145,6 +145,28 @@ def test_v2_pixels_unchanged(tmp_path):
     assert digest.hexdigest() == V2_TINY_PIXELS_SHA256
 
 
+#: The same digest for a tiny version-3 set (default knobs), and the sha256 of its manifest
+#: without the file digests, recorded before the LUAD-HistoSeg layout was added to the generator:
+#: the BCSS-WSSS layout's output (names, pixels, palette, statistics) must not change.
+V3_TINY_PIXELS_SHA256 = '8195bc5ffb7ec7ae444a5291b9ce662c23b5f4acf3611634f7d1d969b9cdcf7b'
+V3_TINY_MANIFEST_SHA256 = '1496f6f46a67d8ad5d2794235ea92ef9fee50600282f6fcd34baf1791381b38b'
+
+
+@pytest.mark.parametrize('layout', [{}, {'layout': 'bcss'}])
+def test_v3_bcss_layout_unchanged(tmp_path, layout):
+    root = write_synthetic_dataset(tmp_path / 'v3', seed=3, n_train=4, n_val=2, n_test=2,
+                                   patch_size=48, version=3, **layout)
+    digest = synthetic.hashlib.sha256()
+    for path in sorted(root.rglob('*.png')):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(np.asarray(Image.open(path)).tobytes())
+    assert digest.hexdigest() == V3_TINY_PIXELS_SHA256
+    manifest = _manifest(root)
+    manifest.pop('sha256')
+    encoded = json.dumps(manifest, sort_keys=True).encode()
+    assert synthetic.hashlib.sha256(encoded).hexdigest() == V3_TINY_MANIFEST_SHA256
+
+
 def test_v3_layout_manifest_and_check(v3_root):
     from lpd_bench.data.validation import check_dataset
     m = _manifest(v3_root)
