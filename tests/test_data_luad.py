@@ -455,3 +455,21 @@ def test_metric_class_names_follow_the_dataset(meta, names, tmp_path):
     written = json.loads((tmp_path / 'm.json').read_text())
     assert written['classes'] == list(names)
     assert list(written['results']['oracle']['bg_ignored']['IoU']) == list(names[:4])
+
+
+# ----------------------------------------------------------------------------- the config
+
+def test_luad_config_builds_its_datasets(luad_root):
+    from mmengine.config import Config
+    from mmseg.registry import DATASETS
+    from helpers import REPO
+    cfg = Config.fromfile(str(REPO / 'configs' / '_base_' / 'datasets' / 'luad_histoseg.py'))
+    assert cfg.data_root == 'data/LUAD-HistoSeg'
+    assert 'lpd-bench data stats' in Path(cfg.filename).read_text()
+    assert cfg.data_preprocessor.bgr_to_rgb is False and cfg.val_evaluator.type == 'WSSSMetric'
+    for name, split, count in (('train_dataloader', 'train', 8), ('val_dataloader', 'val', 4),
+                               ('test_dataloader', 'test', 4)):
+        dataset = cfg[name].dataset.to_dict()
+        assert dataset['type'] == 'LUADHistoSegDataset' and dataset['split'] == split
+        built = DATASETS.build(dict(dataset, data_root=str(luad_root)))
+        assert len(built) == count and built.metainfo['classes'] == LUAD_CLASSES

@@ -1,7 +1,7 @@
 """LUADHistoSegDataset: LUAD-HistoSeg (or its synthetic stand-in) as an mmseg dataset.
 
 Classes TE, NEC, LYM, TAS (+ BG 4), train names ``<patient>-<x>-<y>-[a b c d].png``, palette of
-luad_meta; the loading is layout_dataset.LayoutDataset's (docs/datasets.md, section 2).
+luad_meta; the loading is layout_dataset.LayoutDataset's (docs/datasets.md, section 4).
 """
 from mmseg.registry import DATASETS
 

@@ -1,7 +1,7 @@
 """Image-level labels in LUAD-HistoSeg training file names: ``<patient>-<x>-<y>-[a b c d].png``.
 
 ``a b c d`` are 0/1 flags, separated by single spaces, for TE, NEC, LYM, TAS (see
-docs/datasets.md, section 2), e.g. ``1031280-2300-27920-[1 0 0 1].png`` is TE + TAS. Only the
+docs/datasets.md, section 4), e.g. ``1031280-2300-27920-[1 0 0 1].png`` is TE + TAS. Only the
 last bracket group of the base name counts; folders may contain brackets. Problems raise
 ``filenames.TrainLabelError`` (the file and what is wrong), as the BCSS-WSSS parser does.
 """

@@ -1,6 +1,6 @@
 """Facts about LUAD-HistoSeg (lung adenocarcinoma; the sister set of BCSS-WSSS, same authors).
 
-See docs/datasets.md, section 2. The layout is BCSS-WSSS's (``train/*.png``,
+See docs/datasets.md, section 4. The layout is BCSS-WSSS's (``train/*.png``,
 ``val|valid/{img,mask}``, ``test/{img,mask}``); names, classes and palette differ.
 """
 

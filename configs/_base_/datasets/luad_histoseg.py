@@ -2,7 +2,7 @@
 
 ``data_root`` is the release folder: ``train/<patient>-<x>-<y>-[a b c d].png`` (labels TE, NEC,
 LYM, TAS in the names), ``val/`` (or ``valid/``) and ``test/`` with ``img/`` and ``mask/`` (P-mode
-masks 0..4; docs/datasets.md, section 2). Pipelines, loaders and the evaluator are
+masks 0..4; docs/datasets.md, section 4). Pipelines, loaders and the evaluator are
 BCSS-WSSS's (``bcss_wsss.py``); point every dataloader at your copy with ``--cfg-options
 data_root=PATH`` (tools/train.py, tools/test.py). To train a method on it, use this file in
 place of ``bcss_wsss.py`` in the method's ``_base_`` list (all models have 4 tissue classes).
