@@ -8,7 +8,7 @@ from helpers import cheap_backbone_pretraining, make_tiny_dataset, make_tools
 @pytest.fixture(scope='session', autouse=True)
 def cheap_backbone_init(tmp_path_factory):
     """The CPU preset's MiT starts from a backbone pretrained on the train split
-    (``SyntheticPretrainedBackbone``, 1600 iterations by default): in this process every such
+    (``SyntheticPretrainedBackbone``, DEFAULTS['iters'] iterations): in this process every such
     pretraining takes 2 iterations unless a test gives ``iters``, cached in a session folder
     (helpers.cheap_backbone_pretraining). Tool subprocesses get ``backbone_init=scratch`` or a
     tiny ``pretrain`` through helpers.TINY_OPTIONS / TINY_BACKBONE_PRETRAIN."""

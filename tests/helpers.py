@@ -39,8 +39,8 @@ TINY_SCHEDULE = (
     'train_dataloader.batch_size=2', 'val_dataloader.batch_size=4',
     'test_dataloader.batch_size=4')
 #: :data:`TINY_SCHEDULE` with the MiT from random weights (no backbone pretraining, which the
-#: CPU preset otherwise runs on first use: 1600 iterations) and the refiner's random encoder (no
-#: encoder pretraining, which needs a single-label train image of every class).
+#: CPU preset otherwise runs on first use: thousands of iterations) and the refiner's random
+#: encoder (no encoder pretraining, which needs a single-label train image of every class).
 TINY_OPTIONS = TINY_SCHEDULE + ('backbone_init=scratch', 'cpu_encoder=random')
 #: With :data:`TINY_SCHEDULE` instead of :data:`TINY_OPTIONS`' last two: the preset's pretrained
 #: MiT, pretrained for 2 iterations (give the subprocess its own ``LPD_BENCH_CACHE``).

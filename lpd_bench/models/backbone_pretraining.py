@@ -53,7 +53,7 @@ from .encoder_pretraining import (_read_bgr, build_once, cache_file, data_finger
 #: Bump whenever the pretraining would give other weights for the same settings (names the cache).
 CODE_VERSION = 3
 #: Default pretraining settings (:func:`pretrain_backbone`).
-DEFAULTS = dict(iters=1600, seed=0, batch_size=8, lr=1e-3, weight_decay=1e-3,
+DEFAULTS = dict(iters=9600, seed=0, batch_size=8, lr=1e-3, weight_decay=1e-3,
                 stain_jitter=(0.0, 0.0), head='stage_vectors')
 #: Pretraining heads: the prototype head with one vector per class and stage, unprojected
 #: (``stage_vectors``, the default) or one learnable 512-d prototype per class projected to every
