@@ -26,8 +26,10 @@ the same ImageNet file:
 hash of the backbone config, the input size, the data (:func:`~.encoder_pretraining.
 data_fingerprint`), every setting and :data:`CODE_VERSION`; built on first use under a file lock,
 written to a temp file and renamed. A config asks for it with the ``init_cfg`` type
-:class:`SyntheticPretrainedBackbone` (``data_root`` None is the default synthetic set), which the
-``backbone_init`` alias sets (``--cfg-options backbone_init=scratch|pretrained``).
+:class:`SyntheticPretrainedBackbone` (``data_root`` None is the default synthetic set of its
+``layout``, 'bcss' or 'luad'), which the ``backbone_init`` alias sets (``--cfg-options
+backbone_init=scratch|pretrained``). The train labels are read in the folder's own layout
+(:func:`~.encoder_pretraining.train_images`).
 """
 import json
 import re
@@ -192,14 +194,16 @@ def backbone_cache_dir() -> Path:
 def pretrained_backbone_path(module: nn.Module, data_root=None, input_size=(112, 112),
                              build: bool = True,
                              progress: Optional[Callable[[str], None]] = None,
-                             **settings) -> Path:
+                             layout: str = 'bcss', **settings) -> Path:
     """Path of the cached pretrained backbone for these inputs, pretrained first if missing.
 
     ``<cache_dir>/backbones/<type>-<data folder>-it<iters>-seed<seed>-<hash>.pth``. Built under a
     lock file (one process pretrains, the others wait and reuse it), written to a temp file and
-    renamed. ``build=False`` only returns the path. ``settings``: overrides of :data:`DEFAULTS`.
+    renamed. ``build=False`` only returns the path. ``layout``: of the default synthetic set that
+    ``data_root`` None stands for (not in the key: the two sets differ in their data).
+    ``settings``: overrides of :data:`DEFAULTS`.
     """
-    root = resolve_data_root(data_root)
+    root = resolve_data_root(data_root, layout)
     settings = pretrain_settings(**settings)
     key = dict(backbone=architecture(module), input_size=[int(v) for v in input_size],
                data=data_fingerprint(root), settings=settings, code_version=CODE_VERSION)
@@ -229,14 +233,19 @@ class SyntheticPretrainedBackbone:
     (:func:`architecture`).
 
     Args:
-        data_root: the dataset the run trains on (None: the default synthetic set); must be the
-            run's ``data_root`` (the ``data_root`` alias keeps them equal).
+        data_root: the dataset the run trains on (None: the default synthetic set of
+            ``layout``); must be the run's ``data_root`` (the ``data_root`` alias keeps them
+            equal).
         input_size: (h, w) the images are resized to, the preset's ``input_size``.
         pretrain: overrides of the pretraining settings (:data:`DEFAULTS`).
+        layout: 'bcss' (``BCSSWSSSDataset``) or 'luad' (``LUADHistoSegDataset``): whose default
+            synthetic set ``data_root`` None is.
     """
 
-    def __init__(self, data_root=None, input_size=(112, 112), pretrain: Optional[dict] = None):
+    def __init__(self, data_root=None, input_size=(112, 112), pretrain: Optional[dict] = None,
+                 layout: str = 'bcss'):
         self.data_root = data_root
+        self.layout = layout
         self.input_size = tuple(input_size)
         self.pretrain = dict(pretrain or {})
         pretrain_settings(**self.pretrain)  # unknown keys fail at build time
@@ -248,7 +257,7 @@ class SyntheticPretrainedBackbone:
         return pretrained_backbone_path(
             module, self.data_root, self.input_size, build=build,
             progress=progress or (lambda line: print_log(line, logger='current')),
-            **self.pretrain)
+            layout=self.layout, **self.pretrain)
 
     def __call__(self, module: nn.Module) -> None:
         path = self.path(module)
@@ -274,8 +283,8 @@ def _register_backbone_init_alias():
         """``--cfg-options backbone_init=scratch|pretrained``: the MiT starts from random weights
         or from :class:`SyntheticPretrainedBackbone` (pretrained on the train split of the
         config's ``data_root``; apply ``data_root`` first, or let ``set_data_root`` copy it).
-        ``pretrained`` keeps the ``pretrain`` settings of an init_cfg that is one already (the
-        plain options are merged before the aliases)."""
+        ``pretrained`` keeps the ``pretrain`` settings and the ``layout`` of an init_cfg that is
+        one already (the plain options are merged before the aliases)."""
         if value not in BACKBONE_INITS:
             raise ValueError(f'backbone_init must be one of {BACKBONE_INITS}, got {value!r}')
         cfg.backbone_init = value
@@ -289,6 +298,8 @@ def _register_backbone_init_alias():
                                     input_size=tuple(cfg.get('input_size', (112, 112))))
         if init.get('pretrain'):  # settings given with --cfg-options model.backbone.init_cfg...
             backbone['init_cfg']['pretrain'] = dict(init['pretrain'])
+        if init.get('layout'):  # a LUAD-HistoSeg config's default synthetic set
+            backbone['init_cfg']['layout'] = init['layout']
 
     return set_backbone_init
 

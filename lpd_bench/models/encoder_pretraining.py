@@ -36,7 +36,9 @@ file lock, written to a temp file then renamed). The file is an mmengine-style c
 ``{'state_dict': <backbone state dict>, 'meta': {...}}`` that ``FrozenImageEncoder(checkpoint=...)``
 loads. The registered backbone :class:`SyntheticPretrainedPatchMLP` (a ``PatchMLPEncoder`` whose
 ``init_weights`` loads those weights, building them if needed) lets a config ask for it without a
-path: ``data_root`` None is the default synthetic set, as for ``BCSSWSSSDataset``.
+path: ``data_root`` None is the default synthetic set of its ``layout`` ('bcss', the default, as
+for ``BCSSWSSSDataset``, or 'luad', as for ``LUADHistoSegDataset``). The train labels are read
+from the names in the folder's own layout (``lpd_bench.data.validation.detect_layout``).
 
 The pretraining never reads a mask or any val/test image. :func:`evaluate_encoder` measures it
 afterwards on the val split (crops whose mask is one tissue class: evaluation only) and
@@ -80,12 +82,12 @@ EVAL_CROP_STRIDE = 0.125
 # ----------------------------------------------------------------------------- data
 
 
-def resolve_data_root(data_root) -> Path:
-    """``data_root`` as a Path; None is the default synthetic set (built on first use), as for
-    ``BCSSWSSSDataset``."""
+def resolve_data_root(data_root, layout: str = 'bcss') -> Path:
+    """``data_root`` as a Path; None is the default synthetic set of ``layout`` (built on first
+    use), as for ``BCSSWSSSDataset`` ('bcss') and ``LUADHistoSegDataset`` ('luad')."""
     if data_root is None:
         from ..data.synthetic import default_synthetic_root
-        return Path(default_synthetic_root())
+        return Path(default_synthetic_root(layout=layout))
     return Path(data_root)
 
 
@@ -112,20 +114,22 @@ def load_sources(paths: Sequence, source_size: int) -> torch.Tensor:
 
 
 def train_images(data_root, purpose: str = 'encoder pretraining') -> tuple:
-    """(paths, multi-hot labels (N, 4) int64) of the train split, sorted by name.
+    """(paths, multi-hot labels (N, 4) int64) of the train split, sorted by name; the labels
+    are read from the names by the parser of the folder's layout (``detect_layout``: BCSS-WSSS
+    ``...[1101].png`` or LUAD-HistoSeg ``...-[1 1 0 1].png``), in that layout's class order.
 
     Raises:
         FileNotFoundError: the train folder holds no ``*.png`` (the message names the folder and
             ``purpose``, what needed the images).
     """
-    from ..data.filenames import parse_train_label
-    from ..data.validation import split_dir
+    from ..data.validation import detect_layout, split_dir
     folder = split_dir(Path(data_root), 'train')
     paths = sorted(folder.glob('*.png'))
     if not paths:
         raise FileNotFoundError(f'{purpose}: no *.png image in the train split folder {folder} '
                                 f'(data_root {data_root})')
-    labels = np.stack([parse_train_label(p) for p in paths])
+    parse = detect_layout(data_root).layout.parse_train_label
+    labels = np.stack([parse(p) for p in paths])
     return paths, labels
 
 
@@ -136,17 +140,18 @@ def single_label_sources(data_root, source_size: int) -> tuple:
         ValueError: a tissue class has no single-label train image (its class could not be
             learnt from crops; the message names the class and the counts).
     """
-    from ..data.bcss_meta import TISSUE_CLASSES
+    from ..data.validation import detect_layout
     paths, labels = train_images(data_root)
+    names = detect_layout(data_root).layout.tissue_classes
     single = labels.sum(1) == 1
     classes = labels[single].argmax(1)
     counts = np.bincount(classes, minlength=NUM_TISSUE_CLASSES)
     if (counts == 0).any():
-        missing = [TISSUE_CLASSES[c] for c in np.flatnonzero(counts == 0)]
+        missing = [names[c] for c in np.flatnonzero(counts == 0)]
         raise ValueError(
             f'encoder pretraining: the train split of {data_root} has no single-label image of '
             f'{", ".join(missing)} (single-label images per class: '
-            f'{dict(zip(TISSUE_CLASSES, counts.tolist()))}); the weak-label objective needs at '
+            f'{dict(zip(names, counts.tolist()))}); the weak-label objective needs at '
             'least one image labelled with only that class')
     kept = [p for p, s in zip(paths, single) if s]
     return load_sources(kept, source_size), torch.from_numpy(classes)
@@ -290,7 +295,8 @@ def pretrain_frozen_encoder(encoder_cfg: dict, data_root=None, iters: int = DEFA
     Args:
         encoder_cfg: the refiner's ``FrozenImageEncoder`` config (its ``backbone`` is used) or
             the backbone config; a ``PatchMLPEncoder``.
-        data_root: dataset in the BCSS-WSSS layout (None: the default synthetic set).
+        data_root: dataset in the BCSS-WSSS or LUAD-HistoSeg layout (None: the default
+            BCSS-WSSS synthetic set).
         iters, batch_size, lr, weight_decay: AdamW steps, crops per step, its settings.
         seed: seeds the backbone's initialisation and every random draw.
         cutout_size: the encoder's input size (the refiner's ``cutout_size``).
@@ -552,15 +558,16 @@ def encoder_cache_dir() -> Path:
 
 def pretrained_encoder_path(encoder_cfg: dict, data_root=None, cutout_size=16, build: bool = True,
                             progress: Optional[Callable[[str], None]] = None,
-                            **settings) -> Path:
+                            layout: str = 'bcss', **settings) -> Path:
     """Path of the cached pretrained backbone for these inputs, pretrained first if missing.
 
     ``<cache_dir>/encoders/patchmlp-<data folder>-it<iters>-seed<seed>-<hash>.pth``, the hash
     over :func:`cache_key`. Built under a lock file (one process pretrains, the others wait and
     reuse it), written to a temp file and renamed. ``build=False`` only returns the path.
-    ``settings``: overrides of :data:`DEFAULTS`.
+    ``layout``: of the default synthetic set that ``data_root`` None stands for (not in the key:
+    the two sets differ in their data). ``settings``: overrides of :data:`DEFAULTS`.
     """
-    root = resolve_data_root(data_root)
+    root = resolve_data_root(data_root, layout)
     settings = pretrain_settings(**settings)
     key = cache_key(encoder_cfg, root, cutout_size, settings)
     path = cache_file(encoder_cache_dir(), 'patchmlp', root, settings, key)
@@ -632,7 +639,7 @@ def read_pretrained(path) -> dict:
 # ----------------------------------------------------------------------------- config hook
 
 #: Keys of :class:`SyntheticPretrainedPatchMLP` that are not ``PatchMLPEncoder`` arguments.
-PRETRAIN_ONLY_KEYS = ('data_root', 'cutout_size', 'pretrain')
+PRETRAIN_ONLY_KEYS = ('data_root', 'cutout_size', 'pretrain', 'layout')
 
 
 @MODELS.register_module()
@@ -647,19 +654,22 @@ class SyntheticPretrainedPatchMLP(PatchMLPEncoder):
     with the random encoder), then overwrites them with the pretrained ones.
 
     Args:
-        data_root: the dataset the run trains on (None: the default synthetic set, as for
-            ``BCSSWSSSDataset``); must be the run's ``data_root``.
+        data_root: the dataset the run trains on (None: the default synthetic set of
+            ``layout``, as for the run's dataset); must be the run's ``data_root``.
         cutout_size: the encoder's input size (the refiner's ``cutout_size``).
         pretrain: overrides of the pretraining settings (:data:`DEFAULTS`).
+        layout: 'bcss' (``BCSSWSSSDataset``) or 'luad' (``LUADHistoSegDataset``): whose default
+            synthetic set ``data_root`` None is.
         Others: as ``PatchMLPEncoder``.
     """
 
     def __init__(self, in_channels: int = 3, patch_size: int = 4,
                  embed_dims: Sequence[int] = (64, 128), bias_std: float = 0.1,
                  data_root: Optional[str] = None, cutout_size=16,
-                 pretrain: Optional[dict] = None, init_cfg=None):
+                 pretrain: Optional[dict] = None, init_cfg=None, layout: str = 'bcss'):
         super().__init__(in_channels, patch_size, embed_dims, bias_std, init_cfg=init_cfg)
         self.data_root = data_root
+        self.layout = layout
         self.cutout_size = cutout_size
         self.pretrain = dict(pretrain or {})
         pretrain_settings(**self.pretrain)  # unknown keys fail at build time
@@ -673,7 +683,7 @@ class SyntheticPretrainedPatchMLP(PatchMLPEncoder):
     def path(self, progress: Optional[Callable[[str], None]] = None) -> Path:
         """The cached pretrained weights of this encoder (built first if missing)."""
         return pretrained_encoder_path(self.backbone_cfg(), self.data_root, self.cutout_size,
-                                       progress=progress, **self.pretrain)
+                                       progress=progress, layout=self.layout, **self.pretrain)
 
     def init_weights(self):
         super().init_weights()
