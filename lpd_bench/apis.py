@@ -246,27 +246,62 @@ def load_config_from_args(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def dataset_layout(dataset: Mapping):
+    """The ``lpd_bench.data.layouts.DatasetLayout`` a dataset config reads: its type's ``LAYOUT``
+    (``BCSSWSSSDataset``: BCSS-WSSS, ``LUADHistoSegDataset``: LUAD-HistoSeg); None for a type
+    without one."""
+    from mmseg.registry import DATASETS
+
+    import lpd_bench  # noqa: F401  (registers the dataset types)
+    kind = dataset.get('type')
+    cls = kind if isinstance(kind, type) else DATASETS.get(kind) if kind else None
+    return getattr(cls, 'LAYOUT', None)
+
+
 def check_data(cfg: Config, loader_names: Iterable[str]) -> None:
     """Run lpd_bench's dataset check on every (data_root, split) the named dataloaders read.
 
+    Each dataset is checked against the layout its type expects (``dataset_layout``): a
+    LUAD-HistoSeg config pointed at a BCSS-WSSS folder (or the reverse) fails here, also when
+    only val/test are read (the folder's layout is then told from its train names).
     Exits with the full list of problems if there is any. ``data_root=None`` is the default
-    synthetic set (generated here on first use).
+    synthetic set of that layout (generated here on first use).
     """
+    from lpd_bench.data.layouts import DEFAULT_LAYOUT
     from lpd_bench.data.synthetic import default_synthetic_root
     from lpd_bench.data.validation import check_dataset
     splits_by_root = {}
     for dataset in dataloader_datasets(cfg, loader_names):
         if 'split' in dataset:
-            splits_by_root.setdefault(dataset.get('data_root'), []).append(dataset['split'])
-    for root, splits in splits_by_root.items():
+            key = (dataset.get('data_root'), dataset_layout(dataset))
+            splits_by_root.setdefault(key, []).append(dataset['split'])
+    for (root, layout), splits in splits_by_root.items():
         splits = tuple(dict.fromkeys(splits))
-        problems = check_dataset(default_synthetic_root() if root is None else root, splits)
+        folder = (default_synthetic_root(layout=(layout or DEFAULT_LAYOUT).key)
+                  if root is None else root)
+        problems = layout_mismatch(folder, layout, splits) + check_dataset(
+            folder, splits, layout=layout)
         if problems:
             listing = '\n'.join(f'  - {problem}' for problem in problems)
             raise SystemExit(
-                f'dataset check failed for data_root={root!r} (splits {", ".join(splits)}), '
+                f'dataset check failed for data_root={root!r} (splits {", ".join(splits)}'
+                f'{"" if layout is None else ", layout " + layout.title}), '
                 f'{len(problems)} problem(s):\n{listing}\n'
                 '(--skip-data-check starts anyway)')
+
+
+def layout_mismatch(root, layout, splits) -> list:
+    """``[DataProblem]`` when ``splits`` leave out ``train`` (whose check flags names of the other
+    layout itself) and the train names at ``root`` are of another layout than ``layout``."""
+    from lpd_bench.data.validation import DataProblem, detect_layout
+    if layout is None or 'train' in splits:
+        return []
+    finding = detect_layout(root)
+    if finding.source != 'train file names' or finding.mixed or finding.layout == layout:
+        return []
+    return [DataProblem(str(root), f'holds {finding.layout.title} (from its train file names, '
+                        f'e.g. {finding.examples[finding.layout.key]}) but the config\'s dataset '
+                        f'expects {layout.title}')]
 
 
 def init_cpu_distributed(cfg: Config) -> None:
