@@ -5,25 +5,22 @@ LYM, TAS in the names), ``val/`` (or ``valid/``) and ``test/`` with ``img/`` and
 masks 0..4; docs/datasets.md, section 4). Pipelines, loaders and the evaluator are
 BCSS-WSSS's (``bcss_wsss.py``); point every dataloader at your copy with ``--cfg-options
 data_root=PATH`` (tools/train.py, tools/test.py). To train a method on it, use this file in
-place of ``bcss_wsss.py`` in the method's ``_base_`` list (all models have 4 tissue classes).
+place of ``bcss_wsss.py`` in the method's ``_base_`` list (all models have 4 tissue classes), or
+build on the method's BCSS-WSSS config as ``configs/*_luad.py`` do.
 
-Normalisation: the mean/std below are the BCSS-WSSS statistics, a placeholder only. For real
-LUAD-HistoSeg run ``lpd-bench data stats PATH`` on your copy and set ``data_preprocessor``'s
-``mean``/``std`` to the 0..255 values it prints (B, G, R order, as the images are read). The
-statistics of a synthetic LUAD-layout set (``lpd-bench data synth --layout luad``) are NOT right
-for real data: its pixels are the synthetic BCSS-WSSS stand-in's.
+Normalisation: the values come from ``luad_histoseg_switch.py`` and are, until you set them
+there, the BCSS-WSSS statistics: a placeholder only. For real LUAD-HistoSeg run
+``lpd-bench data stats PATH`` on your copy and put the 0..255 ``mean``/``std`` it prints (B, G, R
+order, as the images are read) into ``luad_normalisation`` of ``luad_histoseg_switch.py``: this
+file and every ``configs/*_luad.py`` read them from there. The statistics of a synthetic LUAD-layout set
+(``lpd-bench data synth --layout luad``) are NOT right for real data: its pixels are the
+synthetic BCSS-WSSS stand-in's.
 """
-_base_ = ['./bcss_wsss.py']
+_base_ = ['./bcss_wsss.py', './luad_histoseg_switch.py']
 
-dataset_type = 'LUADHistoSegDataset'
-data_root = 'data/LUAD-HistoSeg'
-
-# PLACEHOLDER: lpd_bench.data.bcss_meta.MEAN_BGR_255 / STD_BGR_255 (BCSS-WSSS). Replace with the
-# output of `lpd-bench data stats PATH` on your LUAD-HistoSeg copy (BGR; bgr_to_rgb stays False).
-data_preprocessor = dict(
-    mean=[170.318315, 121.867999, 180.089425],
-    std=[44.28302, 57.539671, 50.541145],
-    bgr_to_rgb=False)
+dataset_type = {{_base_.luad_dataset_type}}
+data_root = {{_base_.luad_data_root}}
+data_preprocessor = {{_base_.luad_normalisation}}
 
 train_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root))
 val_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root))
