@@ -3,12 +3,13 @@
 A method declares itself in its own folder with a :class:`MethodSpec` passed to
 :func:`register_method` (LPD in ``lpd_bench/models/spec.py``, each baseline in
 ``baselines/<name>/spec.py``). The spec says everything the shared code needs: the label of its
-table rows, its config for each preset, the values of the ablation knobs in those configs (so
-that an ablation point equal to the default is the default run), the ablation points it adds to
-each group, its check groups (planted controls of the benchmark itself, e.g. LPD's ``power``:
-planned by name, never by ``--all``), the stages it needs before training (e.g. PBIP's prototype
-bank) or after testing, and its benchmark cases. ``lpd_bench.runner``, ``lpd_bench.report`` and
-``lpd_bench.bench`` iterate over :func:`registered_methods` and never name a method.
+table rows, its config for each preset and data set, the values of the ablation knobs in those
+configs (so that an ablation point equal to the default is the default run), the ablation
+points it adds to each group, its check groups (planted controls of the benchmark itself, e.g.
+LPD's ``power``: planned by name, never by ``--all``), the stages it needs before training (e.g.
+PBIP's prototype bank) or after testing, and its benchmark cases. ``lpd_bench.runner``,
+``lpd_bench.report`` and ``lpd_bench.bench`` iterate over :func:`registered_methods` and never
+name a method.
 
 Discovery: :func:`registered_methods` imports ``lpd_bench.models.spec`` and the ``spec`` module of
 every package under ``baselines/`` (found on disk), so a new baseline folder with a ``spec.py``
@@ -19,10 +20,17 @@ import importlib
 import json
 import pkgutil
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Mapping, Optional, Tuple
+from typing import Callable, Dict, Mapping, Optional, Tuple, Union
 
-#: Presets of the runner and the bench: ``cpu`` (embedded synthetic data), ``paper`` (BCSS-WSSS).
+#: Presets of the runner and the bench: ``cpu`` (embedded synthetic data), ``paper`` (the real
+#: data set's paper setting).
 PRESETS = ('cpu', 'paper')
+#: Data sets a method can have configs for (the keys of ``lpd_bench.data.layouts.LAYOUTS``):
+#: ``bcss`` (BCSS-WSSS, the default) and ``luad`` (LUAD-HistoSeg).
+DATASETS = ('bcss', 'luad')
+DEFAULT_DATASET = 'bcss'
+#: A key of ``MethodSpec.configs``: a preset (meaning BCSS-WSSS) or (data set, preset).
+ConfigKey = Union[str, Tuple[str, str]]
 #: Suffix of the runner's marker of a built stage output (``<folder>/<key>.json``).
 MARKER_SUFFIX = '.json'
 #: The group of each method's default run (the main table).
@@ -99,7 +107,11 @@ class MethodSpec:
         name: the method's id (run ids, ``lpd-bench run NAME``, result.json ``method``).
         label: its row label in tables; ``short_label`` in figures (default: ``label`` up to
             the first " (").
-        configs: preset -> config file, relative to the repository root.
+        configs: preset -> config file (BCSS-WSSS), relative to the repository root; a key
+            ``(dataset, preset)`` names the config of another data set of :data:`DATASETS`
+            (``('luad', 'cpu')``); ``('bcss', preset)`` is the same as ``preset``. A method
+            without a config for a (data set, preset) is left out of that plan
+            (:meth:`has_config`).
         defaults: values of the ablation knobs (config keys) in its configs.
         ablations: the ablation groups this method owns, in report order: group -> ((value,
             ((cfg key, value), ...)), ...).
@@ -126,7 +138,7 @@ class MethodSpec:
     """
     name: str
     label: str
-    configs: Mapping[str, str]
+    configs: Mapping[ConfigKey, str]
     defaults: Mapping[str, object] = field(default_factory=dict)
     ablations: Mapping[str, tuple] = field(default_factory=dict)
     joins: Mapping[str, tuple] = field(default_factory=dict)
@@ -143,10 +155,15 @@ class MethodSpec:
     checkpoint_stage: Optional[str] = None
 
     def __post_init__(self):
-        unknown = set(self.configs) - set(PRESETS)
+        unknown = [key for key in self.configs if not _valid_config_key(key)]
         if unknown:
-            raise ValueError(f'method {self.name!r}: unknown presets {sorted(unknown)}; '
-                             f'expected some of {PRESETS}')
+            raise ValueError(f'method {self.name!r}: unknown config keys {unknown}; expected a '
+                             f'preset of {PRESETS} or (dataset, preset) with a dataset of '
+                             f'{DATASETS}')
+        keys = [config_key(key) for key in self.configs]
+        if len(set(keys)) < len(keys):
+            raise ValueError(f'method {self.name!r}: a preset is given twice for BCSS-WSSS '
+                             f'(as "preset" and as ("bcss", preset)): {list(self.configs)}')
         if self.short_label is None:
             object.__setattr__(self, 'short_label', self.label.split(' (')[0])
         if self.checkpoint_stage is not None and self.checkpoint_stage not in {
@@ -154,13 +171,23 @@ class MethodSpec:
             raise ValueError(f'method {self.name!r}: checkpoint_stage {self.checkpoint_stage!r} '
                              'is not one of its pre_stages')
 
-    def config(self, preset: str) -> str:
+    def config_files(self) -> Dict[Tuple[str, str], str]:
+        """(dataset, preset) -> config file, every config of the method."""
+        return {config_key(key): path for key, path in self.configs.items()}
+
+    def has_config(self, preset: str, dataset: str = DEFAULT_DATASET) -> bool:
+        return (dataset, preset) in self.config_files()
+
+    def config(self, preset: str, dataset: str = DEFAULT_DATASET) -> str:
         if preset not in PRESETS:
             raise ValueError(f'unknown preset {preset!r}; expected one of {list(PRESETS)}')
-        if preset not in self.configs:
-            raise ValueError(f'method {self.name!r} has no config for preset {preset!r} '
-                             f'(it has: {sorted(self.configs)})')
-        return self.configs[preset]
+        if dataset not in DATASETS:
+            raise ValueError(f'unknown dataset {dataset!r}; expected one of {list(DATASETS)}')
+        files = self.config_files()
+        if (dataset, preset) not in files:
+            raise ValueError(f'method {self.name!r} has no config for dataset {dataset!r}, '
+                             f'preset {preset!r} (it has: {sorted(files)})')
+        return files[dataset, preset]
 
     def points(self, joined: bool = False, checks: bool = False) -> Dict[str, tuple]:
         """group -> this method's :class:`AblationPoint` tuple, of the ablation groups it owns
@@ -178,6 +205,18 @@ class MethodSpec:
             raise ValueError(f'method {self.name!r} has no run-id tag for override {key}={value!r} '
                              '(add it to its spec\'s knob_tags)')
         return fragment
+
+
+def _valid_config_key(key) -> bool:
+    if isinstance(key, str):
+        return key in PRESETS
+    return (isinstance(key, tuple) and len(key) == 2 and key[0] in DATASETS
+            and key[1] in PRESETS)
+
+
+def config_key(key: ConfigKey) -> Tuple[str, str]:
+    """``(dataset, preset)`` of a ``MethodSpec.configs`` key (a bare preset is BCSS-WSSS's)."""
+    return (DEFAULT_DATASET, key) if isinstance(key, str) else tuple(key)
 
 
 _METHODS: Dict[str, MethodSpec] = {}

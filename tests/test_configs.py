@@ -43,10 +43,21 @@ def test_there_are_paper_and_cpu_configs():
     assert {'lpd_bcss.py', 'lpd_synth_cpu.py'} <= names
 
 
+@pytest.fixture(scope='module')
+def tiny_luad_data(tmp_path_factory):
+    """A handful of 64 px synthetic patches in the LUAD-HistoSeg layout (read-only, shared)."""
+    from lpd_bench.data.synthetic import write_synthetic_dataset
+    return str(write_synthetic_dataset(tmp_path_factory.mktemp('data') / 'LUAD-HistoSeg', seed=3,
+                                       n_train=8, n_val=4, n_test=4, patch_size=64,
+                                       layout='luad'))
+
+
 @pytest.mark.parametrize('config', TOP_LEVEL_CONFIGS, ids=osp.basename)
-def test_config_builds_model_and_datasets(config, tiny_data, tmp_path):
+def test_config_builds_model_and_datasets(config, request, tmp_path):
     from mmengine.registry import init_default_scope
     from mmseg.registry import DATASETS, MODELS
+    # A LUAD-HistoSeg config reads a set in its layout.
+    tiny_data = request.getfixturevalue('tiny_luad_data' if '_luad' in config else 'tiny_data')
     # The CPU preset's pretrained refiner encoder needs single-label images of every class, which
     # the tiny set lacks: its random encoder here (the paper configs' Swin-T has no such switch).
     extra = ('cpu_encoder=random', ) if 'synth_cpu' in config else ()

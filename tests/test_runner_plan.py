@@ -53,8 +53,9 @@ def test_every_registered_method_has_a_default_run_in_the_main_group(method):
     assert [r.run_id for r in runs] == [f'{method}__seed0']
     assert runs[0].cfg_options == {}
     assert runs[0].memberships == [{'name': MAIN_GROUP, 'value': runs[0].spec.label}]
-    for preset in runs[0].spec.configs:
-        assert build_plan([method], preset=preset)[0].config == runs[0].spec.configs[preset]
+    for (dataset, preset), config in runs[0].spec.config_files().items():
+        planned = build_plan([method], preset=preset, dataset=dataset)[0]
+        assert planned.config == config and planned.dataset == dataset
 
 
 def test_a_registered_method_is_planned_without_touching_the_runner():

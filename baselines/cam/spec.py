@@ -6,7 +6,9 @@ from lpd_bench.models.spec import HEAD_KNOB_TAGS, NUM_PER_CLASS
 CAM = register_method(MethodSpec(
     name='cam',
     label='CAM',
-    configs={'cpu': 'configs/cam_synth_cpu.py', 'paper': 'configs/cam_bcss.py'},
+    configs={'cpu': 'configs/cam_synth_cpu.py', 'paper': 'configs/cam_bcss.py',
+             ('luad', 'cpu'): 'configs/cam_luad_synth_cpu.py',
+             ('luad', 'paper'): 'configs/cam_luad.py'},
     defaults={NUM_PER_CLASS: 1},
     knob_tags=HEAD_KNOB_TAGS,
     bench_cases={'cpu': (

@@ -39,7 +39,8 @@ def _measures_specialisation(run) -> bool:
     """Several prototypes per class, and data with the generator's sub-morphology maps."""
     from lpd_bench.analysis.specialisation import has_submorphology
     k = run.cfg_options.get(NUM_PER_CLASS, run.spec.defaults.get(NUM_PER_CLASS, 1))
-    return k is not None and int(k) > 1 and has_submorphology(run.data_root)
+    return k is not None and int(k) > 1 and has_submorphology(run.data_root,
+                                                             layout=run.dataset)
 
 
 #: Post-stage of the prototype-head methods: does the winning prototype of a class follow the
@@ -143,7 +144,9 @@ CHECKS = {
 LPD = register_method(MethodSpec(
     name='lpd',
     label='LPD',
-    configs={'cpu': 'configs/lpd_synth_cpu.py', 'paper': 'configs/lpd_bcss.py'},
+    configs={'cpu': 'configs/lpd_synth_cpu.py', 'paper': 'configs/lpd_bcss.py',
+             ('luad', 'cpu'): 'configs/lpd_luad_synth_cpu.py',
+             ('luad', 'paper'): 'configs/lpd_luad.py'},
     defaults={NUM_PER_CLASS: 10, DIVERSITY_WEIGHT: 0.5, DIVERSITY_VARIANT: 'corrected'},
     ablations=ABLATIONS,
     checks=CHECKS,

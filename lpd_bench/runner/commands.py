@@ -1,11 +1,20 @@
 """``lpd-bench run`` and ``lpd-bench list``."""
 import argparse
+import sys
 from pathlib import Path
 
-from ..methods import PRESETS, ablation_groups, check_groups, method_names
-from .plan import build_plan
+from ..methods import (DATASETS, DEFAULT_DATASET, PRESETS, ablation_groups, check_groups,
+                       method_names)
+from .plan import build_plan, methods_without_config
 
+#: Work dir of the BCSS-WSSS plans; another data set's is ``<this>_<dataset>`` (default_work_dir).
 DEFAULT_WORK_DIR = 'work_dirs/bench'
+
+
+def default_work_dir(dataset: str = DEFAULT_DATASET) -> str:
+    """``work_dirs/bench`` for BCSS-WSSS, ``work_dirs/bench_<dataset>`` for another data set, so
+    that plans of two data sets (same run ids) never share a work dir or a report."""
+    return DEFAULT_WORK_DIR if dataset == DEFAULT_DATASET else f'{DEFAULT_WORK_DIR}_{dataset}'
 
 
 def _add_plan_arguments(parser):
@@ -19,26 +28,44 @@ def _add_plan_arguments(parser):
     parser.add_argument('--seeds', nargs='+', type=int, default=[0], metavar='S',
                         help='training seeds (default: 0; e.g. --seeds 0 1 2 for error bars)')
     parser.add_argument('--data', default=None, metavar='PATH',
-                        help='BCSS-WSSS root (passed as data_root=PATH); default: the embedded '
-                        'synthetic set')
+                        help='the data set\'s root, in its layout (passed as data_root=PATH); '
+                        'default: the embedded synthetic set in that layout')
+    parser.add_argument('--dataset', choices=DATASETS, default=DEFAULT_DATASET,
+                        help="each method's config of the data set: bcss (BCSS-WSSS, default) "
+                        'or luad (LUAD-HistoSeg: configs/*_luad*.py)')
     parser.add_argument('--preset', choices=PRESETS, default='cpu',
                         help="each method's config of the preset: cpu (embedded synthetic data, "
-                        'configs/*_synth_cpu.py) or paper (BCSS-WSSS, configs/*_bcss.py)')
-    parser.add_argument('--work-dir', default=DEFAULT_WORK_DIR)
+                        'configs/*_synth_cpu.py, configs/*_luad_synth_cpu.py) or paper (the real '
+                        'data set, configs/*_bcss.py, configs/*_luad.py)')
+    parser.add_argument('--work-dir', default=None,
+                        help=f'default: {default_work_dir()} (bcss), '
+                        f'{default_work_dir("luad")} (luad)')
     parser.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
                         help='extra overrides for every run (recorded in the results), e.g. '
                         'train_cfg.max_iters=20 for a smoke test')
 
 
 def _plan(args):
+    """The plan of the arguments; fills ``args.work_dir`` with the data set's default. Methods
+    without a config for the data set and preset are left out with a message on stderr."""
     data = str(Path(args.data).resolve()) if args.data else None
     if data is not None and not Path(data).is_dir():
         raise SystemExit(f'--data {args.data}: not a directory')
+    if args.work_dir is None:
+        args.work_dir = default_work_dir(args.dataset)
     try:
         extra = dict(_split_option(o) for o in args.cfg_options)
-        return build_plan(args.names, args.all_runs, args.seeds, args.preset, data, extra)
+        skipped = methods_without_config(args.names, args.all_runs, args.preset, args.dataset)
+        plan = build_plan(args.names, args.all_runs, args.seeds, args.preset, data, extra,
+                          dataset=args.dataset)
     except ValueError as err:
         raise SystemExit(str(err))
+    for method in skipped:
+        print(f'skipped {method}: no config for dataset {args.dataset}, preset {args.preset} '
+              f'(its MethodSpec.configs)', file=sys.stderr)
+    if skipped and not plan:
+        raise SystemExit(f'nothing to run for dataset {args.dataset}, preset {args.preset}')
+    return plan
 
 
 def _split_option(text):
@@ -75,7 +102,9 @@ def run_command(args) -> int:
         return 0
     jobs = resolve_jobs(args.jobs, len(plan))
     executor = Executor(args.work_dir, Progress(len(plan), jobs=jobs), jobs=jobs)
-    print(f'{len(plan)} runs, {jobs} at a time, {executor.threads} threads each')
+    where = ('' if args.dataset == DEFAULT_DATASET
+             else f' of dataset {args.dataset} in {args.work_dir}')
+    print(f'{len(plan)} runs{where}, {jobs} at a time, {executor.threads} threads each')
     try:
         outcome = executor.run_plan(plan)
     except PlanInterrupted as err:

@@ -34,7 +34,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..methods import MARKER_SUFFIX
+from ..methods import DEFAULT_DATASET, MARKER_SUFFIX
 from .environment import environment
 from .plan import MAIN_GROUP
 from .results import (FAILED_FILE, PLAN_WALL_FILE, RESULT_FILE, SCHEMA, best_checkpoint,
@@ -352,8 +352,10 @@ class Executor:
 
     @staticmethod
     def check_same_config(spec, result, run_dir):
-        planned = {'config': spec.config, 'seed': spec.seed, 'data_root': spec.data_root}
+        planned = {'config': spec.config, 'seed': spec.seed, 'data_root': spec.data_root,
+                   'dataset': spec.dataset}
         stored = {key: result.get(key) for key in planned}
+        stored['dataset'] = result.get('dataset', DEFAULT_DATASET)  # results before LUAD
         filled = {stage.config_key for stage in spec.spec.pre_stages}
         options = {k: v for k, v in result['cfg_options'].items()
                    if k != 'randomness.seed' and k not in filled}
@@ -510,7 +512,8 @@ class Executor:
             'schema': SCHEMA, 'run_id': spec.run_id, 'method': spec.method,
             'ablation': memberships[0] if memberships else None,
             'memberships': spec.memberships, 'seed': spec.seed, 'preset': spec.preset,
-            'data_root': spec.data_root, 'synthetic': spec.data_root is None,
+            'dataset': spec.dataset, 'data_root': spec.data_root,
+            'synthetic': spec.data_root is None,
             'config': spec.config, 'cfg_options': options, 'metrics': last,
             'metrics_by_checkpoint': metrics, 'checkpoints': checkpoints,
             'protocol': {**last.get('protocol', {}), 'checkpoint': 'last',

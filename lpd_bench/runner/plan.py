@@ -8,15 +8,21 @@ default, the k=10 point of the prototype sweep and the lambda=0.5 point of the d
 trained once and listed under every group it belongs to (``RunSpec.memberships``).
 Check groups (``MethodSpec.checks``, e.g. LPD's ``power``) are planned like ablation groups when
 named, and left out of ``--all``.
+
+A plan is for one data set (``dataset``: 'bcss' BCSS-WSSS, 'luad' LUAD-HistoSeg) and preset: each
+run uses its method's config for both (``MethodSpec.config``); the points of a method without one
+are left out (:func:`methods_without_config` names them). Run ids do not name the data set: plans
+of different data sets go to different work dirs (``lpd-bench run --dataset``), and a result
+records its ``dataset``.
 """
 import json
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..methods import (MAIN_GROUP, AblationPoint, ablation_groups, check_groups, get_method,
-                       method_names)
+from ..methods import (DATASETS, DEFAULT_DATASET, MAIN_GROUP, PRESETS, AblationPoint,
+                       ablation_groups, check_groups, get_method, method_names)
 
-__all__ = ['MAIN_GROUP', 'RunSpec', 'build_plan', 'selected_points']
+__all__ = ['MAIN_GROUP', 'RunSpec', 'build_plan', 'methods_without_config', 'selected_points']
 
 
 @dataclass
@@ -31,6 +37,7 @@ class RunSpec:
     cfg_options: dict
     data_root: Optional[str]
     memberships: list = field(default_factory=list)  # [{'name': group, 'value': value}, ...]
+    dataset: str = DEFAULT_DATASET  # the data set the config reads (lpd_bench.methods.DATASETS)
 
     @property
     def spec(self):
@@ -61,13 +68,28 @@ def selected_points(names, all_runs: bool) -> list:
     return points
 
 
+def methods_without_config(names=(), all_runs=False, preset='cpu',
+                           dataset=DEFAULT_DATASET) -> list:
+    """The methods of the selected points that have no config for ``dataset`` and ``preset``
+    (left out of :func:`build_plan`'s plan), in table order."""
+    methods = dict.fromkeys(p.method for p in selected_points(names, all_runs))
+    return [m for m in methods if not get_method(m).has_config(preset, dataset)]
+
+
 def build_plan(names=(), all_runs=False, seeds=(0, ), preset='cpu', data_root=None,
-               extra_options=None) -> list:
+               extra_options=None, dataset=DEFAULT_DATASET) -> list:
     """The deduplicated list of runs, seed-major so that every method gets seed 0 first.
 
-    ``extra_options`` (e.g. a shorter schedule) are added to every run's cfg-options.
+    ``extra_options`` (e.g. a shorter schedule) are added to every run's cfg-options. Each run
+    uses its method's config for ``dataset`` and ``preset``; the points of methods without one
+    are left out (:func:`methods_without_config`).
     """
-    points = selected_points(names, all_runs)
+    if preset not in PRESETS:
+        raise ValueError(f'unknown preset {preset!r}; expected one of {list(PRESETS)}')
+    if dataset not in DATASETS:
+        raise ValueError(f'unknown dataset {dataset!r}; expected one of {list(DATASETS)}')
+    points = [p for p in selected_points(names, all_runs)
+              if get_method(p.method).has_config(preset, dataset)]
     plan, by_key = [], {}
     for seed in seeds:
         for point in points:
@@ -83,7 +105,8 @@ def build_plan(names=(), all_runs=False, seeds=(0, ), preset='cpu', data_root=No
                         if k != 'data_root' and k not in (extra_options or {})]
                 run_id = '__'.join([point.method, *tags, f'seed{seed}'])
                 by_key[key] = RunSpec(run_id, point.method, seed, preset,
-                                      method.config(preset), overrides, data_root)
+                                      method.config(preset, dataset), overrides, data_root,
+                                      dataset=dataset)
                 plan.append(by_key[key])
             membership = {'name': point.group, 'value': point.value}
             if membership not in by_key[key].memberships:
