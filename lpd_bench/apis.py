@@ -175,6 +175,20 @@ def apply_cfg_options(cfg: Config, cfg_options: Optional[Mapping] = None) -> Con
     return cfg
 
 
+def parse_cfg_option_values(options: Mapping) -> dict:
+    """``{key: value}`` with every string value read as ``--cfg-options key=value`` reads it
+    (mmengine ``DictAction``: ``'2'`` -> 2, ``'[1,2]'`` -> [1, 2], ``'None'`` -> None), so that code
+    loading a config in-process sees what the tools see; other values are kept."""
+    if not any(isinstance(v, str) for v in options.values()):
+        return dict(options)
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    texts = [f'{key}={value}' for key, value in options.items() if isinstance(value, str)]
+    parsed = parser.parse_args(['--cfg-options', *texts]).cfg_options
+    return {key: parsed[key] if isinstance(value, str) else value
+            for key, value in options.items()}
+
+
 def load_config(path: str, cfg_options: Optional[Mapping] = None, *,
                 work_dir: Optional[str] = None, launcher: Optional[str] = None,
                 init_scope: bool = False) -> Config:

@@ -76,8 +76,9 @@ def prepare_shared_weights(configs: Iterable, progress: Callable[[str], None],
         try:
             from mmengine.registry import init_default_scope
 
-            from ..apis import load_config
-            cfg = load_config(str(path), dict(options or {}))
+            from ..apis import load_config, parse_cfg_option_values
+            # the plan's option values are the strings the tools get on their command line
+            cfg = load_config(str(path), parse_cfg_option_values(options or {}))
             init_default_scope(cfg.get('default_scope', 'mmseg'))
             wanted = weights_to_prepare(cfg)
         except Exception as error:  # the runs will report the config's problem
