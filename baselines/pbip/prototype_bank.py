@@ -9,7 +9,7 @@ import json
 import os.path as osp
 import tempfile
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -222,24 +222,36 @@ def load_prototype_bank(path: str) -> Dict:
     return bank
 
 
-def random_bank(num_classes: int, num_per_class: int, dim: int, seed: int = 0) -> dict:
+def random_bank(num_classes: int, num_per_class: int, dim: int, seed: int = 0,
+                classes: Optional[Sequence[str]] = None) -> dict:
     """A bank of random unit rows (C*k, dim) in the format of :func:`build_prototype_bank`
-    (prototypes, num_classes, num_per_class, classes, seed; no images, no cost)."""
+    (prototypes, num_classes, num_per_class, classes, seed; no images, no cost); ``classes``
+    names the classes (default BCSS-WSSS's)."""
     gen = torch.Generator().manual_seed(seed)
     vectors = F.normalize(torch.randn(num_classes * num_per_class, dim, generator=gen), dim=1)
+    names = TISSUE_CLASSES if classes is None else classes
     return {'prototypes': vectors, 'num_classes': num_classes, 'num_per_class': num_per_class,
-            'classes': list(TISSUE_CLASSES[:num_classes]), 'seed': seed}
+            'classes': list(names[:num_classes]), 'seed': seed}
+
+
+def config_class_names(cfg: Config) -> Optional[Tuple[str, ...]]:
+    """The tissue classes of the layout ``cfg``'s train dataset reads (BCSS-WSSS or
+    LUAD-HistoSeg); None without a train dataloader or for a type without a layout."""
+    from lpd_bench.apis import dataset_layout
+    loader = cfg.get('train_dataloader')
+    layout = None if loader is None else dataset_layout(loader['dataset'])
+    return None if layout is None else layout.tissue_classes
 
 
 def write_random_bank(cfg: Config, path: str, seed: int = 0) -> str:
     """Stage A's stand-in: write (atomically) a :func:`random_bank` of the shape ``cfg``'s
     ``ClusteredPrototypes`` expect (``num_per_class``, default 3; ``dim``, default 512) to
-    ``path``, for what needs a bank but not a clustered one (the bench, config tests).
-    Returns ``path``."""
+    ``path``, for what needs a bank but not a clustered one (the bench, config tests), its
+    classes named after the config's dataset (:func:`config_class_names`). Returns ``path``."""
     head = cfg.model.decode_head
     prototypes = head.prototypes
     bank = random_bank(int(head.num_classes), int(prototypes.get('num_per_class', 3)),
-                       int(prototypes.get('dim', 512)), seed)
+                       int(prototypes.get('dim', 512)), seed, config_class_names(cfg))
     with atomic_file(path, 'wb') as f:
         torch.save(bank, f)
     return str(path)

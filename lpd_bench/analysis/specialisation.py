@@ -16,16 +16,19 @@ c, the report compares that assignment with
 by the normalised mutual information (arithmetic-mean normalisation) of the two labelings.
 Specialisation shows as NMI(sub-morphology) clearly above NMI(position); prototypes that split
 by position near the borders show the reverse. With k = 1 there is nothing to measure (NaN).
-Data without sub-morphology maps (real BCSS-WSSS, synthetic v2) give ``{"available": false}``.
+Data without sub-morphology maps (real BCSS-WSSS or LUAD-HistoSeg, synthetic v2) give
+``{"available": false}``. Classes are named after the test dataset's metainfo (TUM, ... on
+BCSS-WSSS; TE, ... on LUAD-HistoSeg).
 """
 import argparse
 import json
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 
 from ..data.bcss_meta import TISSUE_CLASSES
+from ..data.layouts import DEFAULT_LAYOUT
 from ..data.synthetic import SUBMORPHOLOGY_DIR
 
 DEFAULT_GRID = 4
@@ -33,23 +36,24 @@ DEFAULT_GRID = 4
 BATCH_SIZE = 16
 
 
-def submorphology_dir(data_root, split: str = 'test') -> Path:
-    """Where the generator writes the sub-morphology maps of ``split``."""
+def submorphology_dir(data_root, split: str = 'test', layout=DEFAULT_LAYOUT.key) -> Path:
+    """Where the generator writes the sub-morphology maps of ``split``; ``data_root`` None is the
+    default synthetic set of ``layout`` ('bcss', 'luad')."""
     if data_root is None:
         from ..data.synthetic import default_synthetic_root
-        data_root = default_synthetic_root()
+        data_root = default_synthetic_root(layout=layout)
     return Path(data_root) / SUBMORPHOLOGY_DIR / split
 
 
-def has_submorphology(data_root, split: str = 'test') -> bool:
+def has_submorphology(data_root, split: str = 'test', layout=DEFAULT_LAYOUT.key) -> bool:
     """Whether ``data_root`` holds sub-morphology maps of ``split``. For the default synthetic set
-    (None) that depends on its generator version (version 2 writes none, and is then not even
-    generated for the question)."""
+    of ``layout`` (None) that depends on its generator version (version 2 writes none, and is
+    then not even generated for the question)."""
     if data_root is None:
         from ..data import synthetic
         if synthetic.DEFAULT_VERSION < 3:
             return False
-    return submorphology_dir(data_root, split).is_dir()
+    return submorphology_dir(data_root, split, layout).is_dir()
 
 
 def contingency(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -94,10 +98,13 @@ def winning_prototypes(maps: np.ndarray, num_classes: int, cls: int) -> np.ndarr
 
 class SpecialisationCounter:
     """Accumulates, per class, the contingency of winning prototype vs sub-morphology and vs
-    position over many patches."""
+    position over many patches. ``class_names`` name the classes in the result (default
+    BCSS-WSSS's)."""
 
-    def __init__(self, num_classes: int, num_per_class: int, grid: int = DEFAULT_GRID):
+    def __init__(self, num_classes: int, num_per_class: int, grid: int = DEFAULT_GRID,
+                 class_names: Optional[Sequence[str]] = None):
         self.num_classes, self.k, self.grid = num_classes, num_per_class, grid
+        self.class_names = tuple(TISSUE_CLASSES if class_names is None else class_names)
         self.tables: Dict[str, Dict[int, np.ndarray]] = {'submorphology': {}, 'position': {}}
 
     def add(self, maps: np.ndarray, mask: np.ndarray, submorphology: np.ndarray) -> None:
@@ -123,7 +130,7 @@ class SpecialisationCounter:
             nmi = {name: (float('nan') if self.k < 2 else
                           normalized_mutual_info(self.tables[name][cls]))
                    for name in self.tables}
-            classes[TISSUE_CLASSES[cls]] = {
+            classes[self.class_names[cls]] = {
                 'nmi_submorphology': nmi['submorphology'], 'nmi_position': nmi['position'],
                 'pixels': int(table.sum()),
                 'prototype_share': (table.sum(axis=1) / max(table.sum(), 1)).round(4).tolist()}
@@ -166,7 +173,7 @@ def main(argv=None) -> dict:
     from mmengine.dataset import pseudo_collate
     from PIL import Image
 
-    from lpd_bench.apis import add_common_args, load_config, load_model, parse_args
+    from lpd_bench.apis import add_common_args, dataset_layout, load_config, load_model, parse_args
     from lpd_bench.engine.atomic_json import write_json_atomic
     from mmseg.registry import DATASETS
 
@@ -175,7 +182,8 @@ def main(argv=None) -> dict:
     args = parse_args(parser, argv)
     cfg = load_config(args.config, args.cfg_options, launcher=args.launcher, init_scope=True)
     dataset_cfg = cfg.test_dataloader.dataset
-    folder = submorphology_dir(dataset_cfg.get('data_root'), 'test')
+    layout = dataset_layout(dataset_cfg) or DEFAULT_LAYOUT
+    folder = submorphology_dir(dataset_cfg.get('data_root'), 'test', layout.key)
     if not folder.is_dir():
         result = {'available': False,
                   'reason': f'no sub-morphology maps at {folder} (synthetic data v3 writes them)'}
@@ -185,7 +193,8 @@ def main(argv=None) -> dict:
     model = load_model(cfg, args.checkpoint)
     dataset = DATASETS.build(dataset_cfg)
     head = model.decode_head
-    counter = SpecialisationCounter(head.num_classes, head.prototypes.num_per_class, args.grid)
+    counter = SpecialisationCounter(head.num_classes, head.prototypes.num_per_class, args.grid,
+                                    class_names=dataset.metainfo['classes'][:head.num_classes])
     done = 0
     for items in same_size_batches(dataset, BATCH_SIZE):
         with torch.no_grad():

@@ -3,10 +3,12 @@
     python -m lpd_bench.runner.snapshots CONFIG CHECKPOINT --out RUN_DIR [--num-images 4]
         [--cfg-options ...]
 
-Writes ``RUN_DIR/preds/<image name>.png`` (palette label maps, oracle gating, values 0..4) for the
-first ``--num-images`` test images (in the dataset's order) and, for a model with prototypes,
-``RUN_DIR/prototype_maps.npz`` with the stage-4 similarity maps of every prototype for the first one: ``maps`` (C*k, h, w),
-``image`` (file name), ``num_per_class``, ``label`` (its oracle image label).
+Writes ``RUN_DIR/preds/<image name>.png`` (label maps, oracle gating, values 0..4, in the palette
+of the test dataset's metainfo: BCSS-WSSS's or LUAD-HistoSeg's) for the first ``--num-images``
+test images (in the dataset's order) and, for a model with prototypes,
+``RUN_DIR/prototype_maps.npz`` with the stage-4 similarity maps of every prototype for the first
+one: ``maps`` (C*k, h, w), ``image`` (file name), ``num_per_class``, ``label`` (its oracle image
+label).
 """
 import argparse
 from pathlib import Path
@@ -17,9 +19,10 @@ from PIL import Image
 from ..data.bcss_meta import PALETTE
 
 
-def save_label_png(path, labels) -> None:
+def save_label_png(path, labels, palette=PALETTE) -> None:
+    """``labels`` as a 'P' PNG with ``palette`` (RGB per value; default BCSS-WSSS's)."""
     image = Image.fromarray(labels.astype(np.uint8), 'P')
-    image.putpalette([v for rgb in PALETTE for v in rgb])
+    image.putpalette([int(v) for rgb in palette for v in rgb])
     image.save(path)
 
 
@@ -54,7 +57,8 @@ def main(argv=None):
             sample = model.predict(data['inputs'], data['data_samples'])[0]
             name = Path(sample.metainfo['img_path']).name
             save_label_png(out / 'preds' / name,
-                           sample.pred_sem_seg_oracle.data[0].cpu().numpy())
+                           sample.pred_sem_seg_oracle.data[0].cpu().numpy(),
+                           dataset.metainfo.get('palette', PALETTE))
             if index == 0 and hasattr(getattr(model, 'decode_head', None), 'prototypes'):
                 maps = model._forward(data['inputs']).sim_maps[-1][0].float().cpu().numpy()
                 np.savez(out / 'prototype_maps.npz', maps=maps, image=name,
