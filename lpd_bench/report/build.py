@@ -1,4 +1,10 @@
-"""``lpd-bench report``: tables, figures and a README from the stored results alone."""
+"""``lpd-bench report``: tables, figures and a README from the stored results alone.
+
+One report is of one data set (:mod:`.dataset`: BCSS-WSSS or LUAD-HistoSeg): its class names
+head the per-class columns, its palette colours the figures, its name is in the captions. The
+published numbers (``published.md``) and the methods' README tables are BCSS-WSSS's: a report of
+another data set writes neither.
+"""
 import json
 import warnings
 from pathlib import Path
@@ -7,11 +13,14 @@ import pandas as pd
 
 from ..methods import MAIN_GROUP, ablation_groups, group_titles, pre_stage_names, setting_notes
 from ..runner.results import PLAN_WALL_FILE, iter_results, read_json
+from ..data.layouts import DEFAULT_LAYOUT
 from . import figures, power, reference, specialisation, stats, uncertainty
+from .dataset import MixedDatasetsError, results_layout
 from .method_readmes import update_method_readmes
 from .tables import (CRF_NOT_APPLICABLE, PROTOCOL_LABELS, ablation_table, split_variant,
-                     checkpoints_table, formatted, main_table, mean_std, ordered_methods,
-                     protocols_table, row_labels, score_cell, scores_frame, write_table)
+                     checkpoints_table, formatted, frame_scores, main_table, mean_std,
+                     ordered_methods, protocols_table, row_labels, score_cell, scores_frame,
+                     write_table)
 
 
 
@@ -24,8 +33,9 @@ class ReportError(Exception):
     """The work dir cannot be reported (no results, mixed data sets...)."""
 
 
-def resolve_data_root(results):
-    """The one data root of all results (None -> the default synthetic set) and its manifest."""
+def resolve_data_root(results, layout=DEFAULT_LAYOUT):
+    """The one data root of all results (None -> the default synthetic set of ``layout``, the
+    results' data set) and its manifest."""
     roots = sorted({str(r.get('data_root')) for r in results})
     if len(roots) > 1:
         raise ReportError(f'results come from different data roots {roots}; report each work dir '
@@ -33,7 +43,7 @@ def resolve_data_root(results):
     root = results[0].get('data_root')
     if root is None:
         from ..data.synthetic import default_synthetic_root
-        root = default_synthetic_root()
+        root = default_synthetic_root(layout=layout.key)
     manifest = Path(root) / 'manifest.json'
     return Path(root), (json.loads(manifest.read_text()) if manifest.is_file() else None)
 
@@ -143,21 +153,25 @@ def build_report(work_dir, out_dir, method_readmes_root=None) -> list:
     if not results:
         raise ReportError(f'no complete results (result.json) under {Path(work_dir) / "runs"}; '
                           'run `lpd-bench run` first')
+    try:
+        layout = results_layout(results)
+    except MixedDatasetsError as err:
+        raise ReportError(str(err))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    data_root, manifest = resolve_data_root(results)
+    data_root, manifest = resolve_data_root(results, layout)
     synthetic = bool(manifest and manifest.get('synthetic'))
-    frame = scores_frame(results)
+    frame = scores_frame(results, layout.classes)
     written = []
     try:
         label_only_matrices = reference.label_only_confusions(data_root)
-        label_only = reference.label_only_scores(data_root, label_only_matrices)
+        label_only = reference.label_only_scores(data_root, label_only_matrices, layout.classes)
     except FileNotFoundError as err:
         warnings.warn(f'label-only reference row skipped: {err}')
         label_only_matrices = label_only = None
     unc = uncertainty.analyse(results, frame, label_only_matrices)
     numeric = uncertainty.annotate_main(main_table(frame, label_only), unc)
-    data_note = ('SYNTHETIC stand-in data: not BCSS-WSSS numbers.' if synthetic
+    data_note = (f'SYNTHETIC stand-in data: not {layout.title} numbers.' if synthetic
                  else f'Data: {data_root}.')
     checkpoint_note = ('Last checkpoint of each training run (as the public code tests; '
                        '`checkpoints.md` compares the best-on-val one).')
@@ -168,7 +182,7 @@ def build_report(work_dir, out_dir, method_readmes_root=None) -> list:
     label_note = ('The label-only row is a floor (oracle labels, no image content), not the worth '
                   'of oracle gating: that is each method\'s oracle − predicted score '
                   '(`protocols.md`).')
-    shown = formatted(numeric, ['Gating', 'CRF', 'Background', 'Method'])
+    shown = formatted(numeric, ['Gating', 'CRF', 'Background', 'Method'], frame_scores(frame))
     shown['mIoU 95% CI'] = [f'[{lo:.2f}, {hi:.2f}]' if not pd.isna(lo) else
                             stats.NO_PER_IMAGE for lo, hi in zip(numeric['mIoU_lo'],
                                                                  numeric['mIoU_hi'])]
@@ -254,24 +268,26 @@ def build_report(work_dir, out_dir, method_readmes_root=None) -> list:
         if specialisation.specialisation_figure(shown, spec_numeric,
                                                 out / 'specialisation.png'):
             written.append(out / 'specialisation.png')
-    published = reference.published_table()
-    written += write_table(published.astype(object).fillna('-'), published, out, 'published',
-                           'PUBLISHED numbers on the real BCSS-WSSS test split (%), from the '
-                           'papers; not produced by this benchmark. Gating, Background, CRF, '
-                           'Checkpoint and Seeds say how each source scored its number '
-                           f'("{reference.UNSTATED}": the source does not say); published '
-                           'numbers mix these conventions (docs/protocol.md, sections 5 and 8).')
+    if layout is DEFAULT_LAYOUT:  # the published numbers are BCSS-WSSS's
+        published = reference.published_table()
+        written += write_table(published.astype(object).fillna('-'), published, out, 'published',
+                               'PUBLISHED numbers on the real BCSS-WSSS test split (%), from the '
+                               'papers; not produced by this benchmark. Gating, Background, CRF, '
+                               'Checkpoint and Seeds say how each source scored its number '
+                               f'("{reference.UNSTATED}": the source does not say); published '
+                               'numbers mix these conventions (docs/protocol.md, sections 5 and '
+                               '8).')
     run_dirs = main_run_dirs(results, work_dir)
     for name, draw in (('qualitative.png', figures.qualitative_figure),
                        ('prototype_maps.png', figures.prototype_maps_figure)):
-        if draw(run_dirs, data_root, out / name):
+        if draw(run_dirs, data_root, out / name, layout=layout):
             written.append(out / name)
     readme = out / 'README.md'
     plan_wall = read_json(Path(work_dir) / PLAN_WALL_FILE)
     readme.write_text(readme_text(results, data_root, manifest, written, out, plan_wall, unc,
-                                  power_check))
-    method_readmes = [] if method_readmes_root is None else update_method_readmes(
-        numeric, method_readmes_root, f'`lpd-bench report`; {data_note}')
+                                  power_check, layout))
+    method_readmes = [] if method_readmes_root is None or layout is not DEFAULT_LAYOUT else \
+        update_method_readmes(numeric, method_readmes_root, f'`lpd-bench report`; {data_note}')
     return written + [readme] + method_readmes
 
 
@@ -285,6 +301,12 @@ def _first_line(path) -> str:
 
 def _unique(values) -> str:
     return ', '.join(sorted({json.dumps(v, sort_keys=True, default=str) for v in values}))
+
+
+def cpu_preset_caveats(layout=DEFAULT_LAYOUT) -> list:
+    """:data:`CPU_PRESET_CAVEATS`, naming ``layout``'s data set."""
+    return [line.replace('BCSS-WSSS numbers', f'{layout.title} numbers')
+            for line in CPU_PRESET_CAVEATS]
 
 
 #: What a reader of CPU-preset numbers must know (no pretrained weights can be had on our machines).
@@ -412,15 +434,16 @@ def power_text(power_check) -> list:
 
 
 def readme_text(results, data_root, manifest, written, out, plan_wall=None, unc=None,
-                power_check=None) -> str:
+                power_check=None, layout=DEFAULT_LAYOUT) -> str:
     seeds = sorted({r['seed'] for r in results})
+    title = layout.title
     if manifest:
         data = (f'{"synthetic" if manifest.get("synthetic") else "real"} data at `{data_root}`; '
                 f'generator `{manifest.get("generator")}` version '
                 f'{manifest.get("generator_version")}, seed {manifest.get("seed")}, images per '
                 f'split {manifest.get("counts")}.')
     else:
-        data = f'data at `{data_root}` (no manifest.json: assumed the real BCSS-WSSS).'
+        data = f'data at `{data_root}` (no manifest.json: assumed the real {title}).'
     protocols = _unique({k: v for k, v in r['protocol'].items() if k != 'checkpoint_path'}
                         for r in results)
     common = set.intersection(*[{(k, json.dumps(v)) for k, v in r['cfg_options'].items()
@@ -434,9 +457,14 @@ def readme_text(results, data_root, manifest, written, out, plan_wall=None, unc=
         '# lpd-bench report', '',
         f'Generated by `lpd-bench report` from {len(results)} stored results.', '',
         '## Setup',
+        *([] if layout is DEFAULT_LAYOUT else [
+            f'- Data set: {title} (`lpd-bench run --dataset {layout.key}`), classes '
+            f'{", ".join(layout.tissue_classes)} (+ {layout.classes[-1]}).']),
         f'- Data: {data}',
-        '- Synthetic numbers are never BCSS-WSSS numbers; the published BCSS-WSSS numbers are '
-        'in a separate table (`published.md`), with the protocol each source used.',
+        f'- Synthetic numbers are never {title} numbers; ' + (
+            'the published BCSS-WSSS numbers are in a separate table (`published.md`), with the '
+            'protocol each source used.' if layout is DEFAULT_LAYOUT else
+            'no published numbers are tabulated for it (`published.md` is BCSS-WSSS\'s).'),
         f'- Preset: {_unique(r["preset"] for r in results)}; configs: '
         f'{_unique(r["config"] for r in results)}.',
         f'- Seeds: {seeds}; tables show the mean over seeds with its 95% bootstrap interval '
@@ -449,7 +477,7 @@ def readme_text(results, data_root, manifest, written, out, plan_wall=None, unc=
         f'{_unique(r["env"].get("git_dirty") for r in results)}); packages: '
         f'{_unique(r["env"].get("packages") for r in results)}.', '',
         *protocol_text(results),
-        *(CPU_PRESET_CAVEATS if any(r['preset'] == 'cpu' for r in results) else []),
+        *(cpu_preset_caveats(layout) if any(r['preset'] == 'cpu' for r in results) else []),
         *(statistics_text(results, unc) if unc is not None else []),
         *(power_text(power_check) if power_check is not None else []),
         '## Label-only floor (reference row)',

@@ -3,7 +3,9 @@ predictions and per-prototype activation maps, all from files stored in the run 
 
 A run's snapshot step (``lpd_bench.runner.snapshots``) stores ``preds/<image>.png`` (label maps,
 oracle gating) and ``prototype_maps.npz`` (stage-4 similarity maps of every prototype for one
-test image: ``maps`` (C*k, h, w), ``image``, ``num_per_class``).
+test image: ``maps`` (C*k, h, w), ``image``, ``num_per_class``). Masks, predictions and class
+names are drawn in the palette and names of the results' data set (``layout``, a
+:class:`lpd_bench.data.layouts.DatasetLayout`; BCSS-WSSS's by default).
 """
 from pathlib import Path
 
@@ -15,7 +17,8 @@ import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from ..data.bcss_meta import ALL_CLASSES, PALETTE, TISSUE_CLASSES  # noqa: E402
+from ..data.bcss_meta import PALETTE  # noqa: E402
+from ..data.layouts import DEFAULT_LAYOUT  # noqa: E402
 from ..methods import registered_methods  # noqa: E402
 from .tables import variant_label, variant_rank  # noqa: E402
 
@@ -64,8 +67,10 @@ def ablation_plot(frame, group, xlabel, path, unc=None) -> bool:
     return True
 
 
-def colorize(labels) -> np.ndarray:
-    return PALETTE_ARRAY[np.clip(labels, 0, len(PALETTE) - 1)]
+def colorize(labels, palette=PALETTE) -> np.ndarray:
+    """(H, W) labels -> (H, W, 3) RGB in ``palette`` (BCSS-WSSS's by default)."""
+    colours = PALETTE_ARRAY if palette is PALETTE else np.array(palette, dtype=np.uint8)
+    return colours[np.clip(labels, 0, len(colours) - 1)]
 
 
 def short_labels() -> dict:
@@ -73,8 +78,10 @@ def short_labels() -> dict:
     return {spec.name: spec.short_label for spec in registered_methods()}
 
 
-def qualitative_figure(run_dirs: dict, data_root, path, max_images=4) -> bool:
-    """Rows: test images; columns: image, ground truth, each method's prediction.
+def qualitative_figure(run_dirs: dict, data_root, path, max_images=4,
+                       layout=DEFAULT_LAYOUT) -> bool:
+    """Rows: test images; columns: image, ground truth, each method's prediction, in ``layout``'s
+    palette, with its class names in the legend.
 
     ``run_dirs`` maps method -> run directory holding ``preds/``; images shown are those every
     method saved.
@@ -92,8 +99,10 @@ def qualitative_figure(run_dirs: dict, data_root, path, max_images=4) -> bool:
                              squeeze=False)
     for row, name in enumerate(names):
         panels = [np.asarray(Image.open(Path(data_root) / 'test' / 'img' / name).convert('RGB')),
-                  colorize(np.asarray(Image.open(Path(data_root) / 'test' / 'mask' / name)))]
-        panels += [colorize(np.asarray(Image.open(preds[m] / name))) for m in methods]
+                  colorize(np.asarray(Image.open(Path(data_root) / 'test' / 'mask' / name)),
+                           layout.palette)]
+        panels += [colorize(np.asarray(Image.open(preds[m] / name)), layout.palette)
+                   for m in methods]
         titles = ['image', 'ground truth'] + [short_labels()[m] for m in methods]
         for col, (panel, title) in enumerate(zip(panels, titles)):
             axes[row, col].imshow(panel, interpolation='nearest')
@@ -103,7 +112,7 @@ def qualitative_figure(run_dirs: dict, data_root, path, max_images=4) -> bool:
                 axes[row, col].set_title(title, fontsize=9)
         axes[row, 0].set_ylabel(Path(name).stem[-18:], fontsize=6)
     handles = [matplotlib.patches.Patch(facecolor=np.array(c) / 255, edgecolor='black', label=n)
-               for c, n in zip(PALETTE, ALL_CLASSES)]
+               for c, n in zip(layout.palette, layout.classes)]
     fig.legend(handles=handles, loc='lower center', ncol=len(handles), fontsize=8,
                frameon=False)
     fig.suptitle('Predictions (oracle gating, seed of the first run)', fontsize=10)
@@ -113,19 +122,21 @@ def qualitative_figure(run_dirs: dict, data_root, path, max_images=4) -> bool:
     return True
 
 
-def prototype_maps_figure(run_dirs: dict, data_root, path) -> bool:
-    """Stage-4 similarity map of every prototype, one row per (method, class present)."""
+def prototype_maps_figure(run_dirs: dict, data_root, path, layout=DEFAULT_LAYOUT) -> bool:
+    """Stage-4 similarity map of every prototype, one row per (method, class present); rows
+    named after ``layout``'s classes."""
     stored = {m: np.load(Path(d) / 'prototype_maps.npz') for m, d in run_dirs.items()
               if (Path(d) / 'prototype_maps.npz').is_file()}
     if not stored:
         return False
+    tissues = layout.tissue_classes
     rows = []  # (method, class index, maps (k, h, w), image name)
     for method in [m for m in short_labels() if m in stored]:
         data = stored[method]
         k = int(data['num_per_class'])
-        maps = data['maps'].reshape(len(TISSUE_CLASSES), k, *data['maps'].shape[-2:])
-        present = data['label'] if 'label' in data else np.ones(len(TISSUE_CLASSES))
-        rows += [(method, c, maps[c], str(data['image'])) for c in range(len(TISSUE_CLASSES))
+        maps = data['maps'].reshape(len(tissues), k, *data['maps'].shape[-2:])
+        present = data['label'] if 'label' in data else np.ones(len(tissues))
+        rows += [(method, c, maps[c], str(data['image'])) for c in range(len(tissues))
                  if present[c]]
     cols = 1 + max(r[2].shape[0] for r in rows)
     fig, axes = plt.subplots(len(rows), cols, figsize=(1.6 * cols, 1.7 * len(rows) + 0.4),
@@ -133,7 +144,7 @@ def prototype_maps_figure(run_dirs: dict, data_root, path) -> bool:
     for row, (method, cls, maps, image) in enumerate(rows):
         img = np.asarray(Image.open(Path(data_root) / 'test' / 'img' / image).convert('RGB'))
         axes[row, 0].imshow(img)
-        axes[row, 0].set_ylabel(f'{short_labels()[method]}\n{TISSUE_CLASSES[cls]}',
+        axes[row, 0].set_ylabel(f'{short_labels()[method]}\n{tissues[cls]}',
                                 fontsize=8)
         vmin, vmax = float(maps.min()), float(maps.max())
         for col in range(cols):

@@ -81,14 +81,18 @@ class PowerCheck:
 
 
 def _command(base, results, work_dir=None) -> str:
-    """``base`` with the preset, data root and work dir of the stored results, when they are not
-    the defaults."""
-    from ..runner.commands import DEFAULT_WORK_DIR
+    """``base`` with the data set, preset, data root and work dir of the stored results, when
+    they are not the defaults."""
+    from ..methods import DEFAULT_DATASET
+    from ..runner.commands import default_work_dir
+    datasets = {r.get('dataset') for r in results} - {None, DEFAULT_DATASET}
     presets = {r.get('preset') for r in results} - {None, 'cpu'}
     roots = {r.get('data_root') for r in results} - {None}
-    extra = [f'--preset {p}' for p in sorted(presets)[:1]] + [f'--data {d}' for d in
-                                                             sorted(roots)[:1]]
-    if work_dir is not None and Path(work_dir).resolve() != Path(DEFAULT_WORK_DIR).resolve():
+    extra = ([f'--dataset {d}' for d in sorted(datasets)[:1]]
+             + [f'--preset {p}' for p in sorted(presets)[:1]]
+             + [f'--data {d}' for d in sorted(roots)[:1]])
+    default = default_work_dir(next(iter(sorted(datasets)), DEFAULT_DATASET))
+    if work_dir is not None and Path(work_dir).resolve() != Path(default).resolve():
         extra.append(f'--work-dir {work_dir}')
     return ' '.join([base, *extra])
 

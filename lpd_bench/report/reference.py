@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from ..data.bcss_meta import BACKGROUND_INDEX, NUM_TISSUE_CLASSES, VAL_SPLIT_NAMES
-from .tables import MEANS, PROTOCOLS, SCORES
+from ..data.bcss_meta import ALL_CLASSES, BACKGROUND_INDEX, NUM_TISSUE_CLASSES, VAL_SPLIT_NAMES
+from .tables import MEANS, PROTOCOLS
 
 UNSTATED = 'unstated'
 #: Protocol columns of the published-numbers table, in order.
@@ -123,17 +123,18 @@ def label_only_confusions(data_root):
     return names, np.stack(matrices)
 
 
-def label_only_scores(data_root, confusions=None) -> pd.DataFrame:
+def label_only_scores(data_root, confusions=None, classes=ALL_CLASSES) -> pd.DataFrame:
     """Scores of the label-only predictor on the test split under every background protocol,
     in ``mean_std``'s layout (oracle gating; CRF not applicable, ``crf`` None).
-    ``confusions``: :func:`label_only_confusions`'s output, computed when not given."""
+    ``confusions``: :func:`label_only_confusions`'s output, computed when not given;
+    ``classes``: the data set's class names (per-class columns; BCSS-WSSS's by default)."""
     from ..evaluation.wsss_metric import protocol_scores
     _, matrices = label_only_confusions(data_root) if confusions is None else confusions
     total = matrices.sum(axis=0)
     rows = []
     for protocol in PROTOCOLS:
-        scores = protocol_scores(total, protocol)
-        values = {c: scores['IoU'].get(c, np.nan) for c in SCORES if c not in MEANS}
+        scores = protocol_scores(total, protocol, tuple(classes))
+        values = {c: scores['IoU'].get(c, np.nan) for c in classes}
         values.update({k: scores[k] for k in MEANS})
         row = {'gating': 'oracle', 'crf': None, 'protocol': protocol, 'method': 'label_only',
                'seeds': 0}

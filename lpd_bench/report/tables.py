@@ -10,13 +10,17 @@ have fewer rows; the tables show '-' where a combination is missing.
 Std is the sample standard deviation over seeds (ddof=1); with one seed it is left blank. Where
 the results hold per-image data, the tables show 95% bootstrap intervals instead
 (:mod:`.uncertainty`, columns ``*_lo`` / ``*_hi``).
+
+The per-class columns are named after the results' data set (:mod:`.dataset`): TUM, STR, LYM,
+NEC, BG on BCSS-WSSS (:data:`SCORES`), TE, NEC, LYM, TAS, BG on LUAD-HistoSeg
+(:func:`score_names`); :func:`frame_scores` gives a frame's.
 """
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..data.bcss_meta import BACKGROUND, TISSUE_CLASSES
+from ..data.bcss_meta import ALL_CLASSES, BACKGROUND
 from ..runner.results import CHECKPOINT_CHOICES, valid_metrics
 from ..runner.results import checkpoint_metrics as stored_metrics
 from ..methods import MAIN_GROUP, ablation_groups, method_labels, method_names
@@ -27,7 +31,16 @@ PROTOCOLS = ('bg_counted', 'bg_ignored', 'bg_from_gt')
 GATINGS = ('oracle', 'predicted', 'none')
 CRF_SUFFIX = '_crf'
 MEANS = ('mIoU', 'mDice', 'FwIoU', 'FwIoU_tissue')
-SCORES = (*TISSUE_CLASSES, BACKGROUND, *MEANS)
+
+
+def score_names(classes=ALL_CLASSES) -> tuple:
+    """Score columns: the per-class IoU of ``classes`` (4 tissues, then the background), then
+    the means."""
+    return (*classes, *MEANS)
+
+
+#: The score columns of BCSS-WSSS results.
+SCORES = score_names()
 #: Display names of score columns that are not self-explanatory.
 SCORE_LABELS = {'FwIoU': 'FwIoU (5 cl.)', 'FwIoU_tissue': 'FwIoU tissue (ours)', BACKGROUND: 'BG'}
 GATING_LABELS = {'oracle': 'oracle (image labels from the GT mask)',
@@ -101,14 +114,15 @@ def checkpoint_metrics(result) -> list:
     return [(choice, metrics) for choice, metrics in pairs if valid_metrics(metrics)]
 
 
-def block_scores(block, protocol) -> dict:
-    """Per-class IoU and the means of one metric block, old or new.
+def block_scores(block, protocol, classes=ALL_CLASSES) -> dict:
+    """Per-class IoU (of ``classes``, BCSS-WSSS's by default) and the means of one metric block,
+    old or new.
 
     Metric JSON written before the 5-class FwIoU stored the tissue-only one as ``FwIoU`` and no
     ``FwIoU_tissue``: it is read as ``FwIoU_tissue``, and ``FwIoU`` is recomputed from the stored
     confusion matrix when there is one (missing otherwise).
     """
-    values = {c: block.get('IoU', {}).get(c) for c in (*TISSUE_CLASSES, BACKGROUND)}
+    values = {c: block.get('IoU', {}).get(c) for c in classes}
     values.update({k: block.get(k) for k in ('mIoU', 'mDice', 'FwIoU', 'FwIoU_tissue')})
     if 'FwIoU_tissue' not in block:
         values['FwIoU_tissue'] = block.get('FwIoU')
@@ -123,8 +137,9 @@ def _five_class_fwiou(confusion, protocol):
     return protocol_scores(np.asarray(confusion, dtype=np.int64), protocol)['FwIoU']
 
 
-def score_rows(result) -> list:
-    """One row per (checkpoint, variant, protocol) of a result: identifiers + scores."""
+def score_rows(result, classes=ALL_CLASSES) -> list:
+    """One row per (checkpoint, variant, protocol) of a result: identifiers + scores (per-class
+    IoU of ``classes``)."""
     rows = []
     for checkpoint, metrics in checkpoint_metrics(result):
         for variant, protocols in metrics['results'].items():
@@ -133,7 +148,7 @@ def score_rows(result) -> list:
                 rows.append({'run_id': result['run_id'], 'method': result['method'],
                              'seed': result['seed'], 'checkpoint': checkpoint,
                              'variant': variant, 'gating': gating, 'crf': crf,
-                             'protocol': protocol, **block_scores(block, protocol)})
+                             'protocol': protocol, **block_scores(block, protocol, classes)})
     return rows
 
 
@@ -141,16 +156,27 @@ FRAME_KEYS = ['run_id', 'method', 'seed', 'checkpoint', 'variant', 'gating', 'cr
               'group', 'value']
 
 
-def scores_frame(results) -> pd.DataFrame:
-    """Long frame of every result's scores, plus one row per (result, group membership)."""
+def scores_frame(results, classes=None) -> pd.DataFrame:
+    """Long frame of every result's scores, plus one row per (result, group membership); the
+    per-class columns are ``classes`` (default: those of the results' data set,
+    :func:`.dataset.class_names`)."""
+    from .dataset import class_names
+    classes = class_names(results) if classes is None else tuple(classes)
+    scores = list(score_names(classes))
     rows = []
     for result in results:
         for membership in result.get('memberships') or _legacy_memberships(result):
             rows += [{**row, 'group': membership['name'], 'value': membership['value']}
-                     for row in score_rows(result)]
-    frame = pd.DataFrame(rows, columns=[*FRAME_KEYS, *SCORES])
-    frame[list(SCORES)] = frame[list(SCORES)].astype(float)
+                     for row in score_rows(result, classes)]
+    frame = pd.DataFrame(rows, columns=[*FRAME_KEYS, *scores])
+    frame[scores] = frame[scores].astype(float)
     return frame
+
+
+def frame_scores(frame: pd.DataFrame) -> tuple:
+    """The score columns of a :func:`scores_frame` (per-class IoU named after its data set's
+    classes, then the means)."""
+    return tuple(column for column in frame.columns if column not in FRAME_KEYS)
 
 
 def _legacy_memberships(result):
@@ -199,7 +225,7 @@ def main_table(frame: pd.DataFrame, reference: pd.DataFrame = None) -> pd.DataFr
     """Gating x CRF x background x method, last checkpoint (numeric mean/std), the label-only
     reference appended (oracle gating, CRF not applicable)."""
     main = frame[(frame['group'] == MAIN_GROUP) & (frame['checkpoint'] == 'last')]
-    stats = mean_std(main, ['gating', 'crf', 'protocol', 'method'])
+    stats = mean_std(main, ['gating', 'crf', 'protocol', 'method'], frame_scores(frame))
     stats['crf'] = stats['crf'].astype(object)
     if reference is not None and len(reference):
         reference = reference.copy()
