@@ -6,7 +6,10 @@ See ARCHITECTURE.md "Metric contract" and docs/protocol.md, section 5.
   columns = prediction, class order TUM, STR, LYM, NEC, BG. Ground-truth 255 (padding) is
   ignored. A variant is whatever ``pred_sem_seg_<variant>`` fields the samples carry: the
   segmentor writes ``oracle``, ``predicted`` and, with CRF, ``oracle_crf``, ``predicted_crf``
-  (gating + ``_crf``); any name is scored the same way.
+  (gating + ``_crf``); any name is scored the same way. A sample with only ``pred_sem_seg`` is
+  the variant its metainfo ``protocol`` names (gating + ``_crf`` if CRF'd); an ordinary mmseg
+  segmentor records none, so its config gives the metric ``default_protocol``, e.g.
+  ``dict(gating='none', crf=False)`` for the second stage's network (no labels at test).
 - ``bg_counted`` (paper protocol, the public LPD/PBIP code): the full matrix. Tissue predicted on
   background pixels is a false positive, background predicted on tissue a false negative.
 - ``bg_ignored`` (MLPS ignore convention): pixels whose ground truth is BG are dropped (the BG row
@@ -157,6 +160,10 @@ class WSSSMetric(BaseMetric):
 
     Args:
         output_file (str, optional): where to write the full result JSON (atomically).
+        default_protocol (dict, optional): the protocol record of samples whose metainfo has
+            none (an ordinary mmseg segmentor's): its ``gating`` (and ``crf``) name the variant
+            of their ``pred_sem_seg``, and it is the JSON's ``protocol``. Samples that carry a
+            record keep theirs.
         **kwargs: ``collect_device``, ``prefix``, ``collect_dir`` of ``BaseMetric``.
 
     Each sample's result is its own small confusion matrix per variant, so that distributed
@@ -164,9 +171,10 @@ class WSSSMetric(BaseMetric):
     derived from the summed matrix (module docstring), so they cost nothing per pixel.
     """
 
-    def __init__(self, output_file=None, **kwargs):
+    def __init__(self, output_file=None, default_protocol=None, **kwargs):
         super().__init__(**kwargs)
         self.output_file = output_file
+        self.default_protocol = None if default_protocol is None else dict(default_protocol)
 
     @property
     def classes(self):
@@ -180,29 +188,31 @@ class WSSSMetric(BaseMetric):
         for sample in data_samples:
             where = sample.get('img_path', 'data sample')
             gt = sample['gt_sem_seg']['data'].squeeze().cpu().numpy()
+            protocol = dict(sample.get('protocol', self.default_protocol or {}))
             self.results.append(dict(
                 name=Path(sample['img_path']).name if 'img_path' in sample else None,
-                protocol=dict(sample.get('protocol', {})),
+                protocol=protocol,
                 confusion={variant: confusion_matrix(gt, pred, f'{where} ({variant})')
-                           for variant, pred in self._predictions(sample, where).items()}))
+                           for variant, pred in self._predictions(sample, where,
+                                                                  protocol).items()}))
 
     @staticmethod
-    def _predictions(sample, where):
+    def _predictions(sample, where, protocol):
         """{variant: label map} from ``pred_sem_seg_<variant>`` or, failing that, ``pred_sem_seg``.
 
-        The fallback names ``pred_sem_seg`` after the protocol record: its ``gating``, plus
-        ``_crf`` when ``crf`` is on (contract C1: ``pred_sem_seg`` is the configured gating, with
-        CRF when crf=True).
+        The fallback names ``pred_sem_seg`` after the ``protocol`` record (the sample's, else the
+        metric's ``default_protocol``): its ``gating``, plus ``_crf`` when ``crf`` is on (contract
+        C1: ``pred_sem_seg`` is the configured gating, with CRF when crf=True).
         """
         preds = {key[len(PRED_PREFIX):]: value['data'].squeeze().cpu().numpy()
                  for key, value in sample.items() if key.startswith(PRED_PREFIX)}
         if preds:
             return preds
-        protocol = sample.get('protocol', {})
         gating = protocol.get('gating')
         if gating is None or 'pred_sem_seg' not in sample:
             raise KeyError(f'{where}: no pred_sem_seg_<variant> fields, and no pred_sem_seg with '
-                           "metainfo protocol['gating'] naming its gating")
+                           "metainfo protocol['gating'] (or the metric's default_protocol) "
+                           'naming its gating')
         variant = gating + (CRF_SUFFIX if protocol.get('crf') else '')
         return {variant: sample['pred_sem_seg']['data'].squeeze().cpu().numpy()}
 

@@ -9,8 +9,10 @@ variant ``oracle``, ``predicted`` (no CRF) and, with ``crf=True``, ``oracle_crf`
 ``predicted_crf``; ``seg_logits`` (C+1, H, W scores of the configured gating, after the CRF when
 ``crf=True``) and ``pred_sem_seg`` (its argmax); and metainfo ``protocol``. Without
 ``metainfo['img_label']`` only the predicted gating is available (``gating='predicted'``).
+``set_predict_gatings`` restricts ``predict`` to some gatings (the pseudo-mask step of the second
+stage needs the oracle one only; default: all).
 """
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -22,8 +24,8 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import OptSampleList, SampleList
 from .crf import run_dense_crf
-from .inference import (InferenceProtocol, add_background, fuse_stage_maps, gate_class_maps,
-                        merge_views, tta_views, upsample_maps)
+from .inference import (GATINGS, InferenceProtocol, add_background, fuse_stage_maps,
+                        gate_class_maps, merge_views, tta_views, upsample_maps)
 from .prototype_head import image_labels
 
 
@@ -76,6 +78,7 @@ class WeaklySupervisedSegmentor(BaseSegmentor):
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
         self.protocol = InferenceProtocol.from_cfg(test_cfg)
+        self.predict_gatings = None  # None: every gating (set_predict_gatings)
         if len(self.protocol.fusion_weights) != self.decode_head.num_stages:
             raise ValueError(f'test_cfg.fusion_weights {self.protocol.fusion_weights} needs one '
                              f'weight per head stage ({self.decode_head.num_stages})')
@@ -84,6 +87,19 @@ class WeaklySupervisedSegmentor(BaseSegmentor):
         """Switch the CRF of ``predict`` on or off; returns the previous setting."""
         previous = self.protocol.crf
         self.protocol = self.protocol.with_crf(enabled)
+        return previous
+
+    def set_predict_gatings(self, gatings: Optional[Sequence[str]]) -> Optional[tuple]:
+        """Compute only ``gatings`` ('oracle', 'predicted') in ``predict``, which must include
+        the configured one (``test_cfg.gating``); None: all (the default). Returns the previous
+        setting. Each gating left out saves its scores and, with the CRF, its DenseCRF."""
+        if gatings is not None:
+            gatings = tuple(gatings)
+            unknown = sorted(set(gatings) - set(GATINGS))
+            if unknown or self.protocol.gating not in gatings:
+                raise ValueError(f'predict gatings {gatings}: each must be one of {GATINGS} and '
+                                 f'the configured gating {self.protocol.gating!r} among them')
+        previous, self.predict_gatings = self.predict_gatings, gatings
         return previous
 
     def extract_feat(self, inputs: Tensor) -> List[Tensor]:
@@ -152,6 +168,8 @@ class WeaklySupervisedSegmentor(BaseSegmentor):
         metas = [sample.metainfo for sample in data_samples]
         cams, probs = self.class_activation(inputs)
         labels = self._gating_labels(probs, metas)
+        if self.predict_gatings is not None:
+            labels = {gating: labels[gating] for gating in self.predict_gatings}
         scores = {}  # (image index, gating) -> (C+1, H, W) at the original size, no CRF
         for i in range(len(data_samples)):
             cam = self._to_original_size(cams[i:i + 1], metas[i], protocol.align_corners)
