@@ -9,4 +9,4 @@ from .deferred_imports import defer_transformers_optimizers
 
 defer_transformers_optimizers()  # before anything imports mmengine.optim (deferred_imports.py)
 
-from . import data, engine, evaluation, models  # noqa: F401,E402  (registration side effects)
+from . import data, engine, evaluation, models, stage2  # noqa: F401,E402  (registration)

@@ -13,6 +13,7 @@ COMMAND_GROUPS = (
     'lpd_bench.runner.commands',
     'lpd_bench.report.commands',
     'lpd_bench.bench.commands',
+    'lpd_bench.stage2.commands',
 )
 
 
