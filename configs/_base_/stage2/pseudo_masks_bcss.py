@@ -1,0 +1,31 @@
+"""The second stage's data on BCSS-WSSS: train on the train images with a pseudo-mask folder
+(``PseudoMaskDataset``), validate and test on the real val/test masks (``BCSSWSSSDataset``), with
+no labels at test.
+
+``pseudo_mask_dir``: the folder ``python -m lpd_bench.stage2.pseudo_masks`` (or ``lpd-bench
+pseudo-masks RUN_DIR``) wrote; set it with ``--cfg-options pseudo_mask_dir=PATH`` (copied into the
+train dataset, as ``data_root`` into every dataset). Augmentation: stage 1's (flips, 90-degree
+rotation), applied to image and mask alike. The metric scores the network's argmax as the
+gating ``none`` (``WSSSMetric.default_protocol``: an mmseg model records no protocol itself),
+under every background protocol.
+"""
+_base_ = ['../datasets/bcss_wsss.py']
+
+pseudo_mask_dir = None
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='RandomFlip', prob=0.5, direction='vertical'),
+    dict(type='RandomRotate90', prob=0.5),
+    dict(type='PackSegInputs'),
+]
+train_dataloader = dict(dataset=dict(
+    _delete_=True, type='PseudoMaskDataset', data_root=_base_.data_root, mask_dir=pseudo_mask_dir,
+    pipeline=train_pipeline))
+
+# What the metric JSON records as the protocol of the second stage's predictions.
+stage2_protocol = dict(stage=2, gating='none', crf=False, tta=None)
+val_evaluator = dict(type='WSSSMetric', default_protocol=stage2_protocol)
+test_evaluator = val_evaluator
