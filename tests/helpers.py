@@ -10,7 +10,8 @@ each other; the fixtures are in conftest.py).
 - tiny model configs and inputs: :func:`tiny_mit`, :func:`tiny_head`, :func:`samples_with_labels`,
   :func:`build_segmentor`, :func:`labelled_samples`, :func:`preprocess`;
 - the frozen encoders of the model configs: :data:`SWIN_T_ENCODER`, :data:`CPU_PRESET_ENCODER`;
-- fake train/test/bank/snapshot tools for the runner: :func:`make_tools`.
+- fake train/test/bank/snapshot tools for the runner: :func:`make_tools`;
+- a stage-1 checkpoint without training: :func:`save_untrained_checkpoint`.
 """
 import importlib.util
 import json
@@ -358,3 +359,19 @@ def _register_conv_encoder():
 
 #: A tiny fixed encoder registered as ``type='ConvEncoderForTests'``.
 ConvEncoderForTests = _register_conv_encoder()
+
+
+# ----------------------------------------------------------------------------- stage-1 checkpoints
+
+def save_untrained_checkpoint(config, cfg_options, path, seed=0):
+    """Build ``config``'s model (``cfg_options`` as ``--cfg-options`` gives them), initialise it
+    with ``seed`` and save its weights as a checkpoint at ``path``; returns ``str(path)``."""
+    from mmseg.registry import MODELS
+
+    from lpd_bench.apis import load_config
+    cfg = load_config(str(config), cfg_options, init_scope=True)
+    torch.manual_seed(seed)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    torch.save({'state_dict': model.state_dict(), 'meta': {'iter': 0}}, path)
+    return str(path)

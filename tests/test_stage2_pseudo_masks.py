@@ -21,7 +21,7 @@ from lpd_bench.stage2.mask_folder import (MANIFEST_NAME, PARTIAL_NAME, MaskFolde
 from lpd_bench.stage2.pseudo_masks import PseudoMaskError, write_pseudo_masks
 from lpd_bench.stage2.quality import score_pseudo_masks
 
-from helpers import REPO
+from helpers import REPO, save_untrained_checkpoint
 
 CAM_CONFIG = str(REPO / 'configs' / 'cam_synth_cpu.py')
 #: The CPU preset without its pretrained weights (random MiT and refiner encoder), batch 4.
@@ -36,16 +36,8 @@ def options(data_root, **extra):
 @pytest.fixture(scope='module')
 def cam_checkpoint(tiny_data, tmp_path_factory):
     """A CAM stage-1 checkpoint of the CPU preset (random weights)."""
-    from mmseg.registry import MODELS
-
-    from lpd_bench.apis import load_config
-    cfg = load_config(CAM_CONFIG, options(tiny_data), init_scope=True)
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    path = tmp_path_factory.mktemp('stage1') / 'cam.pth'
-    torch.save({'state_dict': model.state_dict(), 'meta': {'iter': 0}}, path)
-    return str(path)
+    return save_untrained_checkpoint(CAM_CONFIG, options(tiny_data),
+                                     tmp_path_factory.mktemp('stage1') / 'cam.pth')
 
 
 @pytest.fixture(scope='module')
