@@ -12,9 +12,9 @@ Normalisation: the values come from ``luad_histoseg_switch.py`` and are, until y
 there, the BCSS-WSSS statistics: a placeholder only. For real LUAD-HistoSeg run
 ``lpd-bench data stats PATH`` on your copy and put the 0..255 ``mean``/``std`` it prints (B, G, R
 order, as the images are read) into ``luad_normalisation`` of ``luad_histoseg_switch.py``: this
-file and every ``configs/*_luad.py`` read them from there. The statistics of a synthetic LUAD-layout set
-(``lpd-bench data synth --layout luad``) are NOT right for real data: its pixels are the
-synthetic BCSS-WSSS stand-in's.
+file and every ``configs/*_luad.py`` read them from there. The statistics of a synthetic
+LUAD-layout set (``lpd-bench data synth --layout luad``) are NOT right for real data: its pixels
+are the synthetic BCSS-WSSS stand-in's.
 """
 _base_ = ['./bcss_wsss.py', './luad_histoseg_switch.py']
 
