@@ -16,6 +16,10 @@ from lpd_bench.methods import registered_methods
 from mmseg.models.segmentors.base import BaseSegmentor
 
 TOP_LEVEL_CONFIGS = sorted(glob.glob(str(REPO / 'configs' / '*.py')))
+#: The second stage's configs (ordinary mmseg networks trained on pseudo-masks) belong to no
+#: stage-1 method; tests/test_stage2_e2e.py checks them.
+STAGE2_CONFIGS = sorted(glob.glob(str(REPO / 'configs' / 'stage2_*.py')))
+METHOD_CONFIGS = [config for config in TOP_LEVEL_CONFIGS if config not in STAGE2_CONFIGS]
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 
@@ -35,7 +39,7 @@ def method_of(config):
 
 def test_every_config_belongs_to_a_registered_method_and_vice_versa():
     named = {config for spec in registered_methods() for config in spec.configs.values()}
-    assert named == {osp.relpath(config, REPO) for config in TOP_LEVEL_CONFIGS}
+    assert named == {osp.relpath(config, REPO) for config in METHOD_CONFIGS}
 
 
 def test_there_are_paper_and_cpu_configs():
@@ -52,7 +56,7 @@ def tiny_luad_data(tmp_path_factory):
                                        layout='luad'))
 
 
-@pytest.mark.parametrize('config', TOP_LEVEL_CONFIGS, ids=osp.basename)
+@pytest.mark.parametrize('config', METHOD_CONFIGS, ids=osp.basename)
 def test_config_builds_model_and_datasets(config, request, tmp_path):
     from mmengine.registry import init_default_scope
     from mmseg.registry import DATASETS, MODELS

@@ -6,7 +6,9 @@ iterations -> ``tools/test.py`` with no labels (the metric's gating ``none``).
 """
 import json
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from helpers import REPO, run, save_untrained_checkpoint
@@ -69,6 +71,20 @@ def test_stage2_configs_are_ordinary_mmseg_models_scored_without_labels(config):
         assert cfg[loader].dataset.split == split
     for evaluator in (cfg.val_evaluator, cfg.test_evaluator):
         assert evaluator.type == 'WSSSMetric' and evaluator.default_protocol.gating == 'none'
+
+
+@pytest.mark.parametrize('config', [STAGE2_CPU, STAGE2_PAPER, STAGE2_DEEPLAB])
+def test_stage2_datasets_build_on_a_pseudo_mask_folder(config, tiny_data, tmp_path):
+    from mmseg.registry import DATASETS
+
+    from lpd_bench.data.layouts import BCSS
+    from lpd_bench.stage2.mask_folder import write_mask
+    for image in sorted(Path(tiny_data, 'train').glob('*.png')):
+        write_mask(tmp_path / image.name, np.full((64, 64), 4, np.uint8), BCSS.palette)
+    cfg = load(config, data_root=tiny_data, pseudo_mask_dir=str(tmp_path))
+    sizes = {name: len(DATASETS.build(cfg[name].dataset))
+             for name in ('train_dataloader', 'val_dataloader', 'test_dataloader')}
+    assert sizes == {'train_dataloader': 8, 'val_dataloader': 4, 'test_dataloader': 4}
 
 
 def test_stage2_models_build_with_five_outputs():
