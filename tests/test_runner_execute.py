@@ -347,14 +347,16 @@ def test_shared_pretrained_weights_are_prepared_once_before_the_runs(tmp_path, t
     tools.stages['specialisation'] = ('tools/bank.py', )  # a fake of LPD's post-stage too
     calls = {'backbone': [], 'encoder': []}
 
-    def fake_backbone_path(module, data_root, input_size, build=True, progress=None, **settings):
+    def fake_backbone_path(module, data_root, input_size, build=True, progress=None,
+                           layout='bcss', **settings):
         calls['backbone'].append((type(module).__name__, module.init_cfg, data_root,
-                                  tuple(input_size), build, settings))
+                                  tuple(input_size), build, layout, settings))
         progress('backbone pretraining: (fake)')
         return tmp_path / 'backbone.pth'
 
-    def fake_encoder_path(encoder_cfg, data_root, cutout_size, progress=None, **settings):
-        calls['encoder'].append((encoder_cfg['type'], data_root, cutout_size, settings))
+    def fake_encoder_path(encoder_cfg, data_root, cutout_size, progress=None, layout='bcss',
+                          **settings):
+        calls['encoder'].append((encoder_cfg['type'], data_root, cutout_size, layout, settings))
         return tmp_path / 'encoder.pth'
 
     monkeypatch.setattr(bp, 'pretrained_backbone_path', fake_backbone_path)
@@ -367,8 +369,8 @@ def test_shared_pretrained_weights_are_prepared_once_before_the_runs(tmp_path, t
     outcome = executor(tmp_path / 'w', tools, out, jobs=2, runs=4).run_plan(plan)
     assert set(outcome.values()) == {'done'}
     assert calls['backbone'] == [('MixVisionTransformer', None, tiny_data, (112, 112), True,
-                                  {'iters': 5})]  # once for the four runs of two methods
-    assert calls['encoder'] == [('PatchMLPEncoder', tiny_data, 16, {})]  # lpd's refiner only
+                                  'bcss', {'iters': 5})]  # once for the four runs of two methods
+    assert calls['encoder'] == [('PatchMLPEncoder', tiny_data, 16, 'bcss', {})]  # lpd's only
     lines = out.getvalue().splitlines()
     assert 'backbone pretraining: (fake)' in lines
     assert any(line.startswith('shared weights: backbone ready (') for line in lines)
