@@ -70,6 +70,12 @@ class ExtraStage:
             that the bench can time a training step without running the stage.
         when: run -> bool; the stage is skipped for runs where it is False (e.g. a measurement
             that needs data only the synthetic generator writes). None: always.
+        in_test: a post-stage's function ``"module:attr"`` that does the same work on the model
+            ``tools/test.py`` has just tested, in the test process (``--after-test``,
+            :mod:`lpd_bench.engine.after_test`), called as ``function(model, cfg, OUTPUT,
+            args(run))``: the runner uses it whenever it tests the run, and the command only
+            when the test is already done or the in-process task failed. None: always the
+            command.
     """
     name: str
     command: Tuple[str, ...]
@@ -79,6 +85,7 @@ class ExtraStage:
     args: Optional[Callable] = None
     stand_in: Optional[Callable] = None
     when: Optional[Callable] = None
+    in_test: Optional[str] = None
 
     def __post_init__(self):
         if self.suffix in (MARKER_SUFFIX, '.log'):

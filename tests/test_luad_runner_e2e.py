@@ -52,6 +52,14 @@ def test_luad_benchmark_runs_end_to_end_and_reports_luad_classes(tmp_path, monke
     stage = next(s for s in lpd['cost']['stages'] if s['name'] == 'specialisation')
     measured = json.loads(open(stage['path']).read())
     assert measured['available'] and set(measured['classes']) <= set(LUAD.tissue_classes)
+    # measured in the test process, on the tested model: as the standalone command measures it
+    assert stage['in_test_process'] and stage['wall_s'] > 0
+    from lpd_bench.analysis import specialisation
+    standalone = specialisation.main([
+        lpd['config'], '--out', str(tmp_path / 'standalone.json'), '--checkpoint',
+        lpd['protocol']['checkpoint_path'],
+        '--cfg-options', *[f'{k}={v}' for k, v in lpd['cfg_options'].items()]])
+    assert json.loads(json.dumps(standalone)) == measured
     maps = np.load(work / 'runs' / 'lpd__seed0' / 'prototype_maps.npz')
     assert maps['maps'].shape[0] == 40
     # the same run ids planned for BCSS-WSSS in this work dir are refused, not mixed in

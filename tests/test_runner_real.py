@@ -3,6 +3,7 @@ import io
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from lpd_bench.runner.execute import Executor
 from lpd_bench.runner.plan import build_plan
@@ -49,6 +50,20 @@ def test_same_seed_twice_gives_the_same_metrics_and_snapshots(tmp_path):
     maps = np.load(run_dir / 'prototype_maps.npz')
     assert maps['maps'].shape[0] == 40 and int(maps['num_per_class']) == 10
     assert not (tmp_path / 'b' / 'runs' / 'lpd__seed0' / 'preds').exists()
+    # ... taken in the test process, after the test: no snapshot process of its own, and the
+    # same files as the standalone command on the same checkpoint and options
+    text = log.read_text()
+    assert 'after-test task snapshots: done' in text
+    assert 'lpd_bench.runner.snapshots' not in text
+    from lpd_bench.runner import snapshots
+    options = [f'{k}={v}' for k, v in a['cfg_options'].items()]
+    snapshots.main([a['config'], a['protocol']['checkpoint_path'], '--out', str(tmp_path / 'c'),
+                    '--num-images', '4', '--cfg-options', *options])
+    for png in (run_dir / 'preds').glob('*.png'):
+        standalone = np.asarray(Image.open(tmp_path / 'c' / 'preds' / png.name))
+        assert np.array_equal(np.asarray(Image.open(png)), standalone), png.name
+    np.testing.assert_allclose(np.load(tmp_path / 'c' / 'prototype_maps.npz')['maps'],
+                               maps['maps'], rtol=0, atol=1e-6)
 
 
 @pytest.mark.slow

@@ -6,6 +6,8 @@
 The WSSSMetric JSON (both gatings, both protocols, confusion matrices) is written to ``--out``,
 default ``<work_dir>/test_metrics.json``. Test-time augmentation and gating are model settings
 (``model.test_cfg``, e.g. ``--cfg-options model.test_cfg.gating=predicted``).
+``--after-test FILE`` (written by ``lpd-bench run``): work to do on the tested model in this
+process once the test is done (lpd_bench.engine.after_test).
 """
 import argparse
 import os.path as osp
@@ -22,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--out', help='metric JSON to write (default: <work_dir>/'
                         f'{DEFAULT_METRICS_FILE})')
     parser.add_argument('--show-dir', help='save images painted with the predictions here')
+    parser.add_argument('--after-test', metavar='FILE',
+                        help='task file of work to run on the tested model afterwards, in this '
+                        'process (written by lpd-bench run; lpd_bench.engine.after_test)')
     add_common_args(parser)
     return parser
 
@@ -40,6 +45,9 @@ def main(argv=None):
     runner = build_runner(cfg)
     metrics = runner.test()
     runner.logger.info(f'metric JSON: {metrics_file}')
+    if args.after_test:
+        from lpd_bench.engine.after_test import run_task_file
+        run_task_file(args.after_test, runner.model, cfg, log=runner.logger.info)
     return metrics
 
 

@@ -3,6 +3,10 @@
     python -m lpd_bench.analysis.specialisation CONFIG --out OUT.json --seed S --checkpoint CKPT
         [--cfg-options ...]
 
+The runner's post-stage usually runs it in the test process instead, on the model just tested
+(:func:`measure_tested_model`, ``tools/test.py --after-test``): the same numbers without a
+second process start and model build.
+
 A post-stage of the runner (``lpd_bench.methods.ExtraStage``) for prototype-head methods. For
 every test patch, the stage-4 similarity maps of one forward pass (single view, no TTA) are
 upsampled to the patch; inside the ground-truth region of each class c, every pixel is assigned
@@ -168,32 +172,48 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> dict:
-    import torch
-    import torch.nn.functional as F
-    from mmengine.dataset import pseudo_collate
-    from PIL import Image
-
-    from lpd_bench.apis import add_common_args, dataset_layout, load_config, load_model, parse_args
-    from lpd_bench.engine.atomic_json import write_json_atomic
-    from mmseg.registry import DATASETS
+    from lpd_bench.apis import add_common_args, load_config, load_model, parse_args
 
     parser = build_parser()
     add_common_args(parser)
     args = parse_args(parser, argv)
     cfg = load_config(args.config, args.cfg_options, launcher=args.launcher, init_scope=True)
+    return measure(cfg, args.out, lambda: load_model(cfg, args.checkpoint), grid=args.grid)
+
+
+def measure_tested_model(model, cfg, out, args=()) -> dict:
+    """The measure on the model ``tools/test.py`` has just tested (``--after-test``: the
+    runner's post-stage in the test process; ``args``: this module's ``--grid``)."""
+    parser = argparse.ArgumentParser(prog='specialisation (after test)')
+    parser.add_argument('--grid', type=int, default=DEFAULT_GRID)
+    return measure(cfg, out, lambda: model, grid=parser.parse_args(list(args)).grid)
+
+
+def measure(cfg, out, get_model, grid: int = DEFAULT_GRID) -> dict:
+    """Write the measure of the model ``get_model()`` (called only when the test data has
+    sub-morphology maps) on ``cfg``'s test dataset to ``out``; returns it."""
+    import torch
+    import torch.nn.functional as F
+    from mmengine.dataset import pseudo_collate
+    from PIL import Image
+
+    from lpd_bench.apis import dataset_layout
+    from lpd_bench.engine.atomic_json import write_json_atomic
+    from mmseg.registry import DATASETS
+
     dataset_cfg = cfg.test_dataloader.dataset
     layout = dataset_layout(dataset_cfg) or DEFAULT_LAYOUT
     folder = submorphology_dir(dataset_cfg.get('data_root'), 'test', layout.key)
     if not folder.is_dir():
         result = {'available': False,
                   'reason': f'no sub-morphology maps at {folder} (synthetic data v3 writes them)'}
-        write_json_atomic(args.out, result)
+        write_json_atomic(out, result)
         print(result['reason'])
         return result
-    model = load_model(cfg, args.checkpoint)
+    model = get_model()
     dataset = DATASETS.build(dataset_cfg)
     head = model.decode_head
-    counter = SpecialisationCounter(head.num_classes, head.prototypes.num_per_class, args.grid,
+    counter = SpecialisationCounter(head.num_classes, head.prototypes.num_per_class, grid,
                                     class_names=dataset.metainfo['classes'][:head.num_classes])
     done = 0
     for items in same_size_batches(dataset, BATCH_SIZE):
@@ -214,7 +234,7 @@ def main(argv=None) -> dict:
             if done % 64 == 0 or done == len(dataset):
                 print(f'specialisation: {done}/{len(dataset)} test patches', flush=True)
     result = counter.result()
-    write_json_atomic(args.out, result)
+    write_json_atomic(out, result)
     print(json.dumps(result['mean']))
     return result
 

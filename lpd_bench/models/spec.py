@@ -47,7 +47,8 @@ def _measures_specialisation(run) -> bool:
 #: tissue's sub-morphology or mere position (lpd_bench.analysis.specialisation)?
 SPECIALISATION_STAGE = ExtraStage(
     name='specialisation', command=('-m', 'lpd_bench.analysis.specialisation'),
-    folder='specialisation', suffix='.nmi.json', when=_measures_specialisation)
+    folder='specialisation', suffix='.nmi.json', when=_measures_specialisation,
+    in_test='lpd_bench.analysis.specialisation:measure_tested_model')
 
 # Bench cases: the refiner's memory and precision levers.
 _REFINER = REFINER + '.'

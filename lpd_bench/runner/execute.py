@@ -9,7 +9,10 @@ on the last checkpoint (stage ``test``, ``test_metrics.json``) and on the best-o
 when training saved one (stage ``test_best``, ``test_metrics_best.json``; when it is of the last
 iteration, the last checkpoint's metrics are reused instead, recorded as ``reused_from='test'``),
 then its post-stages on the last checkpoint, then ``result.json`` is written atomically as the
-very last step. Every finished stage leaves a
+very last step. A post-stage with an ``in_test`` function and the snapshots run inside the test
+process, after the test, on the model it tested (``tools/test.py --after-test``,
+:mod:`lpd_bench.engine.after_test`: no second process start and model build); only when the
+test was already done, or that task failed, do they run as their own processes. Every finished stage leaves a
 ``stage_<name>.json`` marker so that a rerun skips it. The subprocess output goes to ``run.log``.
 A failed stage writes ``failed.json`` (with the log tail) and the plan goes on.
 
@@ -34,6 +37,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..engine.after_test import done_file, read_outcomes, write_task_file
 from ..methods import DEFAULT_DATASET, MARKER_SUFFIX
 from .environment import environment
 from .plan import MAIN_GROUP
@@ -50,6 +54,11 @@ NOT_COST_KEYS = ('metrics_file', 'checkpoint', 'checkpoint_mtime_ns', 'best_chec
 THREAD_VARS = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS')
 KILL_GRACE_S = 5.0  # after SIGTERM, stages still running this long later get SIGKILL
 PR_SET_PDEATHSIG = 1
+#: Task file of the work the test process does after testing (lpd_bench.engine.after_test).
+AFTER_TEST_FILE = 'after_test.json'
+#: The snapshot step as an after-test task.
+SNAPSHOT_TASK = 'snapshots'
+SNAPSHOT_FUNCTION = 'lpd_bench.runner.snapshots:snapshots_of_tested_model'
 
 
 def available_cores() -> int:
@@ -334,17 +343,21 @@ class Executor:
                            'best': train['best_checkpoint'] if 'best_checkpoint' in train
                            else _path_or_none(best_checkpoint(run_dir))}  # marker of older code
             stages.append(train)
-        test = self.test(spec, options, run_dir, checkpoints['last'], view)
+        post_stages = [s for s in spec.spec.post_stages if s.applies(spec)]
+        tasks = self.after_test_tasks(spec, run_dir, post_stages, snapshots)
+        test = self.test(spec, options, run_dir, checkpoints['last'], view, after_test=tasks)
         stages.append(test)
+        done_in_test = read_outcomes(run_dir / AFTER_TEST_FILE)
         metrics = {'last': read_json(test['metrics_file']), 'best': None}
         if checkpoints['best'] is not None:
             test_best = self.test_best(spec, options, run_dir, checkpoints, test, view)
             stages.append(test_best)
             metrics['best'] = read_json(test_best['metrics_file'])
-        for post_stage in [s for s in spec.spec.post_stages if s.applies(spec)]:
+        for post_stage in post_stages:
             stages.append(self.ensure_output(post_stage, spec, view, options=options,
-                                             checkpoint=checkpoints['last']))
-        if snapshots:
+                                             checkpoint=checkpoints['last'],
+                                             done=done_in_test.get(post_stage.name)))
+        if snapshots and not _succeeded(done_in_test.get(SNAPSHOT_TASK), run_dir.resolve()):
             self.snapshot(spec, options, run_dir, checkpoints['last'], view)
         result = self.assemble(spec, options, stages, metrics, checkpoints)
         write_json_atomic(run_dir / RESULT_FILE, result)
@@ -391,18 +404,25 @@ class Executor:
         return {'wall_s': round(sum(r['wall_s'] for r in rows), 3),
                 'peak_rss_mb': max(r['peak_rss_mb'] for r in rows), 'attempts': len(rows)}
 
-    def ensure_output(self, stage, spec, view, options=None, checkpoint=None) -> dict:
+    def output_path(self, stage, spec) -> Path:
+        """Where ``stage``'s output for run ``spec`` goes (``<work_dir>/<folder>/<key><suffix>``)."""
+        return self.work_dir / stage.folder / f'{stage.key(spec)}{stage.suffix}'
+
+    def ensure_output(self, stage, spec, view, options=None, checkpoint=None, done=None) -> dict:
         """The record of ``stage`` (:class:`lpd_bench.methods.ExtraStage`) for run ``spec``: its
         output is built once per key and shared (a run needing an output that another run is
-        building waits for it)."""
+        building waits for it). ``done``: the outcome of the stage's task in the test process
+        (:mod:`lpd_bench.engine.after_test`), if it ran there."""
         key = stage.key(spec)
         with self.output_locks_lock:
             lock = self.output_locks.setdefault((stage.folder, key), threading.Lock())
         with lock:
-            return self.build_output(stage, spec, key, view, options, checkpoint)
+            return self.build_output(stage, spec, key, view, options, checkpoint, done)
 
-    def build_output(self, stage, spec, key, view, options=None, checkpoint=None) -> dict:
-        """Runs ``stage`` unless its marker and output exist (then ``shared``: built before).
+    def build_output(self, stage, spec, key, view, options=None, checkpoint=None,
+                     done=None) -> dict:
+        """Runs ``stage`` unless its marker and output exist (then ``shared``: built before) or
+        the test process built it (``done``, its task outcome: ``in_test_process``).
 
         Pre-stages get the run's own options (data_root, extra options: e.g. the same frozen
         encoder as training); post-stages the options training used and ``--checkpoint``."""
@@ -412,6 +432,11 @@ class Executor:
         record = read_json(marker)
         if record is not None and path.exists():
             return {**record, 'shared': True}
+        if _succeeded(done, path.resolve()):
+            record = {'name': stage.name, 'wall_s': done['wall_s'], 'peak_rss_mb': None,
+                      'path': str(path.resolve()), 'tool_cost': {}, 'in_test_process': True}
+            write_json_atomic(marker, record)
+            return {**record, 'shared': False}
         command = self.tools.stages.get(stage.name, stage.command)
         cmd = [self.tools.python, *command, spec.config, '--out', path, '--seed', spec.seed]
         if checkpoint is not None:
@@ -453,11 +478,30 @@ class Executor:
         write_json_atomic(stage_marker(run_dir, 'train'), record)
         return record
 
+    def after_test_tasks(self, spec, run_dir, post_stages, snapshots) -> list:
+        """The work the test process can do after testing (:mod:`lpd_bench.engine.after_test`):
+        each post-stage with an ``in_test`` function whose output is not built yet, and the
+        snapshots when ``snapshots``."""
+        tasks = []
+        for stage in post_stages:
+            path = self.output_path(stage, spec)
+            marker = path.parent / f'{stage.key(spec)}{MARKER_SUFFIX}'
+            if stage.in_test and not (path.exists() and read_json(marker) is not None):
+                tasks.append({'name': stage.name, 'function': stage.in_test,
+                              'out': path.resolve(), 'args': stage.extra_args(spec)})
+        if snapshots:
+            tasks.append({'name': SNAPSHOT_TASK, 'function': SNAPSHOT_FUNCTION,
+                          'out': run_dir.resolve(),
+                          'args': ['--num-images', self.snapshot_images]})
+        return tasks
+
     def test(self, spec, options, run_dir, checkpoint, view, name='test',
-             metrics_name=METRICS_FILE) -> dict:
+             metrics_name=METRICS_FILE, after_test=()) -> dict:
         """Stage ``name``: tools/test.py on ``checkpoint``, metric JSON ``metrics_name`` in the
         run dir. Skipped when its marker names the same checkpoint file (path and modification
-        time) and its metric JSON is valid."""
+        time) and its metric JSON is valid. ``after_test``: tasks for the test process after the
+        test (:meth:`after_test_tasks`, outcomes in ``AFTER_TEST_FILE.done.json``); their time
+        is recorded as ``after_test_wall_s``, not as the test's."""
         metrics_file = (run_dir / metrics_name).resolve()
         tested = {'checkpoint': str(checkpoint),
                   'checkpoint_mtime_ns': Path(checkpoint).stat().st_mtime_ns}
@@ -468,7 +512,13 @@ class Executor:
         metrics_file.unlink(missing_ok=True)  # a stale file must not pass for this test's
         options = {**options, 'test_evaluator.output_file': metrics_file}
         cmd = [self.tools.python, self.tools.test, spec.config, checkpoint,
-               '--work-dir', run_dir.resolve(), '--cfg-options', *cfg_option_args(options)]
+               '--work-dir', run_dir.resolve()]
+        task_file = run_dir / AFTER_TEST_FILE
+        if after_test:
+            cmd += ['--after-test', write_task_file(task_file.resolve(), after_test)]
+        else:
+            done_file(task_file).unlink(missing_ok=True)  # outcomes of another test's tasks
+        cmd += ['--cfg-options', *cfg_option_args(options)]
         usage = self.stage(name, cmd, run_dir, run_dir / 'run.log', view)
         if not valid_metrics(read_json(metrics_file)):
             raise StageFailed(name, f'no valid metric JSON at {metrics_file}',
@@ -477,6 +527,10 @@ class Executor:
         record = {'name': name, **self.attempts_cost(run_dir, name, usage),
                   'loop_wall_s': hook.get('totals', {}).get('wall_s'),
                   'metrics_file': str(metrics_file), **tested, 'hook': hook}
+        if after_test:
+            spent = sum(o['wall_s'] for o in read_outcomes(task_file).values())
+            record['after_test_wall_s'] = round(spent, 3)
+            record['wall_s'] = round(record['wall_s'] - spent, 3)
         write_json_atomic(stage_marker(run_dir, name), record)
         return record
 
@@ -525,6 +579,12 @@ class Executor:
             'env': {**environment(self.tools.cwd), 'threads': self.threads, 'jobs': self.jobs},
             'finished_at': datetime.datetime.now().isoformat(timespec='seconds'),
         }
+
+
+def _succeeded(outcome, out) -> bool:
+    """Whether an after-test task's ``outcome`` says it wrote ``out`` (and it is there)."""
+    return (bool(outcome) and outcome.get('ok') and outcome.get('out') == str(out)
+            and Path(out).exists())
 
 
 def _path_or_none(path):
