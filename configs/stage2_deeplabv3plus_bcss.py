@@ -15,7 +15,6 @@ _base_ = [
     './_base_/stage2/pseudo_masks_bcss.py',
     './_base_/schedules/paper_18744it.py',
 ]
-default_scope = 'mmseg'
 custom_imports = dict(imports=['lpd_bench', 'baselines'], allow_failed_imports=False)
 
 model = dict(data_preprocessor={{_base_.data_preprocessor}})

@@ -1,15 +1,15 @@
 """DeepLabV3+ R50-D8: the second option for the second stage's network, an ordinary
 MMSegmentation model (mmseg's ``deeplabv3plus_r50-d8`` settings: ``ResNetV1c`` depth 50, output
-stride 8, ``DepthwiseSeparableASPPHead`` and an auxiliary ``FCNHead``) with 5 output classes:
-the 4 tissues and background (mask value 4).
+stride 8, ``DepthwiseSeparableASPPHead`` and an auxiliary ``FCNHead``, both with the settings
+of ``encoder_decoder.py``: 5 output classes, the 4 tissues and background, mask value 4).
 
 ImageNet weights: mmseg's own key, ``--cfg-options model.pretrained=PATH`` (the
 ``resnet50_v1c`` file of open-mmlab; nothing is downloaded); None: random. BN rather than
-mmseg's SyncBN, which has no CPU implementation.
+mmseg's SyncBN, which has no CPU implementation (in the backbone too).
 """
+_base_ = ['./encoder_decoder.py']
+
 model = dict(
-    type='EncoderDecoder',
-    pretrained=None,
     backbone=dict(
         type='ResNetV1c',
         depth=50,
@@ -29,13 +29,9 @@ model = dict(
         dilations=(1, 12, 24, 36),
         c1_in_channels=256,
         c1_channels=48,
-        dropout_ratio=0.1,
-        num_classes=5,
-        norm_cfg=dict(type='BN', requires_grad=True),
-        align_corners=False,
-        ignore_index=255,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+        dropout_ratio=0.1),
     auxiliary_head=dict(
+        _base_.model.decode_head,
         type='FCNHead',
         in_channels=1024,
         in_index=2,
@@ -43,10 +39,4 @@ model = dict(
         num_convs=1,
         concat_input=False,
         dropout_ratio=0.1,
-        num_classes=5,
-        norm_cfg=dict(type='BN', requires_grad=True),
-        align_corners=False,
-        ignore_index=255,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4)),
-    train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
+        loss_decode=dict(_base_.model.decode_head.loss_decode, loss_weight=0.4)))

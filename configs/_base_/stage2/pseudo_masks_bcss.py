@@ -13,19 +13,13 @@ _base_ = ['../datasets/bcss_wsss.py']
 
 pseudo_mask_dir = None
 
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='RandomFlip', prob=0.5, direction='vertical'),
-    dict(type='RandomRotate90', prob=0.5),
-    dict(type='PackSegInputs'),
-]
+# Stage 1's train pipeline (its augmentation) with the mask loaded and packed for mmseg.
+train_pipeline = [_base_.train_pipeline[0], dict(type='LoadAnnotations'),
+                  *_base_.train_pipeline[1:-1], dict(type='PackSegInputs')]
 train_dataloader = dict(dataset=dict(
     _delete_=True, type='PseudoMaskDataset', data_root=_base_.data_root, mask_dir=pseudo_mask_dir,
     pipeline=train_pipeline))
 
 # What the metric JSON records as the protocol of the second stage's predictions.
 stage2_protocol = dict(stage=2, gating='none', crf=False, tta=None)
-val_evaluator = dict(type='WSSSMetric', default_protocol=stage2_protocol)
-test_evaluator = val_evaluator
+val_evaluator = test_evaluator = dict(type='WSSSMetric', default_protocol=stage2_protocol)

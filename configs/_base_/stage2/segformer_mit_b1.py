@@ -3,18 +3,18 @@ model (``EncoderDecoder`` + ``MixVisionTransformer`` + ``SegformerHead``, mmseg'
 ``segformer_mit-b1`` settings) with 5 output classes: the 4 tissues and background (mask value 4).
 
 Trained fully supervised on pseudo-masks (cross-entropy, 255 ignored), tested as any mmseg model:
-one forward, argmax, no labels (the metric's gating ``none``). ``backbone_checkpoint`` (the
-official SegFormer ImageNet ``mit_b1.pth``, as for stage 1; ``--cfg-options
-backbone_checkpoint=PATH``) initialises the MiT; None: random. The normalisation
+one forward, argmax, no labels (the metric's gating ``none``): ``encoder_decoder.py``.
+``backbone_checkpoint`` (the official SegFormer ImageNet ``mit_b1.pth``, as for stage 1;
+``--cfg-options backbone_checkpoint=PATH``) initialises the MiT; None: random. The normalisation
 (``model.data_preprocessor``) comes from the dataset config, as for stage 1. BN rather than
 mmseg's SyncBN, which has no CPU implementation (several GPUs: ``--cfg-options
 model.decode_head.norm_cfg.type=SyncBN``).
 """
+_base_ = ['./encoder_decoder.py']
+
 backbone_checkpoint = None
 
 model = dict(
-    type='EncoderDecoder',
-    pretrained=None,
     backbone=dict(
         type='MixVisionTransformer',
         in_channels=3,
@@ -38,11 +38,4 @@ model = dict(
         in_channels=[64, 128, 320, 512],
         in_index=[0, 1, 2, 3],
         channels=256,
-        dropout_ratio=0.1,
-        num_classes=5,
-        norm_cfg=dict(type='BN', requires_grad=True),
-        align_corners=False,
-        ignore_index=255,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
-    train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
+        dropout_ratio=0.1))
