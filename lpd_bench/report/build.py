@@ -17,10 +17,12 @@ from ..data.layouts import DEFAULT_LAYOUT
 from . import figures, power, reference, specialisation, stats, uncertainty
 from .dataset import MixedDatasetsError, results_layout
 from .method_readmes import update_method_readmes
-from .tables import (CRF_NOT_APPLICABLE, PROTOCOL_LABELS, ablation_table, split_variant,
+from .tables import (CRF_NOT_APPLICABLE, GATING_LABELS, PROTOCOL_LABELS, PSEUDO_MASK_COLUMN,
+                     PSEUDO_MASK_NOTE, STAGE2, ablation_table, add_pseudo_masks,
                      checkpoints_table, formatted, frame_scores, main_table, mean_std,
-                     ordered_methods, protocols_table, row_labels, score_cell, scores_frame,
-                     write_table)
+                     ordered_methods, protocols_table, pseudo_mask_cells, pseudo_mask_frame,
+                     pseudo_mask_stats, result_stage, row_labels, score_cell, scores_frame,
+                     split_variant, write_table)
 
 
 
@@ -49,10 +51,13 @@ def resolve_data_root(results, layout=DEFAULT_LAYOUT):
 
 
 def cost_frame(results) -> pd.DataFrame:
-    """Per main run: wall time of each stage, total, peak memory (both PBIP stages counted)."""
+    """Per main stage-1 run: wall time of each stage, total, peak memory (both PBIP stages
+    counted). Stage-2 runs are :func:`stage2_cost_frame`'s."""
     rows = []
     for result in results:
         if not any(m['name'] == MAIN_GROUP for m in result.get('memberships', [])):
+            continue
+        if result_stage(result) == 2:
             continue
         stages = {s['name']: s for s in result['cost']['stages']}
         row = {'method': result['method'], 'seed': result['seed'],
@@ -78,6 +83,70 @@ def cost_table(costs: pd.DataFrame):
     shown = formatted(stats, ['Method'], columns)
     shown.columns = ['Method', *[f'{s.replace("_", " ")} (s)' for s in names], 'total (s)',
                      'peak RSS (MiB)', 'seeds']
+    shown['params'] = stats['params']
+    shown['train iters'] = stats['iters']
+    return shown, stats
+
+
+#: Stages of a stage-2 run, in the cost table's order.
+STAGE2_COST_STAGES = ('pseudo_masks', 'train', 'test')
+#: Columns of :func:`stage2_cost_frame` whose mean ± std :func:`stage2_cost_table` shows, and
+#: their headers.
+STAGE2_COST_COLUMNS = (('pseudo_masks_wall_s', 'pseudo-masks (s)'), ('train_wall_s', 'train (s)'),
+                       ('test_wall_s', 'test (s)'), ('total_wall_s', 'stage 2 total (s)'),
+                       ('stage1_wall_s', 'stage 1 total (s)'),
+                       ('both_stages_wall_s', 'both stages (s)'),
+                       ('peak_rss_mb', 'peak RSS stage 2 (MiB)'))
+
+
+def _seconds(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float('nan')
+
+
+def stage2_cost_frame(results) -> pd.DataFrame:
+    """Per stage-2 run: wall time of its stages (pseudo-masks, train, test), its total, the
+    total of the stage-1 run it was made from (``cost.stage1_wall_s``, else that run's stored
+    ``total_wall_s``) and of both stages (``cost.both_stages_wall_s``, else the sum)."""
+    by_run = {r['run_id']: r for r in results}
+    rows = []
+    for result in results:
+        if result_stage(result) != 2:
+            continue
+        cost = result.get('cost') or {}
+        stages = {s.get('name'): s for s in cost.get('stages') or []}
+        total = _seconds(cost.get('total_wall_s'))
+        first = _seconds(cost.get('stage1_wall_s'))
+        source = by_run.get(result.get('source_run'))
+        if pd.isna(first) and source is not None:
+            first = _seconds((source.get('cost') or {}).get('total_wall_s'))
+        both = _seconds(cost.get('both_stages_wall_s'))
+        if pd.isna(both):
+            both = first + total
+        row = {'method': result['method'], 'seed': result['seed'], 'run_id': result['run_id'],
+               'source_run': result.get('source_run'), 'total_wall_s': total,
+               'stage1_wall_s': first, 'both_stages_wall_s': both,
+               'peak_rss_mb': _seconds(cost.get('peak_rss_mb')),
+               'iters': stages.get('train', {}).get('iters'),
+               'params': stages.get('train', {}).get('params')}
+        row.update({f'{s}_wall_s': _seconds(stages[s].get('wall_s')) if s in stages else 0.0
+                    for s in STAGE2_COST_STAGES})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def stage2_cost_table(costs: pd.DataFrame):
+    """(shown, numeric) of :func:`stage2_cost_frame`: mean ± std over seeds per method."""
+    columns = [c for c, _ in STAGE2_COST_COLUMNS]
+    stats = mean_std(costs, ['method'], columns)
+    stats['params'] = costs.groupby('method', sort=False)['params'].first().values
+    stats['iters'] = costs.groupby('method', sort=False)['iters'].first().values
+    stats = stats.set_index('method').loc[ordered_methods(set(stats['method']))].reset_index()
+    stats.insert(0, 'Method', stats['method'].map(row_labels()).fillna(stats['method']))
+    shown = formatted(stats, ['Method'], columns)
+    shown.columns = ['Method', *[label for _, label in STAGE2_COST_COLUMNS], 'seeds']
     shown['params'] = stats['params']
     shown['train iters'] = stats['iters']
     return shown, stats
@@ -140,6 +209,8 @@ def main_run_dirs(results, work_dir) -> dict:
     """method -> run dir of its default run with the smallest seed (for the figures)."""
     chosen = {}
     for result in sorted(results, key=lambda r: r['seed']):
+        if result_stage(result) == 2:  # the figures show the methods' own (stage-1) maps
+            continue
         if any(m['name'] == MAIN_GROUP for m in result.get('memberships', [])):
             chosen.setdefault(result['method'], Path(work_dir) / 'runs' / result['run_id'])
     return chosen
@@ -170,7 +241,11 @@ def build_report(work_dir, out_dir, method_readmes_root=None) -> list:
         warnings.warn(f'label-only reference row skipped: {err}')
         label_only_matrices = label_only = None
     unc = uncertainty.analyse(results, frame, label_only_matrices)
+    pseudo_masks = pseudo_mask_stats(pseudo_mask_frame(results))
     numeric = uncertainty.annotate_main(main_table(frame, label_only), unc)
+    stage2 = any(result_stage(r) == 2 for r in results)
+    if stage2:
+        numeric = add_pseudo_masks(numeric, pseudo_masks)
     data_note = (f'SYNTHETIC stand-in data: not {layout.title} numbers.' if synthetic
                  else f'Data: {data_root}.')
     checkpoint_note = ('Last checkpoint of each training run (as the public code tests; '
@@ -187,6 +262,11 @@ def build_report(work_dir, out_dir, method_readmes_root=None) -> list:
                             stats.NO_PER_IMAGE for lo, hi in zip(numeric['mIoU_lo'],
                                                                  numeric['mIoU_hi'])]
     shown['significant mIoU differences (Holm 0.05)'] = numeric['compared']
+    if stage2:
+        shown[PSEUDO_MASK_COLUMN] = pseudo_mask_cells(numeric)
+    stage2_note = (f'Gating "{GATING_LABELS[STAGE2]}": {STAGE2_NOTE} It is compared with the '
+                   'other stage-2 rows only (Holm family stage2). ' + PSEUDO_MASK_NOTE + ' '
+                   if stage2 else '')
     written += write_table(shown, numeric, out, 'main_results',
                            'Main comparison, test split, per-class IoU and means (%), mean ± std '
                            f'over seeds; mIoU 95% CI: bootstrap over test images and seeds '
@@ -198,8 +278,9 @@ def build_report(work_dir, out_dir, method_readmes_root=None) -> list:
                            'bootstrap, Holm over the main family, `comparisons.md`; BG from GT '
                            'has the tissue mIoU of BG ignored). '
                            f'CRF "{CRF_NOT_APPLICABLE}": the label-only reference has no score '
-                           f'maps. {label_note} {data_note}')
-    shown, compact = protocols_table(numeric, gains=uncertainty.gating_gains(numeric, unc))
+                           f'maps. {stage2_note}{label_note} {data_note}')
+    shown, compact = protocols_table(numeric, gains=uncertainty.gating_gains(numeric, unc),
+                                     pseudo_masks=pseudo_masks if stage2 else None)
     written += write_table(shown, compact, out, 'protocols',
                            'mIoU (%) of each method under every gating x CRF x background '
                            f'protocol, test split. {interval_note} {checkpoint_note} '
@@ -211,7 +292,7 @@ def build_report(work_dir, out_dir, method_readmes_root=None) -> list:
                            'same tissue mIoU by construction (README). "oracle − predicted": '
                            'what the oracle image labels are worth to each method (BG counted; '
                            'paired interval, * = significant after Holm). '
-                           f'{label_note} {data_note}')
+                           f'{stage2_note}{label_note} {data_note}')
     if len(frame):
         shown, by_checkpoint = checkpoints_table(frame)
         written += write_table(shown, by_checkpoint, out, 'checkpoints',
@@ -242,7 +323,9 @@ def build_report(work_dir, out_dir, method_readmes_root=None) -> list:
                            'two-sided p, Holm-adjusted p within the family, significant at '
                            '0.05 after Holm. Families: main (every pair of main methods, every '
                            'variant both have, BG counted and BG ignored; BG from GT has the '
-                           'tissue mIoU of BG ignored), ablations (every point against its '
+                           'tissue mIoU of BG ignored), stage2 (the same pairs within the '
+                           'stage-2 block: networks trained on each method\'s pseudo-masks, no '
+                           'labels at test), ablations (every point against its '
                            'group\'s default, BG counted), gating (oracle − predicted of each '
                            f'method, BG counted). "{stats.NO_PER_IMAGE}": a side\'s results '
                            'were written before the metric stored per-image matrices; not '
@@ -253,7 +336,20 @@ def build_report(work_dir, out_dir, method_readmes_root=None) -> list:
     if len(costs):
         shown, cost_stats = cost_table(costs)
         written += write_table(shown, cost_stats, out, 'cost', 'Cost per method, mean ± std over seeds '
-                               '(wall seconds; a method with a stage before training counts it).')
+                               '(wall seconds; a method with a stage before training counts it).'
+                               + (' Stage 1 only: the stage-2 runs and the totals of both '
+                                  'stages are in `cost_stage2.md`.' if stage2 else ''))
+    stage2_costs = stage2_cost_frame(results)
+    if len(stage2_costs):
+        shown, stage2_stats = stage2_cost_table(stage2_costs)
+        written += write_table(shown, stage2_stats, out, 'cost_stage2',
+                               'Cost of stage 2 per method, mean ± std over seeds (wall '
+                               'seconds): making the pseudo-masks from the stage-1 run (train '
+                               'split, and val for their score), training the stage-2 network on '
+                               'them, testing it; "stage 2 total": the stage-2 run; "stage 1 '
+                               'total": the stage-1 run it was made from (`cost.md`); "both '
+                               'stages": their sum, what a label-free prediction costs from '
+                               'scratch.')
     spec_frame = specialisation.specialisation_frame(results)
     if len(spec_frame):
         shown, spec_numeric = specialisation.specialisation_table(spec_frame)
@@ -351,7 +447,9 @@ def protocol_text(results) -> list:
         'score the model was trained on (the mean-merged stage-4 class score) at '
         f'`test_cfg.gating_threshold` (recorded: {thresholds}; chosen on val, never on test); '
         '*none* ("none (no labels at test)", methods that provide it, e.g. the colour rule): all '
-        'four tissue classes allowed. Every gating a result holds is reported and labelled.',
+        'four tissue classes allowed; *stage 2* ("stage 2, no labels at test"): a network '
+        'trained on the method\'s pseudo-masks ("Stage 2" below). Every gating a result holds '
+        'is reported and labelled.',
         f'- Background, three conventions found in the published numbers: '
         f'**{PROTOCOL_LABELS["bg_counted"]}** (`bg_counted`, the public LPD/PBIP code): the full '
         '5x5 matrix, tissue predicted on background pixels is a false positive; '
@@ -382,6 +480,32 @@ def protocol_text(results) -> list:
         '']
 
 
+#: What the stage-2 block is (captions and README).
+STAGE2_NOTE = ('an ordinary segmentation network (MMSegmentation) trained on pseudo-masks that the '
+               "method's stage-1 run made on the train split, gated by the train images' own "
+               'image-level labels (the weak labels), then tested with no labels at all: the '
+               'label-free protocol of two-stage WSSS.')
+
+
+def stage2_text(results) -> list:
+    """README lines on the stage-2 block (none without stage-2 results)."""
+    stage2 = [r for r in results if result_stage(r) == 2]
+    if not stage2:
+        return []
+    methods = ', '.join(row_labels().get(m, m) for m in ordered_methods({r['method']
+                                                                         for r in stage2}))
+    return [
+        '## Stage 2 (no labels at test)',
+        f'The main table\'s block "{GATING_LABELS[STAGE2]}" is, for each main method, '
+        f'{STAGE2_NOTE} It is what a user without any test label gets, unlike the oracle rows '
+        '(image labels from the test mask); its rows are compared with each other only '
+        f'(Holm family stage2). {len(stage2)} stage-2 results ({methods}); '
+        f'column "{PSEUDO_MASK_COLUMN}": the pseudo-mask step run on val with val\'s image '
+        'labels and scored against val\'s masks (train has no masks). Their cost, with the '
+        'stage-1 run they need, is in `cost_stage2.md`.',
+        '']
+
+
 def statistics_text(results, unc) -> list:
     """README lines on the intervals and comparisons (the scheme of :mod:`.stats`)."""
     with_images = sum(bool((r.get('metrics') or {}).get('per_image')) for r in results)
@@ -389,6 +513,8 @@ def statistics_text(results, unc) -> list:
     counts = []
     for family in uncertainty.FAMILIES:
         picked = rows[rows['family'] == family]
+        if family == 'stage2' and not len(picked):
+            continue
         tested = picked[~picked['p'].isna()]
         counts.append(f'{family}: {len(tested)} tested, '
                       f'{int(sum(uncertainty.is_yes(v) for v in tested["significant"]))} '
@@ -413,7 +539,8 @@ def statistics_text(results, unc) -> list:
         f'1/{stats.RESAMPLES} (`comparisons.csv` also has it, `p_empirical`).',
         '- Holm correction within each family: main (every pair of main methods, every variant '
         'both have, BG counted and BG ignored; BG from GT has the tissue mIoU of BG ignored by '
-        'construction), ablations (every point against its group\'s default: the point run '
+        'construction), stage2 (the same within the stage-2 block), ablations (every point '
+        'against its group\'s default: the point run '
         'with the owner\'s default settings, else the group\'s first point; BG counted), '
         'gating (each method\'s oracle − predicted, BG counted). Significant: Holm-adjusted '
         f'p < {stats.ALPHA}. In this report: ' + '; '.join(counts) + '.',
@@ -444,9 +571,9 @@ def readme_text(results, data_root, manifest, written, out, plan_wall=None, unc=
                 f'split {manifest.get("counts")}.')
     else:
         data = f'data at `{data_root}` (no manifest.json: assumed the real {title}).'
-    protocols = _unique({k: v for k, v in r['protocol'].items() if k != 'checkpoint_path'}
-                        for r in results)
-    common = set.intersection(*[{(k, json.dumps(v)) for k, v in r['cfg_options'].items()
+    protocols = _unique({k: v for k, v in (r.get('protocol') or {}).items()
+                         if k != 'checkpoint_path'} for r in results)
+    common = set.intersection(*[{(k, json.dumps(v)) for k, v in (r['cfg_options'] or {}).items()
                                  if k != 'randomness.seed'} for r in results])
     overrides = ', '.join(f'`{k}={json.loads(v)}`' for k, v in sorted(common)) or 'none'
     files = '\n'.join(f'- [`{p.name}`]({p.name})' for p in written)
@@ -465,7 +592,7 @@ def readme_text(results, data_root, manifest, written, out, plan_wall=None, unc=
             'the published BCSS-WSSS numbers are in a separate table (`published.md`), with the '
             'protocol each source used.' if layout is DEFAULT_LAYOUT else
             'no published numbers are tabulated for it (`published.md` is BCSS-WSSS\'s).'),
-        f'- Preset: {_unique(r["preset"] for r in results)}; configs: '
+        f'- Preset: {_unique(r.get("preset") for r in results)}; configs: '
         f'{_unique(r["config"] for r in results)}.',
         f'- Seeds: {seeds}; tables show the mean over seeds with its 95% bootstrap interval '
         '(test images x seeds, "Statistics" below) where the results hold per-image data, else '
@@ -477,7 +604,8 @@ def readme_text(results, data_root, manifest, written, out, plan_wall=None, unc=
         f'{_unique(r["env"].get("git_dirty") for r in results)}); packages: '
         f'{_unique(r["env"].get("packages") for r in results)}.', '',
         *protocol_text(results),
-        *(cpu_preset_caveats(layout) if any(r['preset'] == 'cpu' for r in results) else []),
+        *stage2_text(results),
+        *(cpu_preset_caveats(layout) if any(r.get('preset') == 'cpu' for r in results) else []),
         *(statistics_text(results, unc) if unc is not None else []),
         *(power_text(power_check) if power_check is not None else []),
         '## Label-only floor (reference row)',

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..methods import MAIN_GROUP
-from .tables import ordered_methods, pm, row_labels
+from .tables import ordered_methods, pm, result_stage, row_labels
 
 STAGE = 'specialisation'
 KEYS = ('nmi_submorphology', 'nmi_position')
@@ -23,6 +23,8 @@ def specialisation_frame(results) -> pd.DataFrame:
     """One row per (run, group it belongs to) with a measured specialisation JSON."""
     rows = []
     for result in results:
+        if result_stage(result) == 2:  # a stage-2 network has no prototypes
+            continue
         stage = next((s for s in result['cost']['stages'] if s['name'] == STAGE), None)
         if stage is None or not Path(stage.get('path', '')).is_file():
             continue

@@ -14,6 +14,14 @@ the results hold per-image data, the tables show 95% bootstrap intervals instead
 The per-class columns are named after the results' data set (:mod:`.dataset`): TUM, STR, LYM,
 NEC, BG on BCSS-WSSS (:data:`SCORES`), TE, NEC, LYM, TAS, BG on LUAD-HistoSeg
 (:func:`score_names`); :func:`frame_scores` gives a frame's.
+
+Stage-2 results (``result['stage'] == 2``: an ordinary segmentation network trained on a method's
+train pseudo-masks and tested with no labels at all, ``source_run`` = the stage-1 run) are rows
+of their own gating, :data:`STAGE2` ('stage2', its 'none' variant; any other variant it held
+would be 'stage2_<gating>'), so that they never mix with the stage-1 rows of the same method and
+seed (not even with a stage-1 'none' gating such as the colour rule's). The frame's ``stage``
+column says 1 or 2. Their pseudo-mask quality (``pseudo_masks.val.mIoU``: the same pseudo-mask
+step run on val, scored against val's masks) is read by :func:`pseudo_mask_frame`.
 """
 from pathlib import Path
 
@@ -27,8 +35,11 @@ from ..methods import MAIN_GROUP, ablation_groups, method_labels, method_names
 
 #: Background protocols of the metric (lpd_bench.evaluation.wsss_metric.PROTOCOLS), in order.
 PROTOCOLS = ('bg_counted', 'bg_ignored', 'bg_from_gt')
-#: Gatings in table order: oracle labels, the classifier's, none (all four tissues allowed).
-GATINGS = ('oracle', 'predicted', 'none')
+#: Gating of the rows of a stage-2 result (module docstring).
+STAGE2 = 'stage2'
+#: Gatings in table order: oracle labels, the classifier's, none (all four tissues allowed), then
+#: the stage-2 block (a network trained on pseudo-masks, no labels at test).
+GATINGS = ('oracle', 'predicted', 'none', STAGE2)
 CRF_SUFFIX = '_crf'
 MEANS = ('mIoU', 'mDice', 'FwIoU', 'FwIoU_tissue')
 
@@ -45,7 +56,9 @@ SCORES = score_names()
 SCORE_LABELS = {'FwIoU': 'FwIoU (5 cl.)', 'FwIoU_tissue': 'FwIoU tissue (ours)', BACKGROUND: 'BG'}
 GATING_LABELS = {'oracle': 'oracle (image labels from the GT mask)',
                  'predicted': 'predicted (classifier score > threshold)',
-                 'none': 'none (no labels at test)'}
+                 'none': 'none (no labels at test)',
+                 STAGE2: "stage 2, no labels at test (network trained on the method's train "
+                         'pseudo-masks)'}
 PROTOCOL_LABELS = {'bg_counted': 'paper (BG counted)', 'bg_ignored': 'MLPS (BG pixels ignored)',
                    'bg_from_gt': 'GT BG copied into prediction'}
 #: Short protocol names for column headers.
@@ -74,6 +87,34 @@ def ordered_methods(present) -> list:
 CHECKPOINTS = ('last', 'best')
 
 
+def result_stage(result) -> int:
+    """1 or 2: a result's ``stage`` (stage-1 results have none)."""
+    try:
+        return int(result.get('stage') or 1)
+    except (TypeError, ValueError):
+        return 1
+
+
+def is_stage2_gating(gating) -> bool:
+    """A gating of stage-2 rows (:data:`STAGE2` or ``stage2_<gating>``)."""
+    return isinstance(gating, str) and (gating == STAGE2 or gating.startswith(STAGE2 + '_'))
+
+
+def result_gating(result, gating) -> str:
+    """The gating a stored variant's rows carry: a stage-1 result's as stored; a stage-2
+    result's :data:`STAGE2` for its ungated ('none') variant, ``stage2_<gating>`` for another."""
+    if result_stage(result) != 2:
+        return gating
+    return STAGE2 if gating == 'none' else f'{STAGE2}_{gating}'
+
+
+def result_variant(result, variant) -> str:
+    """The name of a stored variant in the frame, intervals and comparisons (stage-2
+    results: :func:`result_gating`): 'none' of a stage-2 result -> 'stage2'."""
+    gating, crf = split_variant(variant)
+    return variant_name(result_gating(result, gating), crf)
+
+
 def split_variant(variant):
     """``(gating, crf)`` of a variant name (contract C1): 'oracle_crf' -> ('oracle', True)."""
     return variant.removesuffix(CRF_SUFFIX), variant.endswith(CRF_SUFFIX)
@@ -100,10 +141,17 @@ def crf_label(crf) -> str:
     return 'CRF' if crf else 'no CRF'
 
 
+def gating_short(gating) -> str:
+    """A gating's name in column headers: as it is, 'stage 2' for :data:`STAGE2`."""
+    if is_stage2_gating(gating):
+        return 'stage 2' + gating[len(STAGE2):].replace('_', ', ', 1)
+    return gating
+
+
 def variant_label(variant) -> str:
-    """'oracle, CRF' / 'predicted, no CRF'."""
+    """'oracle, CRF' / 'predicted, no CRF' / 'stage 2, no CRF'."""
     gating, crf = split_variant(variant)
-    return f'{gating}, {crf_label(crf)}'
+    return f'{gating_short(gating)}, {crf_label(crf)}'
 
 
 def checkpoint_metrics(result) -> list:
@@ -141,19 +189,21 @@ def score_rows(result, classes=ALL_CLASSES) -> list:
     """One row per (checkpoint, variant, protocol) of a result: identifiers + scores (per-class
     IoU of ``classes``)."""
     rows = []
+    stage = result_stage(result)
     for checkpoint, metrics in checkpoint_metrics(result):
-        for variant, protocols in metrics['results'].items():
+        for stored, protocols in metrics['results'].items():
+            variant = result_variant(result, stored)
             gating, crf = split_variant(variant)
             for protocol, block in protocols.items():
                 rows.append({'run_id': result['run_id'], 'method': result['method'],
-                             'seed': result['seed'], 'checkpoint': checkpoint,
+                             'seed': result['seed'], 'stage': stage, 'checkpoint': checkpoint,
                              'variant': variant, 'gating': gating, 'crf': crf,
                              'protocol': protocol, **block_scores(block, protocol, classes)})
     return rows
 
 
-FRAME_KEYS = ['run_id', 'method', 'seed', 'checkpoint', 'variant', 'gating', 'crf', 'protocol',
-              'group', 'value']
+FRAME_KEYS = ['run_id', 'method', 'seed', 'stage', 'checkpoint', 'variant', 'gating', 'crf',
+              'protocol', 'group', 'value']
 
 
 def scores_frame(results, classes=None) -> pd.DataFrame:
@@ -171,6 +221,84 @@ def scores_frame(results, classes=None) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=[*FRAME_KEYS, *scores])
     frame[scores] = frame[scores].astype(float)
     return frame
+
+
+#: Columns of :func:`pseudo_mask_frame`.
+PSEUDO_MASK_KEYS = ['run_id', 'method', 'seed', 'source_run', 'val_mIoU', 'train_images',
+                    'val_images', 'train_ignored_pixels']
+#: Header of the pseudo-mask quality column of the main and protocols tables.
+PSEUDO_MASK_COLUMN = 'pseudo-mask val mIoU'
+#: What that column is, for the captions.
+PSEUDO_MASK_NOTE = (f'{PSEUDO_MASK_COLUMN} (stage-2 rows only, mean ± std over seeds): the '
+                    'quality of the pseudo-masks the stage-2 network was trained on cannot be '
+                    'scored on train (train has no masks), so the same pseudo-mask step (the '
+                    "method's stage-1 model, gated by the images' own labels) is also run on "
+                    "val, with val's image labels, and scored against val's masks (paper "
+                    'protocol, BG counted, %).')
+
+
+def _number(value):
+    """A float of a stored number, NaN when missing or not a number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return np.nan
+
+
+def pseudo_mask_frame(results) -> pd.DataFrame:
+    """One row per stage-2 result: its pseudo-masks' val mIoU (``pseudo_masks.val.mIoU``; NaN
+    when missing) and image counts (:data:`PSEUDO_MASK_KEYS`)."""
+    rows = []
+    for result in results:
+        if result_stage(result) != 2:
+            continue
+        masks = result.get('pseudo_masks') or {}
+        train, val = masks.get('train') or {}, masks.get('val') or {}
+        rows.append({'run_id': result['run_id'], 'method': result['method'],
+                     'seed': result['seed'], 'source_run': result.get('source_run'),
+                     'val_mIoU': _number(val.get('mIoU')),
+                     'train_images': _number(train.get('images')),
+                     'val_images': _number(val.get('images')),
+                     'train_ignored_pixels': _number(train.get('ignored_pixels'))})
+    return pd.DataFrame(rows, columns=PSEUDO_MASK_KEYS)
+
+
+def pseudo_mask_stats(masks: pd.DataFrame) -> pd.DataFrame:
+    """Per method: mean, std (ddof=1) and seeds (with a val mIoU) of :func:`pseudo_mask_frame`'s
+    ``val_mIoU``: columns ``method``, ``pseudo_mask_mIoU_mean``, ``_std``, ``_seeds``."""
+    columns = ['method', 'pseudo_mask_mIoU_mean', 'pseudo_mask_mIoU_std',
+               'pseudo_mask_mIoU_seeds']
+    scored = masks.dropna(subset=['val_mIoU']) if len(masks) else masks
+    if not len(scored):
+        return pd.DataFrame(columns=columns)
+    grouped = scored.groupby('method', sort=False)
+    out = pd.DataFrame({'pseudo_mask_mIoU_mean': grouped['val_mIoU'].mean(),
+                        'pseudo_mask_mIoU_std': grouped['val_mIoU'].std(ddof=1),
+                        'pseudo_mask_mIoU_seeds': grouped['seed'].nunique()}).reset_index()
+    return out[columns]
+
+
+def add_pseudo_masks(table: pd.DataFrame, masks: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (:func:`main_table`'s) with ``pseudo_mask_mIoU_mean/_std/_seeds`` from
+    :func:`pseudo_mask_stats` ``masks`` on its stage-2 rows (NaN on the others)."""
+    table = table.copy()
+    by_method = masks.set_index('method') if len(masks) else None
+    for stat in ('mean', 'std', 'seeds'):
+        column = f'pseudo_mask_mIoU_{stat}'
+        table[column] = [
+            by_method.loc[m, column] if by_method is not None and is_stage2_gating(g)
+            and m in by_method.index else np.nan
+            for m, g in zip(table['method'], table['gating'])]
+    return table
+
+
+def pseudo_mask_cells(table: pd.DataFrame) -> list:
+    """The :data:`PSEUDO_MASK_COLUMN` cells of a table with :func:`add_pseudo_masks`'s
+    columns: 'mean ± std' on stage-2 rows, '-' elsewhere."""
+    if 'pseudo_mask_mIoU_mean' not in table:
+        return ['-'] * len(table)
+    return [pm(m, s) for m, s in zip(table['pseudo_mask_mIoU_mean'],
+                                     table['pseudo_mask_mIoU_std'])]
 
 
 def frame_scores(frame: pd.DataFrame) -> tuple:
@@ -242,13 +370,16 @@ def main_table(frame: pd.DataFrame, reference: pd.DataFrame = None) -> pd.DataFr
     return stats.reset_index(drop=True)
 
 
-def protocol_columns(gatings=GATINGS):
-    """(gating, crf, protocol) of the compact table's columns, the paper protocol first."""
-    return [(g, crf, p) for g in gatings for crf in (True, False) for p in PROTOCOLS]
+def protocol_columns(gatings=GATINGS, stage2_crf=False):
+    """(gating, crf, protocol) of the compact table's columns, the paper protocol first; the
+    stage-2 gatings have CRF columns only with ``stage2_crf`` (its networks are tested without
+    CRF)."""
+    return [(g, crf, p) for g in gatings for crf in (True, False) for p in PROTOCOLS
+            if not (crf and is_stage2_gating(g) and not stage2_crf)]
 
 
 def protocol_column_label(gating, crf, protocol) -> str:
-    return f'{gating}, {crf_label(crf)}, {PROTOCOL_SHORT[protocol]}'
+    return f'{gating_short(gating)}, {crf_label(crf)}, {PROTOCOL_SHORT[protocol]}'
 
 
 def interval_text(mean, lo, hi, digits=2) -> str:
@@ -267,7 +398,8 @@ def score_cell(mean, std, lo=np.nan, hi=np.nan) -> str:
 GAIN_COLUMNS = ((True, 'oracle − predicted, CRF'), (False, 'oracle − predicted, no CRF'))
 
 
-def protocols_table(main: pd.DataFrame, score='mIoU', gains: pd.DataFrame = None):
+def protocols_table(main: pd.DataFrame, score='mIoU', gains: pd.DataFrame = None,
+                    pseudo_masks: pd.DataFrame = None):
     """One row per method, ``score`` for every (gating x CRF x background) combination.
 
     ``main`` is :func:`main_table`'s output, with ``<score>_lo`` / ``<score>_hi`` (the 95%
@@ -278,6 +410,9 @@ def protocols_table(main: pd.DataFrame, score='mIoU', gains: pd.DataFrame = None
     no-CRF columns). Cells show the interval when there is one, else mean ± std over seeds.
     ``gains`` (:func:`lpd_bench.report.uncertainty.gating_gains`): the columns "oracle −
     predicted" (paper background protocol, with and without CRF); gatings only those present.
+    ``pseudo_masks`` (:func:`pseudo_mask_stats`): the column :data:`PSEUDO_MASK_COLUMN` (val
+    mIoU of each method's pseudo-masks, mean ± std over its stage-2 seeds; '-' for methods
+    without a stage-2 run).
     """
     methods = ordered_methods(set(main['method']))
     labels = row_labels()
@@ -288,7 +423,9 @@ def protocols_table(main: pd.DataFrame, score='mIoU', gains: pd.DataFrame = None
                          index=main.index)
     gatings = [g for g in GATINGS if g in set(main['gating'])] + sorted(
         set(main['gating']) - set(GATINGS))
-    for gating, crf, protocol in protocol_columns(gatings):
+    stage2_crf = any(not _no_crf_flag(c) and bool(c)
+                     for g, c in zip(main['gating'], main['crf']) if is_stage2_gating(g))
+    for gating, crf, protocol in protocol_columns(gatings, stage2_crf):
         key = f'{variant_name(gating, crf)}_{protocol}'
         values = {stat: [] for stat in ('mean', 'std', 'lo', 'hi')}
         cells = []
@@ -315,12 +452,27 @@ def protocols_table(main: pd.DataFrame, score='mIoU', gains: pd.DataFrame = None
             shown[title] = ['n/a' if m in REFERENCE_LABELS else
                             p['text'].iloc[0] if len(p) else '-'
                             for m, p in zip(methods, picked)]
+    if pseudo_masks is not None and len(pseudo_masks):
+        by_method = pseudo_masks.set_index('method')
+        for stat in ('mean', 'std'):
+            numeric[f'pseudo_mask_mIoU_{stat}'] = [
+                by_method.loc[m, f'pseudo_mask_mIoU_{stat}'] if m in by_method.index else np.nan
+                for m in methods]
+        shown[PSEUDO_MASK_COLUMN] = [pm(m, s) for m, s in zip(numeric['pseudo_mask_mIoU_mean'],
+                                                              numeric['pseudo_mask_mIoU_std'])]
     if 'interval_basis' in main:
-        basis = main.groupby('method')['interval_basis'].first()
+        basis = main[~main['gating'].map(is_stage2_gating)].groupby('method')[
+            'interval_basis'].first()
         shown['intervals'] = [basis.get(m, '-') for m in methods]
-    seeds = main.groupby('method')['seeds'].max()
+    second = main['gating'].map(is_stage2_gating).astype(bool)
+    seeds = main[~second].groupby('method')['seeds'].max()
     numeric['seeds'] = [seeds.get(m) for m in methods]
     shown['seeds'] = ['-' if pd.isna(n) or n == 0 else int(n) for n in numeric['seeds']]
+    if second.any():  # the stage-2 runs' own seeds
+        seeds = main[second].groupby('method')['seeds'].max()
+        numeric['stage2_seeds'] = [seeds.get(m) for m in methods]
+        shown['stage-2 seeds'] = ['-' if pd.isna(n) or n == 0 else int(n)
+                                  for n in numeric['stage2_seeds']]
     return shown, numeric
 
 
@@ -328,7 +480,7 @@ def checkpoints_table(frame: pd.DataFrame):
     """Per method: last vs best-on-val mIoU, paper protocol (oracle, BG counted), with and
     without CRF. Returns ``(shown, numeric)``; '-' where no run has that checkpoint/variant."""
     rows = frame[(frame['group'] == MAIN_GROUP) & (frame['gating'] == 'oracle')
-                 & (frame['protocol'] == 'bg_counted')]
+                 & (frame['protocol'] == 'bg_counted') & (frame['stage'] != 2)]
     stats = mean_std(rows, ['method', 'variant', 'checkpoint'], columns=('mIoU', ))
     methods = ordered_methods(set(rows['method']))
     labels = row_labels()
@@ -358,7 +510,7 @@ def ablation_table(frame: pd.DataFrame) -> pd.DataFrame:
     (numeric mean/std; columns ``<variant>_<score>_<stat>`` and ``<variant>_seeds``)."""
     groups = ablation_groups()
     rows = frame[(frame['group'].isin(groups)) & (frame['protocol'] == 'bg_counted')
-                 & (frame['checkpoint'] == 'last')]
+                 & (frame['checkpoint'] == 'last') & (frame['stage'] != 2)]
     stats = mean_std(rows, ['group', 'value', 'variant'], columns=('mIoU', 'mDice'))
     run_ids = rows.groupby(['group', 'value'], sort=False)['run_id'].agg(
         lambda ids: ', '.join(sorted({i.rsplit('__seed', 1)[0] for i in ids})))

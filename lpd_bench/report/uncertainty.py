@@ -9,9 +9,18 @@ method and ablation point (last checkpoint), their per-image matrices, and compu
 - ``comparisons``: the paired comparisons, one Holm family per table: ``main`` (every pair of
   main methods, every variant both have, backgrounds ``bg_counted`` and ``bg_ignored``;
   ``bg_from_gt`` has the tissue mIoU of ``bg_ignored`` by construction, so it is not tested
-  twice), ``ablations`` (every ablation point against its group's default, every variant both
-  have, BG counted) and ``gating`` (each method's oracle minus predicted gating, BG counted, with
-  and without CRF: what the oracle labels are worth to it).
+  twice), ``stage2`` (the same pairs within the stage-2 block: the networks trained on each
+  method's pseudo-masks, tested with no labels), ``ablations`` (every ablation point against its
+  group's default, every variant both have, BG counted) and ``gating`` (each method's oracle
+  minus predicted gating, BG counted, with and without CRF: what the oracle labels are worth to
+  it).
+
+A method's stage-1 runs and its stage-2 runs (:data:`.tables.STAGE2`) are kept apart: their
+variants have different names (a stage-2 result's 'none' is 'stage2',
+:func:`.tables.result_variant`) and :meth:`Uncertainty.runs` picks the stage-1 or the stage-2 runs by the variant, so that a
+stage-1 and a stage-2 run of the same method and seed never pair with each other. The stage-2
+comparisons are a Holm family of their own, so adding stage-2 results leaves the stage-1
+significance as it was.
 
 Comparisons without per-image data on either side are listed with no p-value, outside the
 Holm families.
@@ -25,13 +34,16 @@ import pandas as pd
 from ..methods import MAIN_GROUP, ablation_groups, group_default, registered_methods
 from ..runner.results import checkpoint_metrics
 from . import stats
-from .tables import PROTOCOLS, ordered_methods, variant_rank
+from .tables import (PROTOCOLS, is_stage2_gating, ordered_methods, result_variant,
+                     split_variant, variant_rank)
 
 #: Background protocols the main family tests (module docstring).
 MAIN_PROTOCOLS_COMPARED = ('bg_counted', 'bg_ignored')
 #: Background protocol of the ablation table and its comparisons (paper protocol).
 ABLATION_PROTOCOL = 'bg_counted'
-FAMILIES = ('main', 'ablations', 'gating')
+FAMILIES = ('main', 'stage2', 'ablations', 'gating')
+#: Families of comparisons between main methods (the main table's significance column).
+MAIN_FAMILIES = ('main', 'stage2')
 LABEL_ONLY = 'label_only'
 COMPARISON_COLUMNS = ['family', 'group', 'a', 'b', 'variant_a', 'variant_b', 'protocol',
                       'difference', 'lo', 'hi', 'p', 'p_empirical', 'p_holm', 'significant',
@@ -54,6 +66,15 @@ def _runs(rows) -> list:
     return sorted(zip(pairs['seed'], pairs['run_id']), key=lambda r: str(r[0]))
 
 
+def is_stage2_variant(variant) -> bool:
+    return is_stage2_gating(split_variant(variant)[0])
+
+
+def main_family(variant) -> str:
+    """The Holm family of a comparison of two main methods under ``variant``."""
+    return 'stage2' if is_stage2_variant(variant) else 'main'
+
+
 def _common_variants(rows) -> set:
     """Variants present in every run of ``rows``."""
     sets = [set(v) for _, v in rows.groupby('run_id')['variant']]
@@ -65,8 +86,9 @@ class Uncertainty:
     """What :func:`analyse` computed (module docstring); ``boot`` is None without any
     per-image data."""
     boot: object
-    main_runs: dict = field(default_factory=dict)      # method -> [(seed, run_id)]
-    main_variants: dict = field(default_factory=dict)  # method -> {variant}
+    main_runs: dict = field(default_factory=dict)      # method -> [(seed, run_id)], stage 1
+    stage2_runs: dict = field(default_factory=dict)    # method -> [(seed, run_id)], stage 2
+    main_variants: dict = field(default_factory=dict)  # method -> {variant} (both stages)
     point_runs: dict = field(default_factory=dict)     # (group, str(value)) -> [(seed, run_id)]
     point_variants: dict = field(default_factory=dict)
     defaults: dict = field(default_factory=dict)       # group -> str(value)
@@ -87,8 +109,15 @@ class Uncertainty:
                    & (rows['variant'] == variant) & (rows['protocol'] == protocol)]
         return hit.iloc[0].to_dict() if len(hit) else None
 
+    def runs(self, scope, key, variant) -> list:
+        """[(seed, run_id)] behind a row: a main method's stage-2 runs for a stage-2 variant,
+        its stage-1 runs otherwise; an ablation point's runs."""
+        if scope != 'main':
+            return self.point_runs.get(key, [])
+        return (self.stage2_runs if is_stage2_variant(variant) else self.main_runs).get(key, [])
+
     def has_per_image(self, scope, key, variant) -> bool:
-        runs = (self.main_runs if scope == 'main' else self.point_runs).get(key, [])
+        runs = self.runs(scope, key, variant)
         return self.boot is not None and self.boot.covers(runs, variant)
 
 
@@ -98,7 +127,11 @@ def per_image_data(results, label_only=None) -> stats.PerImageData:
     data = stats.PerImageData()
     for result in results:
         metrics = checkpoint_metrics(result, 'last') or {}
-        data.add(result['run_id'], metrics.get('per_image'))
+        per_image = metrics.get('per_image')
+        if per_image and per_image.get('confusion'):  # variants named as in the frame
+            per_image = {**per_image, 'confusion': {
+                result_variant(result, v): m for v, m in per_image['confusion'].items()}}
+        data.add(result['run_id'], per_image)
     if label_only is not None:
         names, matrices = label_only
         data.add(LABEL_ONLY, {'names': names, 'confusion': {'oracle': matrices}})
@@ -114,12 +147,19 @@ def analyse(results, frame, label_only=None, resamples=stats.RESAMPLES,
     unc = Uncertainty(boot, defaults=group_defaults())
     last = frame[frame['checkpoint'] == 'last']
     main = last[last['group'] == MAIN_GROUP]
+    second = main['gating'].map(is_stage2_gating).astype(bool)
     for method in ordered_methods(set(main['method'])):
-        rows = main[main['method'] == method]
-        unc.main_runs[method] = _runs(rows)
-        unc.main_variants[method] = _common_variants(rows)
+        first_rows = main[(main['method'] == method) & ~second]
+        second_rows = main[(main['method'] == method) & second]
+        unc.main_variants[method] = set()
+        if len(first_rows):
+            unc.main_runs[method] = _runs(first_rows)
+            unc.main_variants[method] |= _common_variants(first_rows)
+        if len(second_rows):
+            unc.stage2_runs[method] = _runs(second_rows)
+            unc.main_variants[method] |= _common_variants(second_rows)
     for group in ablation_groups():
-        rows = last[last['group'] == group]
+        rows = last[(last['group'] == group) & (last['stage'] != 2)]
         for value in dict.fromkeys(rows['value']):
             picked = rows[rows['value'].astype(str) == str(value)]
             unc.point_runs[(group, str(value))] = _runs(picked)
@@ -139,9 +179,9 @@ def _intervals(unc) -> pd.DataFrame:
     if unc.boot is None:
         return pd.DataFrame(rows, columns=['scope', 'key', 'variant', 'protocol', 'mIoU', 'lo',
                                            'hi', 'images', 'seeds'])
-    targets = [('main', method, runs, variant, protocol)
-               for method, runs in unc.main_runs.items()
-               for variant in ordered_variants(unc.main_variants[method]) for protocol in PROTOCOLS]
+    targets = [('main', method, unc.runs('main', method, variant), variant, protocol)
+               for method, variants in unc.main_variants.items()
+               for variant in ordered_variants(variants) for protocol in PROTOCOLS]
     targets += [('ablation', key, runs, variant, ABLATION_PROTOCOL)
                 for key, runs in unc.point_runs.items()
                 for variant in ordered_variants(unc.point_variants[key])]
@@ -167,12 +207,13 @@ def _compare(unc, family, group, a, runs_a, variant_a, b, runs_b, variant_b, pro
 
 def _comparisons(unc) -> pd.DataFrame:
     rows = []
-    methods = [m for m in unc.main_runs if m != LABEL_ONLY]
+    methods = [m for m in unc.main_variants if m != LABEL_ONLY]
     for a, b in combinations(methods, 2):
         for variant in ordered_variants(unc.main_variants[a] & unc.main_variants[b]):
             for protocol in MAIN_PROTOCOLS_COMPARED:
-                rows.append(_compare(unc, 'main', MAIN_GROUP, a, unc.main_runs[a], variant, b,
-                                     unc.main_runs[b], variant, protocol))
+                rows.append(_compare(unc, main_family(variant), MAIN_GROUP, a,
+                                     unc.runs('main', a, variant), variant, b,
+                                     unc.runs('main', b, variant), variant, protocol))
     for group, points in ablation_groups().items():
         default = (group, unc.defaults[group])
         if default not in unc.point_runs:
@@ -191,7 +232,7 @@ def _comparisons(unc) -> pd.DataFrame:
             oracle, predicted = ('oracle', 'predicted') if not crf else ('oracle_crf',
                                                                          'predicted_crf')
             if {oracle, predicted} <= unc.main_variants[method]:
-                runs = unc.main_runs[method]
+                runs = unc.main_runs.get(method, [])
                 rows.append(_compare(unc, 'gating', MAIN_GROUP, method, runs, oracle, method,
                                      runs, predicted, ABLATION_PROTOCOL))
     frame = pd.DataFrame(rows, columns=[c for c in COMPARISON_COLUMNS
@@ -219,7 +260,7 @@ def significance_text(unc, method, variant, protocol) -> str:
         return stats.NO_PER_IMAGE
     rows = unc.comparisons
     protocol = stats.MIOU_PROTOCOLS.get(protocol, protocol)
-    rows = rows[(rows['family'] == 'main') & (rows['variant_a'] == variant)
+    rows = rows[(rows['family'].isin(MAIN_FAMILIES)) & (rows['variant_a'] == variant)
                 & (rows['protocol'] == protocol) & ~rows['p'].isna()
                 & ((rows['a'] == method) | (rows['b'] == method))]
     if rows.empty:
@@ -237,8 +278,10 @@ def significance_text(unc, method, variant, protocol) -> str:
 
 
 def basis_text(unc, scope, key, variants) -> str:
-    """How a row's uncertainty is stated: the interval's images x seeds, or the fallback."""
-    runs = (unc.main_runs if scope == 'main' else unc.point_runs).get(key, [])
+    """How a row's uncertainty is stated: the interval's images x seeds, or the fallback
+    (``variants`` of one stage: their runs are counted)."""
+    variants = list(variants)
+    runs = unc.runs(scope, key, variants[0]) if variants else []
     if any(unc.has_per_image(scope, key, v) for v in variants):
         seeds = len(runs)
         return (f'95% CI: {unc.images} test images' +
@@ -259,8 +302,10 @@ def annotate_main(table: pd.DataFrame, unc: Uncertainty) -> pd.DataFrame:
         hi.append(found['hi'] if found else np.nan)
         compared.append(significance_text(unc, method, variant, protocol))
     table['mIoU_lo'], table['mIoU_hi'], table['compared'] = lo, hi, compared
-    table['interval_basis'] = [basis_text(unc, 'main', m, unc.main_variants.get(m, ()))
-                               for m in table['method']]
+    table['interval_basis'] = [
+        basis_text(unc, 'main', m, [v for v in unc.main_variants.get(m, ())
+                                    if is_stage2_variant(v) == is_stage2_gating(g)])
+        for m, g in zip(table['method'], table['gating'])]
     return table
 
 
