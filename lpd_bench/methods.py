@@ -142,6 +142,10 @@ class MethodSpec:
         checkpoint_stage: name of a pre-stage whose output is the checkpoint to test: the method
             is not trained (a reference that is fitted, not trained, e.g. a colour rule);
             None (default): ``tools/train.py`` trains it.
+        stage2: whether its main runs get a second-stage run (pseudo-masks on train, an
+            ordinary segmentation network trained on them, tested with no labels:
+            :mod:`lpd_bench.stage2.runs`); its model must then be a
+            ``WeaklySupervisedSegmentor``. None (default): the methods that are trained.
     """
     name: str
     label: str
@@ -160,6 +164,12 @@ class MethodSpec:
     setting_notes: Mapping[tuple, str] = field(default_factory=dict)
     readme: Optional[str] = None
     checkpoint_stage: Optional[str] = None
+    stage2: Optional[bool] = None
+
+    @property
+    def has_stage2(self) -> bool:
+        """Whether its main runs get a second-stage run (``stage2``, default: if trained)."""
+        return self.checkpoint_stage is None if self.stage2 is None else self.stage2
 
     def __post_init__(self):
         unknown = [key for key in self.configs if not _valid_config_key(key)]

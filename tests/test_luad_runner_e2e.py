@@ -31,10 +31,11 @@ def test_luad_benchmark_runs_end_to_end_and_reports_luad_classes(tmp_path, monke
     status = main(['run', 'cam', 'lpd', '--dataset', 'luad', '--data', str(data), '--work-dir',
                    str(work), '--jobs', '1', '--cfg-options', *TINY])
     out = capsys.readouterr().out
-    logs = {run: (work / 'runs' / run / 'run.log') for run in ('cam__seed0', 'lpd__seed0')}
+    runs = ('cam__seed0', 'lpd__seed0', 'cam__stage2__seed0', 'lpd__stage2__seed0')
+    logs = {run: (work / 'runs' / run / 'run.log') for run in runs}
     assert status == 0, out + ''.join(p.read_text()[-3000:] for p in logs.values()
                                       if p.is_file())
-    assert f'2 runs of dataset luad in {work}' in out and '2/2 runs complete' in out
+    assert f'4 runs of dataset luad in {work}' in out and '4/4 runs complete' in out
     for method, run_id in (('cam', 'cam__seed0'), ('lpd', 'lpd__seed0')):
         result = load_result(work / 'runs' / run_id)
         assert result['dataset'] == 'luad' and result['data_root'] == str(data)
@@ -62,9 +63,26 @@ def test_luad_benchmark_runs_end_to_end_and_reports_luad_classes(tmp_path, monke
     assert json.loads(json.dumps(standalone)) == measured
     maps = np.load(work / 'runs' / 'lpd__seed0' / 'prototype_maps.npz')
     assert maps['maps'].shape[0] == 40
+    # each method's stage-2 run: LUAD pseudo-masks of train and val, the LUAD stage-2 network
+    # trained on the train ones (2 iterations) and tested with no labels
+    for method in ('cam', 'lpd'):
+        second = load_result(work / 'runs' / f'{method}__stage2__seed0')
+        assert second['stage'] == 2 and second['source_run'] == f'{method}__seed0'
+        assert second['config'] == 'configs/stage2_luad_synth_cpu.py'
+        assert second['dataset'] == 'luad' and second['data_root'] == str(data)
+        assert second['cost']['stages'][1]['iters'] == 2
+        assert list(second['metrics']['results']) == ['none']
+        assert second['metrics']['classes'] == LUAD_NAMES
+        assert second['metrics']['per_image']['names'] == lpd['metrics']['per_image']['names']
+        masks = second['pseudo_masks']
+        assert masks['train']['images'] == 8 and masks['val']['images'] == 4
+        assert 0 <= masks['val']['mIoU'] <= 100
+        pngs = sorted((work / 'runs' / f'{method}__stage2__seed0' / 'pseudo_masks' / 'train')
+                      .glob('*.png'))
+        assert len(pngs) == 8 and set(np.unique(np.asarray(Image.open(pngs[0])))) <= set(range(5))
     # the same run ids planned for BCSS-WSSS in this work dir are refused, not mixed in
     assert main(['run', 'cam', '--data', str(data), '--work-dir', str(work), '--jobs', '1',
-                 '--cfg-options', *TINY]) == 1
+                 '--no-stage2', '--cfg-options', *TINY]) == 1
     assert "'dataset': 'luad'" in json.loads(
         (work / 'runs' / 'cam__seed0' / 'failed.json').read_text())['error']
     (work / 'runs' / 'cam__seed0' / 'failed.json').unlink()
@@ -76,6 +94,8 @@ def test_luad_benchmark_runs_end_to_end_and_reports_luad_classes(tmp_path, monke
     header = next(line for line in table.splitlines() if line.startswith('| Gating'))
     assert [c.strip() for c in header.strip('|').split('|')][4:9] == LUAD_NAMES
     assert 'TUM' not in table
+    assert any(line.startswith('| stage 2, no labels at test') and '| LPD ' in line
+               for line in table.splitlines())
     rows = [line.split('|') for line in table.splitlines() if line.startswith('| oracle')]
     assert {row[4].strip() for row in rows} >= {'CAM', 'LPD'}
     # every row has per-class numbers (a class absent from the 4 test images is '-')

@@ -10,8 +10,14 @@ from lpd_bench.runner.results import write_json_atomic
 def test_dry_run_prints_the_plan(capsys):
     assert main(['run', '--all', '--seeds', '0', '1', '--dry-run']) == 0
     out = capsys.readouterr().out
-    runs = len(build_plan(all_runs=True, seeds=[0, 1]))
+    runs = len(build_plan(all_runs=True, seeds=[0, 1], stage2=True))
     assert out.strip().endswith(f'{runs} runs')
+    assert 'lpd__stage2__seed1               configs/stage2_synth_cpu.py' in out
+    assert '[stage 2 of lpd__seed1]' in out
+    assert main(['run', '--all', '--seeds', '0', '1', '--dry-run', '--no-stage2']) == 0
+    without = capsys.readouterr().out
+    assert without.strip().endswith(f'{len(build_plan(all_runs=True, seeds=[0, 1]))} runs')
+    assert 'stage2' not in without
     for spec in registered_methods():
         assert f'{spec.name}__seed1' in out
     assert 'lpd__k5__seed1' in out and 'model.decode_head.prototypes.num_per_class=5' in out

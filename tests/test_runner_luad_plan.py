@@ -87,7 +87,9 @@ def test_dry_run_and_list_of_the_luad_plan(capsys, tmp_path):
     out = capsys.readouterr().out
     assert 'configs/cam_luad_synth_cpu.py' in out and 'configs/lpd_luad_synth_cpu.py' in out
     assert '_bcss' not in out and 'configs/cam_synth_cpu.py' not in out
-    assert out.strip().endswith('2 runs')
+    # each with its stage-2 run on the data set's second-stage config
+    assert 'lpd__stage2__seed0               configs/stage2_luad_synth_cpu.py' in out
+    assert out.strip().endswith('4 runs')
     assert main(['list', 'cam', '--dataset', 'luad', '--preset', 'paper',
                  '--work-dir', str(tmp_path)]) == 0
     out = capsys.readouterr().out

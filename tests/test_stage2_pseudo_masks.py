@@ -328,3 +328,15 @@ def test_lpd_bench_pseudo_masks_reads_a_run_directory(tiny_data, cam_checkpoint,
     (run_dir / 'last_checkpoint').unlink()
     with pytest.raises(SystemExit, match='no checkpoint'):
         cli.main(['pseudo-masks', str(run_dir)])
+
+
+def test_a_test_subset_does_not_shrink_the_pseudo_mask_split(tiny_data):
+    """A run tested on a subset (test_dataloader.dataset.indices) still writes a pseudo-mask for
+    every train image: the second stage trains on all of them."""
+    from lpd_bench.apis import load_config
+    cfg = load_config(CAM_CONFIG, {**options(tiny_data), 'test_dataloader.dataset.indices': 2},
+                      init_scope=True)
+    assert cfg.test_dataloader.dataset.indices == 2
+    for split in ('train', 'val'):
+        assert 'indices' not in pseudo_masks.split_dataset_cfg(cfg, split)
+        assert len(pseudo_masks.build_split_dataset(cfg, split)) > 2

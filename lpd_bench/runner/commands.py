@@ -42,7 +42,12 @@ def _add_plan_arguments(parser):
                         f'{default_work_dir("luad")} (luad)')
     parser.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
                         help='extra overrides for every run (recorded in the results), e.g. '
-                        'train_cfg.max_iters=20 for a smoke test')
+                        'train_cfg.max_iters=20 for a smoke test; stage-2 runs get those every '
+                        'config has (data, schedule: lpd_bench.stage2.runs)')
+    parser.add_argument('--no-stage2', action='store_false', dest='stage2',
+                        help="leave out the stage-2 runs (by default each method's main run is "
+                        'followed by one: its train pseudo-masks, a segmentation network '
+                        'trained on them, tested with no labels)')
 
 
 def _plan(args):
@@ -57,7 +62,7 @@ def _plan(args):
         extra = dict(_split_option(o) for o in args.cfg_options)
         skipped = methods_without_config(args.names, args.all_runs, args.preset, args.dataset)
         plan = build_plan(args.names, args.all_runs, args.seeds, args.preset, data, extra,
-                          dataset=args.dataset)
+                          dataset=args.dataset, stage2=args.stage2)
     except ValueError as err:
         raise SystemExit(str(err))
     for method in skipped:
@@ -78,6 +83,8 @@ def _split_option(text):
 
 def _describe(spec) -> str:
     groups = ', '.join(f'{m["name"]}={m["value"]}' for m in spec.memberships)
+    if spec.depends_on:
+        groups = f'stage 2 of {spec.depends_on}'
     options = ' '.join(f'{k}={v}' for k, v in spec.cfg_options.items()) or '(defaults)'
     return f'{spec.run_id:32s} {spec.config:28s} {options}  [{groups}]'
 

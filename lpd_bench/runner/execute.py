@@ -39,6 +39,8 @@ from pathlib import Path
 
 from ..engine.after_test import done_file, read_outcomes, write_task_file
 from ..methods import DEFAULT_DATASET, MARKER_SUFFIX
+from ..stage2.mask_folder import MANIFEST_NAME
+from ..stage2.runs import MASK_DIR_OPTION, pseudo_mask_folders, pseudo_mask_summary
 from .environment import environment
 from .plan import MAIN_GROUP
 from .results import (FAILED_FILE, PLAN_WALL_FILE, RESULT_FILE, SCHEMA, best_checkpoint,
@@ -49,8 +51,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 LOG_TAIL_LINES = 30
 METRICS_FILE = 'test_metrics.json'
 BEST_METRICS_FILE = 'test_metrics_best.json'
-#: Keys of stage records kept out of ``cost.stages`` (they are in ``checkpoints`` / metrics).
-NOT_COST_KEYS = ('metrics_file', 'checkpoint', 'checkpoint_mtime_ns', 'best_checkpoint')
+#: Keys of stage records kept out of ``cost.stages`` (they are in ``checkpoints`` / metrics /
+#: ``pseudo_masks``).
+NOT_COST_KEYS = ('metrics_file', 'checkpoint', 'checkpoint_mtime_ns', 'best_checkpoint',
+                 'manifests')
+#: The pseudo-mask step of a stage-2 run (argv after the interpreter; then the stage-1 run dir).
+PSEUDO_MASK_COMMAND = ('-m', 'lpd_bench.cli', 'pseudo-masks')
 THREAD_VARS = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS')
 KILL_GRACE_S = 5.0  # after SIGTERM, stages still running this long later get SIGKILL
 PR_SET_PDEATHSIG = 1
@@ -225,14 +231,11 @@ class Executor:
         restore = self.install_signal_handlers()
         try:
             with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix='run') as pool:
-                futures = {spec.run_id: pool.submit(self.run_one, index, spec, first_seed)
-                           for index, spec in enumerate(plan, 1)}
-                self.wait_all(futures.values())
+                outcome = self.schedule(pool, plan, first_seed)
         finally:
             restore()
         if self.signum is not None:
             raise PlanInterrupted(self.signum)
-        outcome = {run_id: future.result() for run_id, future in futures.items()}
         self.record_plan_wall(plan, outcome, time.monotonic() - start,
                               shared_weights_s=prepared['seconds'])
         return outcome
@@ -276,16 +279,37 @@ class Executor:
         view.end_run(status, counted=status in ('done', 'failed'))
         return status
 
-    def wait_all(self, futures):
-        """Waits for the runs, polling so that signal handlers run in the main thread; after a
-        stop, stages still alive after a grace period are killed with SIGKILL."""
-        pending, deadline = set(futures), None
-        while pending:
-            _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+    def schedule(self, pool, plan, first_seed) -> dict:
+        """Runs the plan on ``pool`` (``self.jobs`` at a time); returns {run_id: status}.
+
+        A run starts once the run it depends on (``depends_on``: a stage-2 run's stage 1) has
+        ended, whatever its outcome (a stage-2 run without its stage-1 result fails). Of the runs
+        ready to start, the next is the one of the earliest seed, a stage-2 run before a stage-1
+        run (the longer chain first), then in plan order. Polls so that signal handlers run in
+        the main thread; after a stop, no run starts, and stages still alive after a grace
+        period are killed with SIGKILL."""
+        planned = {spec.run_id for spec in plan}
+        waiting = list(enumerate(plan, 1))
+        running, outcome, deadline = {}, {}, None
+        while waiting or running:
+            ready = [(index, spec) for index, spec in waiting
+                     if spec.depends_on is None or spec.depends_on not in planned
+                     or spec.depends_on in outcome]
+            while ready and len(running) < self.jobs and self.signum is None:
+                item = min(ready, key=lambda pair: (pair[1].seed, pair[1].stage != 2, pair[0]))
+                ready.remove(item)
+                waiting.remove(item)
+                running[pool.submit(self.run_one, *item, first_seed)] = item[1].run_id
+            if self.signum is not None and not running:
+                break
+            finished, _ = wait(set(running), timeout=0.2, return_when=FIRST_COMPLETED)
+            for future in finished:
+                outcome[running.pop(future)] = future.result()
             if self.signum is not None:
                 deadline = deadline or time.monotonic() + KILL_GRACE_S
                 if time.monotonic() > deadline:
                     self.children.kill(signal.SIGKILL)
+        return {spec.run_id: outcome.get(spec.run_id, 'interrupted') for spec in plan}
 
     def install_signal_handlers(self):
         """SIGINT/SIGTERM stop the plan (main thread only); returns the restoring function."""
@@ -304,7 +328,7 @@ class Executor:
 
     def wants_snapshots(self, spec, first_seed) -> bool:
         """Qualitative predictions are saved for the methods' default runs of the first seed."""
-        return (self.snapshot_images > 0 and spec.seed == first_seed
+        return (self.snapshot_images > 0 and spec.seed == first_seed and spec.stage == 1
                 and any(m['name'] == MAIN_GROUP for m in spec.memberships))
 
     def record_failure(self, spec, err, view):
@@ -327,6 +351,8 @@ class Executor:
             return 'skipped'
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / FAILED_FILE).unlink(missing_ok=True)
+        if spec.stage == 2:
+            return self.execute_stage2(spec, run_dir, view)
         options = {**spec.cfg_options, 'randomness.seed': spec.seed}
         stages = []
         for pre_stage in [s for s in spec.spec.pre_stages if s.applies(spec)]:
@@ -345,14 +371,8 @@ class Executor:
             stages.append(train)
         post_stages = [s for s in spec.spec.post_stages if s.applies(spec)]
         tasks = self.after_test_tasks(spec, run_dir, post_stages, snapshots)
-        test = self.test(spec, options, run_dir, checkpoints['last'], view, after_test=tasks)
-        stages.append(test)
+        metrics = self.test_checkpoints(spec, options, run_dir, checkpoints, stages, view, tasks)
         done_in_test = read_outcomes(run_dir / AFTER_TEST_FILE)
-        metrics = {'last': read_json(test['metrics_file']), 'best': None}
-        if checkpoints['best'] is not None:
-            test_best = self.test_best(spec, options, run_dir, checkpoints, test, view)
-            stages.append(test_best)
-            metrics['best'] = read_json(test_best['metrics_file'])
         for post_stage in post_stages:
             stages.append(self.ensure_output(post_stage, spec, view, options=options,
                                              checkpoint=checkpoints['last'],
@@ -363,13 +383,77 @@ class Executor:
         write_json_atomic(run_dir / RESULT_FILE, result)
         return 'done'
 
+    def test_checkpoints(self, spec, options, run_dir, checkpoints, stages, view,
+                         after_test=()) -> dict:
+        """Tests the last checkpoint (with the ``after_test`` tasks) and the best-on-val one
+        when there is one; appends their records to ``stages``; returns their metrics
+        ({'last', 'best'})."""
+        test = self.test(spec, options, run_dir, checkpoints['last'], view, after_test=after_test)
+        stages.append(test)
+        metrics = {'last': read_json(test['metrics_file']), 'best': None}
+        if checkpoints['best'] is not None:
+            test_best = self.test_best(spec, options, run_dir, checkpoints, test, view)
+            stages.append(test_best)
+            metrics['best'] = read_json(test_best['metrics_file'])
+        return metrics
+
+    def execute_stage2(self, spec, run_dir, view) -> str:
+        """A stage-2 run (:mod:`lpd_bench.stage2.runs`): the pseudo-masks of its stage-1 run's
+        last checkpoint on train and val (stage ``pseudo_masks``), the second-stage network
+        trained on the train ones, tested like any run; ``result.json`` adds ``stage``,
+        ``source_run``, ``pseudo_masks`` and both stages' wall time."""
+        source_dir = self.work_dir / 'runs' / spec.depends_on
+        source = load_result(source_dir)
+        if source is None:
+            raise StageFailed('pseudo_masks', f'its stage-1 run {spec.depends_on} has no result '
+                              f'(failed or not run: see {source_dir})', source_dir / 'run.log')
+        masks = self.pseudo_masks(spec, source_dir, run_dir, view)
+        options = {**spec.cfg_options, 'randomness.seed': spec.seed,
+                   MASK_DIR_OPTION: str(pseudo_mask_folders(run_dir.resolve())['train'])}
+        train = self.train(spec, options, run_dir, view)
+        checkpoints = {'last': train['checkpoint'], 'best': train['best_checkpoint']}
+        stages = [masks, train]
+        metrics = self.test_checkpoints(spec, options, run_dir, checkpoints, stages, view)
+        result = self.assemble(spec, options, stages, metrics, checkpoints)
+        stage1_wall = source['cost']['total_wall_s']
+        result.update(stage=2, source_run=spec.depends_on,
+                      pseudo_masks=pseudo_mask_summary(masks['manifests']))
+        result['cost'].update(stage1_wall_s=stage1_wall, both_stages_wall_s=round(
+            stage1_wall + result['cost']['total_wall_s'], 3))
+        write_json_atomic(run_dir / RESULT_FILE, result)
+        return 'done'
+
+    def pseudo_masks(self, spec, source_dir, run_dir, view) -> dict:
+        """Stage ``pseudo_masks`` of a stage-2 run: ``lpd-bench pseudo-masks SOURCE_RUN --split
+        train val --score`` into the run dir (one process, one model load; the val masks scored
+        against the val masks). Its record holds the split folders' manifests."""
+        folders = pseudo_mask_folders(run_dir.resolve())
+        record = stage_record(run_dir, 'pseudo_masks')
+        if record is not None and all(read_json(f / MANIFEST_NAME) for f in folders.values()):
+            return record
+        command = self.tools.stages.get('pseudo_masks', PSEUDO_MASK_COMMAND)
+        cmd = [self.tools.python, *command, source_dir.resolve(), '--split', *folders,
+               '--score', '--out', folders['train'].parent]
+        usage = self.stage('pseudo_masks', cmd, run_dir, run_dir / 'run.log', view)
+        manifests = {split: (folder, read_json(folder / MANIFEST_NAME))
+                     for split, folder in folders.items()}
+        missing = [str(folder) for folder, manifest in manifests.values() if manifest is None]
+        if missing:
+            raise StageFailed('pseudo_masks', f'no pseudo-mask manifest in {", ".join(missing)}',
+                              run_dir / 'run.log')
+        record = {'name': 'pseudo_masks', **self.attempts_cost(run_dir, 'pseudo_masks', usage),
+                  'manifests': {split: [str(folder), manifest]
+                                for split, (folder, manifest) in manifests.items()}}
+        write_json_atomic(stage_marker(run_dir, 'pseudo_masks'), record)
+        return record
+
     @staticmethod
     def check_same_config(spec, result, run_dir):
         planned = {'config': spec.config, 'seed': spec.seed, 'data_root': spec.data_root,
                    'dataset': spec.dataset}
         stored = {key: result.get(key) for key in planned}
         stored['dataset'] = result.get('dataset', DEFAULT_DATASET)  # results before LUAD
-        filled = {stage.config_key for stage in spec.spec.pre_stages}
+        filled = {stage.config_key for stage in spec.spec.pre_stages} | {MASK_DIR_OPTION}
         options = {k: v for k, v in result['cfg_options'].items()
                    if k != 'randomness.seed' and k not in filled}
         if stored != planned or options != spec.cfg_options:

@@ -14,6 +14,9 @@ run uses its method's config for both (``MethodSpec.config``); the points of a m
 are left out (:func:`methods_without_config` names them). Run ids do not name the data set: plans
 of different data sets go to different work dirs (``lpd-bench run --dataset``), and a result
 records its ``dataset``.
+
+With ``stage2`` (``lpd-bench run`` unless ``--no-stage2``), each method's main run is followed by
+a stage-2 run that depends on it (:mod:`lpd_bench.stage2.runs`).
 """
 import json
 from dataclasses import dataclass, field
@@ -38,6 +41,8 @@ class RunSpec:
     data_root: Optional[str]
     memberships: list = field(default_factory=list)  # [{'name': group, 'value': value}, ...]
     dataset: str = DEFAULT_DATASET  # the data set the config reads (lpd_bench.methods.DATASETS)
+    stage: int = 1  # 2: a second-stage run (lpd_bench.stage2.runs)
+    depends_on: Optional[str] = None  # run id that must be done first (a stage-2 run's stage 1)
 
     @property
     def spec(self):
@@ -77,12 +82,14 @@ def methods_without_config(names=(), all_runs=False, preset='cpu',
 
 
 def build_plan(names=(), all_runs=False, seeds=(0, ), preset='cpu', data_root=None,
-               extra_options=None, dataset=DEFAULT_DATASET) -> list:
+               extra_options=None, dataset=DEFAULT_DATASET, stage2=False) -> list:
     """The deduplicated list of runs, seed-major so that every method gets seed 0 first.
 
     ``extra_options`` (e.g. a shorter schedule) are added to every run's cfg-options. Each run
     uses its method's config for ``dataset`` and ``preset``; the points of methods without one
-    are left out (:func:`methods_without_config`).
+    are left out (:func:`methods_without_config`). ``stage2``: each main run of a method with a
+    second stage is followed, after the seed's other runs, by its stage-2 run
+    (:mod:`lpd_bench.stage2.runs`; it gets the extra options every config has).
     """
     if preset not in PRESETS:
         raise ValueError(f'unknown preset {preset!r}; expected one of {list(PRESETS)}')
@@ -111,5 +118,12 @@ def build_plan(names=(), all_runs=False, seeds=(0, ), preset='cpu', data_root=No
             membership = {'name': point.group, 'value': point.value}
             if membership not in by_key[key].memberships:
                 by_key[key].memberships.append(membership)
-    return plan
+    if not stage2:
+        return plan
+    from ..stage2.runs import has_stage2, stage2_run
+    with_stage2 = []
+    for seed in seeds:
+        runs = [run for run in plan if run.seed == seed]
+        with_stage2 += runs + [stage2_run(run, extra_options) for run in runs if has_stage2(run)]
+    return with_stage2
 

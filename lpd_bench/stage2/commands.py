@@ -57,7 +57,11 @@ def pseudo_masks_command(args) -> int:
         raise SystemExit(str(err))
     if not checkpoint.is_file():
         raise SystemExit(f'checkpoint {checkpoint} does not exist')
-    out = Path(args.out) if args.out else run_dir / PSEUDO_MASK_SUBDIR / args.split
+    if args.out:
+        out = Path(args.out)
+    else:
+        out = run_dir / PSEUDO_MASK_SUBDIR
+        out = out / args.split[0] if len(args.split) == 1 else out
     run_from_args(args, str(config), str(checkpoint), out, source=run_source(run_dir))
     return 0
 
@@ -73,7 +77,7 @@ def add_commands(subparsers) -> None:
     parser.add_argument('run_dir', help='a run directory of `lpd-bench run` '
                         '(<work_dir>/runs/<run_id>)')
     parser.add_argument('--out', help=f'output folder (default RUN_DIR/{PSEUDO_MASK_SUBDIR}/'
-                        '<split>)')
+                        '<split>); with several --split, one sub-folder per split in it')
     parser.add_argument('--checkpoint', help='another checkpoint than the last (e.g. the best)')
     add_arguments(parser)
 

@@ -1,6 +1,6 @@
 """Pseudo-masks from a trained stage-1 model: the first step of the second stage.
 
-    python -m lpd_bench.stage2.pseudo_masks CONFIG CHECKPOINT --out DIR [--split train|val]
+    python -m lpd_bench.stage2.pseudo_masks CONFIG CHECKPOINT --out DIR [--split train|val ...]
         [--threshold T] [--score] [--cfg-options KEY=VALUE ...]
 
 Runs the stage-1 model's own test-time protocol (``model.test_cfg``: TTA, stage fusion,
@@ -56,7 +56,8 @@ def inference_pipeline(pipeline) -> list:
 
 
 def split_dataset_cfg(cfg, split: str) -> dict:
-    """The config's test dataset, on ``split``, with the inference pipeline."""
+    """The config's test dataset, on ``split``, with the inference pipeline, every image (not a
+    test subset)."""
     if split not in SPLITS:
         raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
     dataset = copy.deepcopy(cfg.test_dataloader['dataset'])
@@ -66,6 +67,9 @@ def split_dataset_cfg(cfg, split: str) -> dict:
                               f'({dataset.get("type")})')
     dataset.update(split=split, pipeline=inference_pipeline(dataset.get('pipeline', [])),
                    test_mode=True)
+    # every image of the split: a test subset (``indices``) would leave the second stage's
+    # train images without masks
+    dataset.pop('indices', None)
     return dataset
 
 
@@ -124,6 +128,22 @@ def stage1_model(cfg, checkpoint: str, device: Optional[str] = None):
     model = load_model(cfg, checkpoint, device)
     model.set_predict_gatings(('oracle', ))
     return model
+
+
+_LOADED = {}
+
+
+def loaded_stage1(config: str, checkpoint: str, cfg_options=None, device=None) -> dict:
+    """``{'cfg': ...}`` of the config, and ``'model'`` (:func:`stage1_model`) once the caller has
+    built it: one per process for the same config, options, checkpoint file and device, so that
+    the splits of one command share one model load."""
+    stamp = os.stat(checkpoint).st_mtime_ns if os.path.exists(checkpoint) else None
+    key = (config, checkpoint, stamp, json.dumps(cfg_options or {}, sort_keys=True, default=str),
+           device)
+    if key not in _LOADED:
+        _LOADED.clear()
+        _LOADED[key] = {'cfg': load_config(config, cfg_options, init_scope=True)}
+    return _LOADED[key]
 
 
 def pseudo_mask(sample, threshold: Optional[float]) -> np.ndarray:
@@ -222,10 +242,13 @@ def write_pseudo_masks(config: str, checkpoint: str, out, split: str = 'train',
     if threshold is not None and not float(threshold) >= 0:
         raise ValueError(f'threshold must be a number >= 0, got {threshold!r}')
     started = time.monotonic()
-    cfg = load_config(str(config), cfg_options, init_scope=True)
+    loaded = loaded_stage1(str(config), str(checkpoint), cfg_options, device)
+    cfg = loaded['cfg']
     dataset = build_split_dataset(cfg, split)
     layout = dataset.LAYOUT
-    model = stage1_model(cfg, str(checkpoint), device)
+    if 'model' not in loaded:
+        loaded['model'] = stage1_model(cfg, str(checkpoint), device)
+    model = loaded['model']
     record = checkpoint_record(checkpoint)
     identity = _json_normalised(dict(
         config=str(Path(config).resolve()), cfg_options=dict(cfg_options or {}),
@@ -308,14 +331,15 @@ def write_pseudo_masks(config: str, checkpoint: str, out, split: str = 'train',
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options shared by this module's command and ``lpd-bench pseudo-masks``."""
     from mmengine.config import DictAction
-    parser.add_argument('--split', choices=SPLITS, default='train',
-                        help='train (default; gated by the file-name labels) or val (gated by '
-                        'the val image labels; its masks can then be scored with --score)')
+    parser.add_argument('--split', choices=SPLITS, nargs='+', default=['train'],
+                        help='train (default; gated by the file-name labels) and/or val (gated '
+                        'by the val image labels; its masks can then be scored with --score); '
+                        'several splits share one model load and go to --out/<split>')
     parser.add_argument('--threshold', type=float, default=None,
                         help='write 255 (ignore) where the winning score is below this '
                         '(default: no threshold)')
     parser.add_argument('--score', action='store_true',
-                        help='val only: mIoU of the written masks against the val masks, '
+                        help='val only: mIoU of the written val masks against the val masks, '
                         'stored in the manifest')
     parser.add_argument('--device', default=None, help='cpu or cuda (default: cuda if available)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
@@ -324,8 +348,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_arguments(parser: argparse.ArgumentParser, args) -> None:
-    if args.score and args.split != 'val':
+    if args.score and 'val' not in args.split:
         parser.error('--score needs --split val (train has no masks to score against)')
+    if len(set(args.split)) < len(args.split):
+        parser.error(f'--split names a split twice: {args.split}')
+
+
+def split_folders(out, splits) -> dict:
+    """split -> its output folder: ``out`` itself for one split, ``out/<split>`` for several."""
+    return {split: Path(out) if len(splits) == 1 else Path(out) / split for split in splits}
 
 
 def main(argv=None) -> int:
@@ -335,7 +366,8 @@ def main(argv=None) -> int:
         'gated by the split\'s image labels) for the second stage.')
     parser.add_argument('config', help='the stage-1 config')
     parser.add_argument('checkpoint', help='the trained stage-1 checkpoint')
-    parser.add_argument('--out', required=True, help='output folder (new or empty)')
+    parser.add_argument('--out', required=True, help='output folder (new or empty; with '
+                        'several --split, one sub-folder per split in it)')
     add_arguments(parser)
     args = parser.parse_args(argv)
     check_arguments(parser, args)
@@ -346,13 +378,15 @@ def main(argv=None) -> int:
 
 
 def run_from_args(args, config: str, checkpoint: str, out, source: Optional[dict] = None):
-    """:func:`write_pseudo_masks` for parsed arguments; known errors end the command with their
-    message."""
+    """:func:`write_pseudo_masks` of every ``args.split`` (folders: :func:`split_folders`);
+    returns split -> manifest. Known errors end the command with their message."""
     from ..data.validation import DatasetError
     try:
-        return write_pseudo_masks(config, checkpoint, out, split=args.split,
-                                  threshold=args.threshold, cfg_options=args.cfg_options,
-                                  score=args.score, device=args.device, source=source)
+        return {split: write_pseudo_masks(
+                    config, checkpoint, folder, split=split, threshold=args.threshold,
+                    cfg_options=args.cfg_options, score=args.score and split == 'val',
+                    device=args.device, source=source)
+                for split, folder in split_folders(out, args.split).items()}
     except (MaskFolderError, DatasetError, PseudoMaskError) as err:
         raise SystemExit(f'pseudo-masks: {err}')
 
