@@ -126,3 +126,20 @@ def test_map_merge_and_gating_score_options_reach_the_head(model):
                 segmentor.extract_feat(inputs), [1, 2, 3], **options)
         torch.testing.assert_close(probs, head_probs)
         torch.testing.assert_close(cams, fuse_stage_maps(maps, (0.0, 0.3, 0.3, 0.4), (32, 32)))
+
+
+def test_class_argmax_is_argmax_with_ties_to_the_first_class():
+    from lpd_bench.models.segmentor import class_argmax
+    torch.manual_seed(0)
+    scores = torch.randn(5, 37, 41)
+    scores[:, :5] = 0.0  # all classes tied: class 0
+    scores[2:4, 5:9] = 9.0  # classes 2 and 3 tied: class 2
+    scores[:, 9, 0] = float('nan')  # NaN wins, as in argmax
+    scores[1, 10, 0] = -float('inf')
+    labels = class_argmax(scores)
+    assert labels.shape == (1, 37, 41) and labels.dtype == torch.int64
+    assert torch.equal(labels, scores.argmax(dim=0, keepdim=True))
+    assert (labels[0, :5] == 0).all() and (labels[0, 5:9] == 2).all()
+    # on a non-contiguous view too
+    view = torch.randn(41, 37, 5).permute(2, 1, 0)
+    assert torch.equal(class_argmax(view), view.argmax(dim=0, keepdim=True))

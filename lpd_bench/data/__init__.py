@@ -6,6 +6,8 @@ RandomRotate90 in mmseg.
 """
 from .bcss_dataset import BCSSWSSSDataset
 from .luad_dataset import LUADHistoSegDataset
+from .image_cache import CachedLoadImageFromFile
 from .transforms import PackWSSSInputs, RandomRotate90
 
-__all__ = ['BCSSWSSSDataset', 'LUADHistoSegDataset', 'PackWSSSInputs', 'RandomRotate90']
+__all__ = ['BCSSWSSSDataset', 'CachedLoadImageFromFile', 'LUADHistoSegDataset', 'PackWSSSInputs',
+           'RandomRotate90']

@@ -11,8 +11,11 @@ data_root = None
 input_size = (112, 112)
 resize = dict(type='Resize', scale=input_size, keep_ratio=False)
 
-# The base pipelines with the resize right after loading the image.
-train_pipeline = [_base_.train_pipeline[0], resize, *_base_.train_pipeline[1:]]
+# The base pipelines with the resize right after loading the image. Training decodes each
+# image once per process (lpd_bench/data/image_cache.py: the same arrays, kept in memory; the
+# small train split is read about ten times per run).
+cached_load = dict(type='CachedLoadImageFromFile', max_cache_bytes=512 * 2**20)
+train_pipeline = [cached_load, resize, *_base_.train_pipeline[1:]]
 test_pipeline = [_base_.test_pipeline[0], resize, *_base_.test_pipeline[1:]]
 
 cpu_loader = dict(num_workers=0, persistent_workers=False)
