@@ -251,7 +251,8 @@ CPU_PRESET_ENCODER = config_encoder('lpd_mit_tiny_cpu.py', cpu_encoder='random')
 # ----------------------------------------------------------------------------- fake tools
 
 # Fake tools/train.py: one checkpoint per iteration, MMEngine-style progress lines, --resume;
-# FAKE_BEST=<n>: a best-on-val checkpoint best_mIoU_iter_<n>.pth as MMEngine names it.
+# FAKE_BEST=<n>: a best-on-val checkpoint best_mIoU_iter_<n>.pth as MMEngine names it;
+# FAKE_TEST_AFTER=1: honours --test-after (a metric JSON of mIoU 77 and its timing record).
 FAKE_TRAIN = textwrap.dedent('''
     import json, os, sys, time
     from pathlib import Path
@@ -277,6 +278,13 @@ FAKE_TRAIN = textwrap.dedent('''
     (work / 'interval.txt').write_text(f'{began} {time.time()}')
     (work / 'cost_train.json').write_text(json.dumps(
         {'params': 123, 'totals': {'iters': total, 'wall_s': 0.5}}))
+    if os.environ.get('FAKE_TEST_AFTER') and '--test-after' in args:  # tools/train.py's test
+        out = Path(args[args.index('--test-after') + 1])
+        block = {'IoU': {'TUM': 77.0}, 'mIoU': 77.0, 'mDice': 87.0, 'FwIoU': 77.0}
+        out.write_text(json.dumps({'protocol': {'gating': 'oracle'},
+                                   'results': {'oracle': {'bg_counted': block}}}))
+        Path(f'{out}.timing.json').write_text(json.dumps(
+            {'test_wall_s': 0.25, 'after_test_wall_s': 0.0, 'metrics_file': str(out)}))
 ''')
 
 # Fake tools/test.py: writes a metric JSON whose numbers depend on the seed and the checkpoint;

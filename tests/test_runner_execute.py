@@ -388,3 +388,28 @@ def test_stage_output_cannot_share_the_marker_name():
     """An output suffixed like the runner's marker (<key>.json) would be overwritten by it."""
     with pytest.raises(ValueError, match='marker'):
         ExtraStage('clash', ('tools/bank.py', ), 'clashes', suffix='.json')
+
+
+def test_the_training_process_tests_what_it_trained(tmp_path, tools, monkeypatch):
+    """tools/train.py --test-after: stage test is recorded from the training process (its own
+    time, taken out of the training's), and no test process runs; a rerun after a lost result
+    tests nothing again."""
+    monkeypatch.setenv('FAKE_TEST_AFTER', '1')
+    plan = build_plan(['cam'], seeds=[0])
+    assert executor(tmp_path / 'w', tools).run_plan(plan) == {'cam__seed0': 'done'}
+    run_dir = tmp_path / 'w' / 'runs' / 'cam__seed0'
+    assert not (run_dir / 'tested.txt').exists()  # the fake test tool never ran
+    result = load_result(run_dir)
+    assert result['metrics']['results']['oracle']['bg_counted']['mIoU'] == 77.0
+    stages = {s['name']: s for s in result['cost']['stages']}
+    assert stages['test']['in_training_process'] and stages['test']['wall_s'] == 0.25
+    attempts = [json.loads(line) for line in (run_dir / 'attempts.jsonl').read_text().splitlines()]
+    assert [a['stage'] for a in attempts if a['stage'] != 'snapshots'] == ['train']
+    assert stages['train']['wall_s'] == pytest.approx(attempts[0]['wall_s'] - 0.25, abs=1e-3)
+    (run_dir / 'result.json').unlink()
+    assert executor(tmp_path / 'w', tools).run_plan(plan) == {'cam__seed0': 'done'}
+    assert not (run_dir / 'tested.txt').exists()
+    # without the in-process test (an older tools/train.py), the test process tests it
+    monkeypatch.delenv('FAKE_TEST_AFTER')
+    assert executor(tmp_path / 'v', tools).run_plan(plan) == {'cam__seed0': 'done'}
+    assert (tmp_path / 'v' / 'runs' / 'cam__seed0' / 'tested.txt').read_text() == 'iter_6.pth\n'

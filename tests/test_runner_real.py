@@ -44,6 +44,9 @@ def test_same_seed_twice_gives_the_same_metrics_and_snapshots(tmp_path):
     # the CPU preset saves no best-on-val checkpoint before warm-up + one interval (150 > 2)
     assert a['checkpoints']['best'] is None and a['metrics_by_checkpoint']['best'] is None
     assert [s['name'] for s in a['cost']['stages']] == ['train', 'test']
+    # tested by the training process itself (tools/train.py --test-after), no test process
+    assert a['cost']['stages'][1]['in_training_process']
+    assert 'tools/test.py' not in (tmp_path / 'a' / 'runs' / 'lpd__seed0' / 'run.log').read_text()
     # the snapshot step of the first run: 4 label maps and the prototype maps (C*k = 4*10)
     run_dir = tmp_path / 'a' / 'runs' / 'lpd__seed0'
     assert len(list((run_dir / 'preds').glob('*.png'))) == 4

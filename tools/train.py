@@ -6,11 +6,14 @@
 
 Before training, the train and val splits of the configured data root are checked
 (lpd_bench.data.validation.check_dataset); bad data stops the run with the full list of problems.
+``--test-after METRICS_JSON`` tests the trained model in the same process afterwards
+(lpd_bench.engine.train_then_test; lpd-bench run uses it).
 """
 import argparse
 
 from lpd_bench.apis import (add_common_args, build_runner, check_data, enable_amp,
-                            load_config_from_args, parse_args)
+                            load_config_from_args, parse_args, set_metrics_file)
+from lpd_bench.engine.train_then_test import test_trained_model
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +23,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help='resume from the latest checkpoint in the work dir')
     parser.add_argument('--amp', action='store_true',
                         help='automatic mixed precision (CUDA only; the paper config has it on)')
+    parser.add_argument('--test-after', metavar='METRICS_JSON',
+                        help='after training, test the trained model in this process (as '
+                        'tools/test.py --out METRICS_JSON tests the last checkpoint; used by '
+                        'lpd-bench run: lpd_bench.engine.train_then_test)')
+    parser.add_argument('--after-test', metavar='FILE',
+                        help='with --test-after: task file of work to run on the tested model '
+                        'afterwards (lpd_bench.engine.after_test)')
     add_common_args(parser)
     return parser
 
@@ -30,10 +40,15 @@ def main(argv=None):
     if args.amp:
         enable_amp(cfg)
     cfg.resume = args.resume
+    if args.test_after:
+        set_metrics_file(cfg, args.test_after)
     if not args.skip_data_check:
         check_data(cfg, ('train_dataloader', 'val_dataloader'))
     runner = build_runner(cfg)
     runner.train()
+    if args.test_after:
+        test_trained_model(runner, cfg, args.test_after, args.after_test,
+                           log=runner.logger.info)
     return runner
 
 

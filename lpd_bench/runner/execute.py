@@ -9,8 +9,11 @@ on the last checkpoint (stage ``test``, ``test_metrics.json``) and on the best-o
 when training saved one (stage ``test_best``, ``test_metrics_best.json``; when it is of the last
 iteration, the last checkpoint's metrics are reused instead, recorded as ``reused_from='test'``),
 then its post-stages on the last checkpoint, then ``result.json`` is written atomically as the
-very last step. A post-stage with an ``in_test`` function and the snapshots run inside the test
-process, after the test, on the model it tested (``tools/test.py --after-test``,
+very last step. The training process tests the model it has trained itself (``tools/train.py
+--test-after``: stage ``test`` is then done, with its own time; no second process start, model
+build and checkpoint load); a separate test process only runs when training was done before. A
+post-stage with an ``in_test`` function and the snapshots run inside the testing process, after
+the test, on the model it tested (``tools/test.py --after-test``,
 :mod:`lpd_bench.engine.after_test`: no second process start and model build); only when the
 test was already done, or that task failed, do they run as their own processes. Every finished stage leaves a
 ``stage_<name>.json`` marker so that a rerun skips it. The subprocess output goes to ``run.log``.
@@ -38,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..engine.after_test import done_file, read_outcomes, write_task_file
+from ..engine.train_then_test import read_timing
 from ..methods import DEFAULT_DATASET, MARKER_SUFFIX
 from ..stage2.mask_folder import MANIFEST_NAME
 from ..stage2.runs import MASK_DIR_OPTION, pseudo_mask_folders, pseudo_mask_summary
@@ -360,17 +364,17 @@ class Executor:
             if pre_stage.config_key is not None:
                 options[pre_stage.config_key] = record['path']
             stages.append(record)
+        post_stages = [s for s in spec.spec.post_stages if s.applies(spec)]
+        tasks = self.after_test_tasks(spec, run_dir, post_stages, snapshots)
         fitted = {s['name']: s['path'] for s in stages}.get(spec.spec.checkpoint_stage)
         if fitted is not None:  # not trained: a pre-stage's output is the checkpoint
             checkpoints = {'last': fitted, 'best': None}
-        else:
-            train = self.train(spec, options, run_dir, view)
+        else:  # training also tests, unless it is done already
+            train = self.train(spec, options, run_dir, view, after_test=tasks)
             checkpoints = {'last': train['checkpoint'],
                            'best': train['best_checkpoint'] if 'best_checkpoint' in train
                            else _path_or_none(best_checkpoint(run_dir))}  # marker of older code
             stages.append(train)
-        post_stages = [s for s in spec.spec.post_stages if s.applies(spec)]
-        tasks = self.after_test_tasks(spec, run_dir, post_stages, snapshots)
         metrics = self.test_checkpoints(spec, options, run_dir, checkpoints, stages, view, tasks)
         done_in_test = read_outcomes(run_dir / AFTER_TEST_FILE)
         for post_stage in post_stages:
@@ -410,7 +414,7 @@ class Executor:
         masks = self.pseudo_masks(spec, source_dir, run_dir, view)
         options = {**spec.cfg_options, 'randomness.seed': spec.seed,
                    MASK_DIR_OPTION: str(pseudo_mask_folders(run_dir.resolve())['train'])}
-        train = self.train(spec, options, run_dir, view)
+        train = self.train(spec, options, run_dir, view)  # and the test, in the same process
         checkpoints = {'last': train['checkpoint'], 'best': train['best_checkpoint']}
         stages = [masks, train]
         metrics = self.test_checkpoints(spec, options, run_dir, checkpoints, stages, view)
@@ -538,7 +542,11 @@ class Executor:
         write_json_atomic(marker, record)
         return {**record, 'shared': False}
 
-    def train(self, spec, options, run_dir, view) -> dict:
+    def train(self, spec, options, run_dir, view, after_test=()) -> dict:
+        """Stage ``train`` (skipped when its marker exists), which then also tests the trained
+        model in the same process (``tools/train.py --test-after``, with the ``after_test``
+        tasks) and records that as stage ``test`` (:meth:`record_test_in_training`), so that
+        :meth:`test` finds it done. The test's time is not counted as the training's."""
         record = stage_record(run_dir, 'train')
         if record is not None:
             return record
@@ -546,6 +554,9 @@ class Executor:
         cmd = [self.tools.python, self.tools.train, spec.config, '--work-dir', run_dir.resolve()]
         if resume:
             cmd.append('--resume')
+        metrics_file = (run_dir / METRICS_FILE).resolve()
+        metrics_file.unlink(missing_ok=True)  # a stale file must not pass for this test's
+        cmd += ['--test-after', metrics_file, *self.task_file_args(run_dir, after_test)]
         usage = self.stage('train', cmd + ['--cfg-options', *cfg_option_args(options)], run_dir,
                            run_dir / 'run.log', view)
         checkpoint = last_checkpoint(run_dir)
@@ -559,8 +570,38 @@ class Executor:
                   'params': hook.get('params'), 'resumed': resume,
                   'checkpoint': str(checkpoint.resolve()),
                   'best_checkpoint': _path_or_none(best_checkpoint(run_dir)), 'hook': hook}
+        timing = read_timing(metrics_file)
+        if timing is not None:
+            record['wall_s'] = round(record['wall_s'] - timing['test_wall_s']
+                                     - timing['after_test_wall_s'], 3)
         write_json_atomic(stage_marker(run_dir, 'train'), record)
+        if timing is not None and valid_metrics(read_json(metrics_file)):
+            self.record_test_in_training(run_dir, checkpoint, metrics_file, timing, usage)
         return record
+
+    def task_file_args(self, run_dir, after_test) -> list:
+        """``['--after-test', FILE]`` with the tasks written to the run's task file, or [] (and
+        the outcomes of an earlier test's tasks removed)."""
+        task_file = (run_dir / AFTER_TEST_FILE).resolve()
+        if after_test:
+            return ['--after-test', write_task_file(task_file, after_test)]
+        done_file(task_file).unlink(missing_ok=True)
+        return []
+
+    @staticmethod
+    def record_test_in_training(run_dir, checkpoint, metrics_file, timing, usage):
+        """The marker of stage ``test`` for the test the training process ran on ``checkpoint``
+        (its last), as :meth:`test` writes it: then that stage is done."""
+        hook = read_json(run_dir / 'cost_test.json') or {}
+        record = {'name': 'test', 'wall_s': timing['test_wall_s'],
+                  'peak_rss_mb': usage['peak_rss_mb'], 'attempts': 1,
+                  'loop_wall_s': hook.get('totals', {}).get('wall_s'),
+                  'metrics_file': str(metrics_file), 'checkpoint': str(checkpoint),
+                  'checkpoint_mtime_ns': Path(checkpoint).stat().st_mtime_ns, 'hook': hook,
+                  'in_training_process': True}
+        if timing['after_test_wall_s']:
+            record['after_test_wall_s'] = timing['after_test_wall_s']
+        write_json_atomic(stage_marker(run_dir, 'test'), record)
 
     def after_test_tasks(self, spec, run_dir, post_stages, snapshots) -> list:
         """The work the test process can do after testing (:mod:`lpd_bench.engine.after_test`):
@@ -596,13 +637,9 @@ class Executor:
         metrics_file.unlink(missing_ok=True)  # a stale file must not pass for this test's
         options = {**options, 'test_evaluator.output_file': metrics_file}
         cmd = [self.tools.python, self.tools.test, spec.config, checkpoint,
-               '--work-dir', run_dir.resolve()]
+               '--work-dir', run_dir.resolve(), *self.task_file_args(run_dir, after_test),
+               '--cfg-options', *cfg_option_args(options)]
         task_file = run_dir / AFTER_TEST_FILE
-        if after_test:
-            cmd += ['--after-test', write_task_file(task_file.resolve(), after_test)]
-        else:
-            done_file(task_file).unlink(missing_ok=True)  # outcomes of another test's tasks
-        cmd += ['--cfg-options', *cfg_option_args(options)]
         usage = self.stage(name, cmd, run_dir, run_dir / 'run.log', view)
         if not valid_metrics(read_json(metrics_file)):
             raise StageFailed(name, f'no valid metric JSON at {metrics_file}',
