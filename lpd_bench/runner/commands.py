@@ -135,6 +135,9 @@ def list_command(args) -> int:
         counts[status] = counts.get(status, 0) + 1
         print(f'{status:8s} {_describe(spec)}')
     print(', '.join(f'{n} {s}' for s, n in sorted(counts.items())) + f' (of {len(plan)})')
+    if args.estimate or args.bench_csv:
+        from .estimate import print_estimate
+        return print_estimate(plan, args.preset, args.bench_csv, args.jobs or 1)
     return 0
 
 
@@ -148,4 +151,12 @@ def add_commands(subparsers):
     run.set_defaults(func=run_command)
     lst = subparsers.add_parser('list', help='planned runs and their status')
     _add_plan_arguments(lst)
+    lst.add_argument('--estimate', action='store_true',
+                     help="each run's expected wall time and peak memory, and the total, from "
+                     "`lpd-bench bench` figures of this device (reports/perf.csv) or --bench-csv")
+    lst.add_argument('--bench-csv', default=None, metavar='PERF.csv',
+                     help='the figures of a stored bench CSV (implies --estimate), e.g. '
+                     'reports/perf_cuda_h100/perf.csv')
+    lst.add_argument('--jobs', type=_jobs, default=1, metavar='N',
+                     help='with --estimate: also the wall time of N runs at a time (default 1)')
     lst.set_defaults(func=list_command)
