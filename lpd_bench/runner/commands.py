@@ -107,6 +107,9 @@ def run_command(args) -> int:
             print(_describe(spec))
         print(f'{len(plan)} runs')
         return 0
+    if args.executor == 'slurm':
+        from .slurm import slurm_run_command
+        return slurm_run_command(args, plan)
     jobs = resolve_jobs(args.jobs, len(plan))
     executor = Executor(args.work_dir, Progress(len(plan), jobs=jobs), jobs=jobs)
     where = ('' if args.dataset == DEFAULT_DATASET
@@ -148,6 +151,24 @@ def add_commands(subparsers):
     run.add_argument('--jobs', type=_jobs, default=None, metavar='N',
                      help='runs at a time (default: auto = the available CPU cores, at most one '
                      'per run); each stage gets cores // N threads unless OMP_NUM_THREADS is set')
+    slurm = run.add_argument_group('SLURM (--executor slurm: one job per run, through submitit; '
+                                   'the options override --slurm-config)')
+    slurm.add_argument('--executor', choices=('local', 'slurm'), default='local',
+                       help='local (default: runs on this machine, --jobs at a time) or slurm')
+    slurm.add_argument('--slurm-config', default=None, metavar='FILE.yaml',
+                       help='partition, time, gpus_per_run, cpus_per_run, mem_gb, sbatch '
+                       '(more #SBATCH options), setup (shell lines), cluster (slurm | local)')
+    slurm.add_argument('--partition', default=None)
+    slurm.add_argument('--time', type=int, default=None, metavar='MIN',
+                       help='time limit of each job in minutes (default 720; at the limit a job '
+                       'is requeued and its run resumes)')
+    slurm.add_argument('--gpus-per-run', type=int, default=None, metavar='N', help='default 1')
+    slurm.add_argument('--cpus-per-run', type=int, default=None, metavar='N', help='default 8')
+    slurm.add_argument('--mem-gb', type=int, default=None, metavar='GB',
+                       help="default: the partition's")
+    slurm.add_argument('--no-wait', action='store_false', dest='wait',
+                       help='return once the jobs are submitted (default: wait and print each '
+                       "run's outcome)")
     run.set_defaults(func=run_command)
     lst = subparsers.add_parser('list', help='planned runs and their status')
     _add_plan_arguments(lst)
