@@ -6,13 +6,18 @@
 
 Before training, the train and val splits of the configured data root are checked
 (lpd_bench.data.validation.check_dataset); bad data stops the run with the full list of problems.
-``--test-after METRICS_JSON`` tests the trained model in the same process afterwards
-(lpd_bench.engine.train_then_test; lpd-bench run uses it).
+With --resume, the checkpoint the work dir's last_checkpoint names is checked first
+(lpd_bench.engine.checkpoint_files.prepare_resume): a truncated, empty or missing one is named in
+the log and the newest good older checkpoint is resumed from (the pointer repaired), or, when
+there is none, the stage trains from scratch. Checkpoints are written atomically
+(lpd_bench.engine.atomic_checkpoint). ``--test-after METRICS_JSON`` tests the trained model
+in the same process afterwards (lpd_bench.engine.train_then_test; lpd-bench run uses it).
 """
 import argparse
 
 from lpd_bench.apis import (add_common_args, build_runner, check_data, enable_amp,
                             load_config_from_args, parse_args, set_metrics_file)
+from lpd_bench.engine.checkpoint_files import prepare_resume
 from lpd_bench.engine.train_then_test import test_trained_model
 
 
@@ -44,7 +49,10 @@ def main(argv=None):
         set_metrics_file(cfg, args.test_after)
     if not args.skip_data_check:
         check_data(cfg, ('train_dataloader', 'val_dataloader'))
+    resume_notes = prepare_resume(cfg)  # --resume: a good checkpoint, else an older one or none
     runner = build_runner(cfg)
+    for note in resume_notes:
+        runner.logger.warning(note)
     runner.train()
     if args.test_after:
         test_trained_model(runner, cfg, args.test_after, args.after_test,

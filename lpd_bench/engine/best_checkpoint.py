@@ -1,10 +1,12 @@
-"""DelayedBestCheckpointHook: MMEngine's CheckpointHook whose best-on-val checkpoint starts late.
+"""DelayedBestCheckpointHook: the project's checkpoint hook; its best-on-val checkpoint starts late.
 
 The best-on-val checkpoint (``save_best``, e.g. ``best_mIoU_iter_7029.pth``) is created or
 replaced only by validations at iteration ``save_best_after`` or later; earlier validations are
 logged as usual but neither save a checkpoint nor set the best score (so the first validation
 from ``save_best_after`` on always saves one). Periodic checkpoints, ``max_keep_ckpts`` and the
-last checkpoint behave exactly as in ``CheckpointHook``.
+last checkpoint behave exactly as in ``CheckpointHook``; every file is written atomically
+and the checkpoint ``max_keep_ckpts`` drops is deleted after the new one is saved
+(``AtomicCheckpointHook``, its base: lpd_bench/engine/atomic_checkpoint.py).
 
 ``save_best_after``:
 
@@ -17,11 +19,12 @@ last checkpoint behave exactly as in ``CheckpointHook``.
 It is resolved in ``before_train`` (and logged); the iteration compared is ``runner.iter``, the
 number of iterations done when the validation runs.
 """
-from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import EpochBasedTrainLoop
 
 from mmseg.registry import HOOKS
+
+from .atomic_checkpoint import AtomicCheckpointHook
 
 WARMUP_PLUS_INTERVAL = 'warmup+interval'
 
@@ -42,9 +45,9 @@ def val_interval_iters(train_loop) -> int:
 
 
 @HOOKS.register_module()
-class DelayedBestCheckpointHook(CheckpointHook):
-    """``CheckpointHook`` saving the best-on-val checkpoint only from ``save_best_after`` on
-    (module doc); every other argument is ``CheckpointHook``'s."""
+class DelayedBestCheckpointHook(AtomicCheckpointHook):
+    """``AtomicCheckpointHook`` saving the best-on-val checkpoint only from ``save_best_after`` on
+    (module doc); every other argument is MMEngine ``CheckpointHook``'s."""
 
     def __init__(self, *args, save_best_after=WARMUP_PLUS_INTERVAL, **kwargs):
         super().__init__(*args, **kwargs)

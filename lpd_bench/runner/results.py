@@ -73,25 +73,17 @@ def checkpoint_number(path) -> int:
 
 
 def last_checkpoint(run_dir):
-    """Newest checkpoint of ``run_dir`` (MMEngine's ``last_checkpoint`` pointer), or None.
+    """Newest good checkpoint of ``run_dir`` (MMEngine's ``last_checkpoint`` pointer), or None.
 
-    MMEngine rewrites the pointer in place after each save, so a kill can leave it empty; then
-    the highest-numbered ``iter_*.pth``/``epoch_*.pth`` is taken and the pointer repaired (so
-    that ``--resume`` finds it too).
+    The checkpoint ``--resume`` resumes from (``lpd_bench.engine.checkpoint_files.
+    find_resume_checkpoint``, the one place that decides it): the pointer's file unless it is
+    missing or fails the quick check (truncated: no zip central directory, empty...), or the
+    pointer is empty (MMEngine's in-place rewrite, killed) or absent; then the newest good
+    ``iter_*.pth``/``epoch_*.pth`` (not newer than a bad file the pointer names), and the pointer
+    is repaired to name it. None when no checkpoint is good.
     """
-    run_dir = Path(run_dir)
-    pointer = run_dir / 'last_checkpoint'
-    text = pointer.read_text().strip() if pointer.is_file() else ''
-    if text:
-        path = Path(text) if Path(text).is_absolute() else run_dir / Path(text).name
-        if path.is_file():
-            return path
-    saved = sorted(list(run_dir.glob('iter_*.pth')) + list(run_dir.glob('epoch_*.pth')),
-                   key=checkpoint_number)
-    if not saved:
-        return None
-    pointer.write_text(str(saved[-1].resolve()))
-    return saved[-1]
+    from ..engine.checkpoint_files import find_resume_checkpoint
+    return find_resume_checkpoint(run_dir).checkpoint
 
 
 def best_checkpoint(run_dir):
