@@ -368,15 +368,31 @@ def load_model(cfg: Config, checkpoint: str, device: Optional[str] = None):
     return model
 
 
-def enable_amp(cfg: Config) -> None:
-    """Switch the optimiser wrapper to AmpOptimWrapper (as MMSegmentation's ``--amp``)."""
+#: ``enable_amp`` / tools/train.py ``--amp-dtype`` values: the autocast dtype of AmpOptimWrapper.
+AMP_DTYPES = ('float16', 'bfloat16')
+
+
+def enable_amp(cfg: Config, dtype: Optional[str] = None) -> None:
+    """Switch the optimiser wrapper to AmpOptimWrapper (as MMSegmentation's ``--amp``).
+
+    ``dtype`` ('float16' or 'bfloat16'; None: leave the config's, mmengine's default float16)
+    becomes ``optim_wrapper.dtype``, the autocast dtype of the whole model's forward, also when
+    the config already uses AmpOptimWrapper (the paper schedule on CUDA). Setting
+    ``--cfg-options optim_wrapper.dtype=bfloat16`` on a config that already uses AmpOptimWrapper is
+    the same. bfloat16 keeps fp32's exponent range: the dynamic loss scaling stays on but is not
+    needed.
+    """
     import logging
 
     import torch
     from mmengine.logging import print_log
+    if dtype is not None and dtype not in AMP_DTYPES:
+        raise SystemExit(f'--amp-dtype must be one of {AMP_DTYPES}, got {dtype!r}')
     if cfg.optim_wrapper.type == 'AmpOptimWrapper':
         print_log('AMP training is already enabled in your config.', logger='current',
                   level=logging.WARNING)
+        if dtype is not None:
+            cfg.optim_wrapper.dtype = dtype
         return
     if not torch.cuda.is_available():
         raise SystemExit('--amp needs a CUDA device (AmpOptimWrapper does not run on CPU)')
@@ -385,6 +401,8 @@ def enable_amp(cfg: Config) -> None:
                          f'{cfg.optim_wrapper.type}')
     cfg.optim_wrapper.type = 'AmpOptimWrapper'
     cfg.optim_wrapper.loss_scale = 'dynamic'
+    if dtype is not None:
+        cfg.optim_wrapper.dtype = dtype
 
 
 #: The test metric JSON's name in the work dir when ``--out`` is not given.

@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help='resume from the latest checkpoint in the work dir')
     parser.add_argument('--amp', action='store_true',
                         help='automatic mixed precision (CUDA only; the paper config has it on)')
+    parser.add_argument('--amp-dtype', choices=['float16', 'bfloat16'],
+                        help='autocast dtype of AMP (implies --amp; default: the config\'s, else '
+                        'float16); bfloat16 runs the whole model under bf16 autocast')
     parser.add_argument('--test-after', metavar='METRICS_JSON',
                         help='after training, test the trained model in this process (as '
                         'tools/test.py --out METRICS_JSON tests the last checkpoint; used by '
@@ -42,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None):
     args = parse_args(build_parser(), argv)
     cfg = load_config_from_args(args)
-    if args.amp:
-        enable_amp(cfg)
+    if args.amp or args.amp_dtype:
+        enable_amp(cfg, dtype=args.amp_dtype)
     cfg.resume = args.resume
     if args.test_after:
         set_metrics_file(cfg, args.test_after)

@@ -28,7 +28,12 @@ class CaseSpec:
     ``requires_grad`` back on for the frozen encoder's weights (after the optimizer is built, so
     they get gradients but are never updated: the cost of a straightforward implementation);
     ``prepare`` ('module:function', kind CUSTOM) is called as ``function(cfg, batch, size,
-    device)`` and returns a :class:`PreparedCase`.
+    device)`` and returns a :class:`PreparedCase`;
+    ``amp_dtype`` ('float16' / 'bfloat16'; None: fp32 as before) runs the case under AMP: a
+    training step with the config's optimizer in AmpOptimWrapper of that dtype (on CPU, where
+    mmengine's wrapper asserts CUDA, an OptimWrapper whose forward runs under ``torch.autocast``),
+    the bare backbone's forward under ``torch.autocast``; ``on_request`` cases run only when named
+    (``lpd-bench bench --cases NAME``), not in a preset's default set.
     """
     name: str
     kind: str
@@ -38,6 +43,8 @@ class CaseSpec:
     encoder_weight_grads: bool = False
     description: str = ''
     prepare: Optional[str] = None
+    amp_dtype: Optional[str] = None
+    on_request: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)

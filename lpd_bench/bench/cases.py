@@ -6,6 +6,7 @@ one unit of work (one training step, one inference batch, ...) on a fixed random
 data loading is ever timed.
 """
 import contextlib
+import functools
 import importlib
 import logging
 import os
@@ -85,15 +86,48 @@ def build_model(cfg, device: torch.device) -> torch.nn.Module:
     return model.to(device)
 
 
-def build_optim_wrapper(model, cfg, device: torch.device, amp: bool = False):
-    """The config's optimizer in a plain OptimWrapper (AmpOptimWrapper when ``amp``)."""
+def build_optim_wrapper(model, cfg, device: torch.device, amp: bool = False,
+                        dtype: Optional[str] = None):
+    """The config's optimizer in a plain OptimWrapper (AmpOptimWrapper when ``amp``, its autocast
+    dtype ``dtype`` if given, else the config's ``optim_wrapper.dtype``, else float16).
+
+    On CPU, where mmengine's AmpOptimWrapper asserts CUDA, ``amp`` gives an OptimWrapper whose
+    forward (``optim_context``) runs under ``torch.autocast('cpu', dtype)``, without loss scaling.
+    """
     from mmengine.optim import build_optim_wrapper as build
     optim_cfg = cfg.optim_wrapper.copy()
-    optim_cfg['type'] = 'AmpOptimWrapper' if amp else 'OptimWrapper'
-    if not amp:
+    if amp and dtype is not None:
+        optim_cfg['dtype'] = dtype
+    amp_dtype = optim_cfg.get('dtype') or 'float16'
+    cuda_amp = amp and torch.device(device).type == 'cuda'
+    optim_cfg['type'] = 'AmpOptimWrapper' if cuda_amp else 'OptimWrapper'
+    if not cuda_amp:
         for key in ('loss_scale', 'dtype'):
             optim_cfg.pop(key, None)
-    return build(model, optim_cfg)
+    wrapper = build(model, optim_cfg)
+    if amp and not cuda_amp:
+        wrapper.__class__ = _autocast_optim_wrapper_class()
+        wrapper.autocast = (torch.device(device).type, getattr(torch, amp_dtype))
+    return wrapper
+
+
+@functools.lru_cache(maxsize=None)
+def _autocast_optim_wrapper_class():
+    from mmengine.optim import OptimWrapper
+
+    class AutocastOptimWrapper(OptimWrapper):
+        """OptimWrapper whose ``optim_context`` (the model's forward in ``train_step``) runs under
+        ``torch.autocast(*self.autocast)``: AMP for the bench on devices where mmengine's
+        AmpOptimWrapper does not run. Not registered; made by :func:`build_optim_wrapper`."""
+        autocast = ('cpu', torch.bfloat16)
+
+        @contextlib.contextmanager
+        def optim_context(self, model):
+            with super().optim_context(model), torch.autocast(self.autocast[0],
+                                                              dtype=self.autocast[1]):
+                yield
+
+    return AutocastOptimWrapper
 
 
 def write_stand_ins(method: str, cfg, folder) -> dict:
@@ -139,7 +173,8 @@ def prepare_case(spec: CaseSpec, config_path: str, batch: int, size: int,
     model = build_model(cfg, device)
     if spec.kind == TRAIN_STEP:
         model.train()
-        optim_wrapper = build_optim_wrapper(model, cfg, device)
+        optim_wrapper = build_optim_wrapper(model, cfg, device, amp=spec.amp_dtype is not None,
+                                            dtype=spec.amp_dtype)
         if spec.encoder_weight_grads:
             encoders = frozen_encoders(model)
             if not encoders:
@@ -155,9 +190,11 @@ def prepare_case(spec: CaseSpec, config_path: str, batch: int, size: int,
     elif spec.kind == BACKBONE:
         model.train()
         inputs = model.data_preprocessor(data, True)['inputs']
+        amp = getattr(torch, spec.amp_dtype) if spec.amp_dtype else None
 
         def run():
-            feats = model.backbone(inputs)
+            with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+                feats = model.backbone(inputs)
             sum(f.float().mean() for f in feats).backward()
             model.zero_grad(set_to_none=True)
     elif spec.kind == INFERENCE:
@@ -192,7 +229,9 @@ def case_by_name(preset: str, name: str) -> CaseSpec:
 
 
 def select_cases(preset: str, names: Optional[List[str]]) -> Tuple[CaseSpec, ...]:
+    """The cases named (any of the preset's), or without names its default set: every case
+    but those marked ``on_request``."""
     cases = preset_cases(preset)
     if not names:
-        return cases
+        return tuple(case for case in cases if not case.on_request)
     return tuple(case_by_name(preset, n) for n in names)

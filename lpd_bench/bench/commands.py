@@ -22,7 +22,10 @@ def add_commands(subparsers) -> None:
     parser.add_argument('--repeats', type=int, help='timed calls per case (default cpu 20, paper 2)')
     parser.add_argument('--warmup', type=int, help='untimed calls first (default cpu 3, paper 1)')
     parser.add_argument('--device', default='cpu', help='cpu or cuda[:N] (default cpu)')
-    parser.add_argument('--cases', nargs='+', help='only these cases of the preset')
+    parser.add_argument('--cases', nargs='+',
+                        help='only these cases of the preset (default: its default set; the '
+                        'cases marked on request, e.g. the paper preset\'s encoder speed '
+                        'options, run only when named here)')
     parser.add_argument('--no-memory', action='store_true', help='skip the peak-memory probes')
     parser.add_argument('--memory-cap-gib', type=float, default=12.0,
                         help='address-space cap of each CPU memory probe; a case over it is '

@@ -110,6 +110,54 @@ PAPER_CASES = (
            cfg_options=dict(CHUNKED_CHECKPOINTED, **BF16)),
 )
 
+# The frozen encoder's speed options (FrozenImageEncoder attention / channels_last / compile) and
+# whole-model AMP, each case = the committed config plus the named levers. On request only
+# (``lpd-bench bench --preset paper --device cuda --cases NAME ...``): the default paper set, and
+# what earlier reports measured, stay as they were. The LPD step after the warm-up over the bare
+# backbone with and without them: compare lpd_step_after* with backbone (fp32) and the amp_* steps
+# with backbone_amp_* of the same dtype. The compile case compiles in its first calls (and again
+# when the number of cut-outs first changes): give it --warmup 3 or more.
+_ENCODER = _REFINER + 'encoder.'
+SDPA = {_ENCODER + 'attention': 'sdpa'}
+SDPA_CL = dict(SDPA, **{_ENCODER + 'channels_last': True})
+SDPA_CL_COMPILE = dict(SDPA_CL, **{_ENCODER + 'compile': True})
+
+
+def _on_request(name, description, kind=TRAIN_STEP, **kw):
+    if kind == TRAIN_STEP:
+        kw.setdefault('train_iter', 'warmup')
+    return CaseSpec(name, kind, 'lpd', description=description, on_request=True, **kw)
+
+
+ENCODER_SPEED_CASES = (
+    _on_request('backbone_amp_fp16', 'bare backbone forward (fp16 autocast) + backward',
+                kind=BACKBONE, amp_dtype='float16'),
+    _on_request('backbone_amp_bf16', 'bare backbone forward (bf16 autocast) + backward',
+                kind=BACKBONE, amp_dtype='bfloat16'),
+    _on_request('lpd_step_after_sdpa', 'as lpd_step_after, Swin-T window attention through SDPA',
+                cfg_options=SDPA),
+    _on_request('lpd_step_after_sdpa_cl', 'as lpd_step_after_sdpa + channels-last patch embedding',
+                cfg_options=SDPA_CL),
+    _on_request('lpd_step_after_sdpa_cl_compile',
+                'as lpd_step_after_sdpa_cl + torch.compile of the frozen Swin-T',
+                cfg_options=SDPA_CL_COMPILE),
+    _on_request('lpd_step_after_amp_fp16',
+                'as lpd_step_after, whole model under fp16 AMP (the paper schedule on CUDA)',
+                amp_dtype='float16'),
+    _on_request('lpd_step_after_amp_fp16_sdpa_cl',
+                'as lpd_step_after_amp_fp16 + SDPA + channels-last',
+                amp_dtype='float16', cfg_options=SDPA_CL),
+    _on_request('lpd_step_after_amp_bf16', 'as lpd_step_after, whole model under bf16 AMP',
+                amp_dtype='bfloat16'),
+    _on_request('lpd_step_after_amp_bf16_sdpa_cl',
+                'as lpd_step_after_amp_bf16 + SDPA + channels-last',
+                amp_dtype='bfloat16', cfg_options=SDPA_CL),
+    _on_request('lpd_step_after_amp_bf16_sdpa_cl_compile',
+                'as lpd_step_after_amp_bf16_sdpa_cl + torch.compile of the frozen Swin-T',
+                amp_dtype='bfloat16', cfg_options=SDPA_CL_COMPILE),
+)
+PAPER_CASES += ENCODER_SPEED_CASES
+
 #: Ablation groups (the paper family's ablations, docs/methods.md), in report order. lambda=0
 #: turns the loss off (diversity_loss=None): the same objective as weight 0 without computing it.
 #: Learnable vs clustered prototypes is compared at k=3 (the public PBIP code's k, also a point
