@@ -267,6 +267,7 @@ FAKE_TRAIN = textwrap.dedent('''
     with open(work / 'starts.txt', 'a') as f:
         f.write(f'{start}\\n')
     (work / 'threads.txt').write_text(os.environ.get('OMP_NUM_THREADS', '-'))
+    (work / 'device.txt').write_text(os.environ.get('CUDA_VISIBLE_DEVICES', '-'))
     began = time.time()
     for it in range(start + 1, total + 1):
         time.sleep(float(os.environ.get('FAKE_SLEEP', 0)))

@@ -98,6 +98,14 @@ def _jobs(text):
     return int(text)
 
 
+def _gpus(text):
+    from .devices import parse_gpus
+    try:
+        return parse_gpus(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err))
+
+
 def run_command(args) -> int:
     from .execute import Executor, PlanInterrupted, resolve_jobs
     from .progress import Progress
@@ -110,11 +118,19 @@ def run_command(args) -> int:
     if args.executor == 'slurm':
         from .slurm import slurm_run_command
         return slurm_run_command(args, plan)
-    jobs = resolve_jobs(args.jobs, len(plan))
-    executor = Executor(args.work_dir, Progress(len(plan), jobs=jobs), jobs=jobs)
+    if args.gpus:
+        jobs = (args.jobs or 1) * len(args.gpus)
+        executor = Executor(args.work_dir, Progress(len(plan), jobs=jobs), jobs=args.jobs or 1,
+                            gpus=args.gpus, gpu_memory_gb=_gpu_memory(args),
+                            run_memory_gb=_run_memory(plan, args))
+        placed = f' on GPUs {",".join(args.gpus)}, {args.jobs or 1} per GPU'
+    else:
+        jobs = resolve_jobs(args.jobs, len(plan))
+        executor = Executor(args.work_dir, Progress(len(plan), jobs=jobs), jobs=jobs)
+        placed = f', {jobs} at a time'
     where = ('' if args.dataset == DEFAULT_DATASET
              else f' of dataset {args.dataset} in {args.work_dir}')
-    print(f'{len(plan)} runs{where}, {jobs} at a time, {executor.threads} threads each')
+    print(f'{len(plan)} runs{where}{placed}, {executor.threads} threads each')
     try:
         outcome = executor.run_plan(plan)
     except PlanInterrupted as err:
@@ -125,6 +141,27 @@ def run_command(args) -> int:
     print(f'{done}/{len(plan)} runs complete'
           + (f'; failed: {", ".join(failed)}' if failed else ''))
     return 1 if failed else 0
+
+
+def _gpu_memory(args):
+    """{GPU: GiB} of ``--gpu-memory`` (every GPU the same), else None (asked from the devices)."""
+    return None if args.gpu_memory is None else dict.fromkeys(args.gpus, args.gpu_memory)
+
+
+def _run_memory(plan, args):
+    """RunSpec -> its peak GiB from the bench figures of ``--bench-csv`` (None: unknown; no
+    CSV: every run only needs a slot)."""
+    if not args.bench_csv:
+        return None
+    from .estimate import EstimateError, estimate_plan, load_figures
+    try:
+        figures = load_figures(args.bench_csv, args.preset, 'cuda')
+    except EstimateError as err:
+        raise SystemExit(str(err))
+    if figures is None:
+        raise SystemExit(f'--bench-csv {args.bench_csv}: no figures of preset {args.preset}')
+    peaks = {e.run_id: e.peak_mib for e in estimate_plan(plan, figures)}
+    return lambda spec: None if peaks.get(spec.run_id) is None else peaks[spec.run_id] / 1024
 
 
 def list_command(args) -> int:
@@ -150,7 +187,17 @@ def add_commands(subparsers):
     run.add_argument('--dry-run', action='store_true', help='print the plan and exit')
     run.add_argument('--jobs', type=_jobs, default=None, metavar='N',
                      help='runs at a time (default: auto = the available CPU cores, at most one '
-                     'per run); each stage gets cores // N threads unless OMP_NUM_THREADS is set')
+                     'per run; with --gpus: per GPU, default 1); each stage gets cores // (runs '
+                     'at a time) threads unless OMP_NUM_THREADS is set')
+    gpus = run.add_argument_group('GPUs (local executor)')
+    gpus.add_argument('--gpus', type=_gpus, default=None, metavar='0,1,...',
+                      help='place the runs on these CUDA devices, --jobs per device (default 1), '
+                      "each run's stages seeing only its device (CUDA_VISIBLE_DEVICES)")
+    gpus.add_argument('--gpu-memory', type=float, default=None, metavar='GIB',
+                      help="each GPU's memory for packing runs (default: asked from the device)")
+    gpus.add_argument('--bench-csv', default=None, metavar='PERF.csv',
+                      help="the runs' peak memory from these `lpd-bench bench` figures: runs "
+                      'share a GPU only while their peaks fit (without: --jobs decides alone)')
     slurm = run.add_argument_group('SLURM (--executor slurm: one job per run, through submitit; '
                                    'the options override --slurm-config)')
     slurm.add_argument('--executor', choices=('local', 'slurm'), default='local',

@@ -45,6 +45,7 @@ from ..engine.train_then_test import read_timing
 from ..methods import DEFAULT_DATASET, MARKER_SUFFIX
 from ..stage2.mask_folder import MANIFEST_NAME
 from ..stage2.runs import MASK_DIR_OPTION, pseudo_mask_folders, pseudo_mask_summary
+from .devices import DeviceSlots, device_memory_gb
 from .environment import environment
 from .plan import MAIN_GROUP
 from .results import (FAILED_FILE, PLAN_WALL_FILE, RESULT_FILE, SCHEMA, best_checkpoint,
@@ -199,34 +200,56 @@ class Executor:
     """Runs plans into ``work_dir``, ``jobs`` runs at a time (None: one per available core);
     ``progress`` is a :class:`progress.Progress`."""
 
-    def __init__(self, work_dir, progress, tools=None, snapshot_images=4, jobs=1):
+    def __init__(self, work_dir, progress, tools=None, snapshot_images=4, jobs=1, gpus=None,
+                 gpu_memory_gb=None, run_memory_gb=None):
         self.work_dir = Path(work_dir)
         self.progress = progress
         self.tools = tools or Tools()
         self.snapshot_images = snapshot_images
         self.requested_jobs = jobs
         self.jobs = jobs or available_cores()  # resolved against the plan by run_plan
+        self.gpus = list(gpus) if gpus else None  # CUDA indices (.devices); None: no placement
+        self.gpu_memory_gb = gpu_memory_gb  # {index: GiB}; None: from the devices, if any
+        self.run_memory_gb = run_memory_gb  # RunSpec -> peak GiB or None (unknown)
         self.threads = stage_threads(self.jobs)
         self.children = Children()
         self.output_locks = {}  # extra-stage output -> Lock: one run builds it, the others wait
         self.output_locks_lock = threading.Lock()
         self.signum = None
+        self.local = threading.local()  # .device: the device of the pool thread's run
 
     def run_dir(self, spec) -> Path:
         return self.work_dir / 'runs' / spec.run_id
 
     def stage_env(self) -> dict:
-        """Environment additions of every stage subprocess (the intra-op thread count)."""
-        if os.environ.get('OMP_NUM_THREADS'):
-            return {}
-        return dict.fromkeys(THREAD_VARS, str(self.threads))
+        """Environment additions of every stage subprocess: the intra-op thread count, and
+        ``CUDA_VISIBLE_DEVICES`` of the run's device when runs are placed on GPUs."""
+        env = {}
+        device = getattr(self.local, 'device', None)
+        if device is not None:
+            env['CUDA_VISIBLE_DEVICES'] = str(device)
+        if not os.environ.get('OMP_NUM_THREADS'):
+            env.update(dict.fromkeys(THREAD_VARS, str(self.threads)))
+        return env
+
+    def device_slots(self, plan) -> DeviceSlots:
+        """The slots of this plan: ``jobs`` per GPU of ``gpus``, else ``jobs`` on no device."""
+        if not self.gpus:
+            return DeviceSlots([None], self.jobs)
+        memory = self.gpu_memory_gb if self.gpu_memory_gb is not None else device_memory_gb(
+            self.gpus)
+        return DeviceSlots(self.gpus, self.jobs, memory)
 
     def run_plan(self, plan) -> dict:
         """Executes every run; returns {run_id: 'done' | 'skipped' | 'failed'}.
 
         Raises :class:`PlanInterrupted` after SIGINT/SIGTERM (running stages are killed).
         """
-        self.jobs = jobs = resolve_jobs(self.requested_jobs, len(plan))
+        if self.gpus:  # --jobs is per device: all of them at a time, however short the plan
+            self.jobs = self.requested_jobs or 1
+            jobs = self.jobs * len(self.gpus)
+        else:
+            self.jobs = jobs = resolve_jobs(self.requested_jobs, len(plan))
         self.threads = stage_threads(jobs)
         self.progress.jobs = jobs  # the plan's time left divides by the runs at a time
         first_seed = min((spec.seed for spec in plan), default=0)
@@ -268,11 +291,15 @@ class Executor:
             'shared_weights_s': round(shared_weights_s, 1),
             'finished_at': datetime.datetime.now().isoformat(timespec='seconds')})
 
-    def run_one(self, index, spec, first_seed) -> str:
-        """One run of the plan (in a pool thread): its status, failures recorded and shown."""
+    def run_one(self, index, spec, first_seed, device=None) -> str:
+        """One run of the plan (in a pool thread, on ``device``: its stages see only that
+        GPU): its status, failures recorded and shown."""
         if self.children.stopping.is_set():
             return 'interrupted'
+        self.local.device = device
         view = self.progress.start_run(index, spec.run_id)
+        if device is not None:
+            view.message(f'on GPU {device}')
         try:
             status = self.execute(spec, view, self.wants_snapshots(spec, first_seed))
         except (StageFailed, RunConflict) as err:
@@ -289,26 +316,35 @@ class Executor:
         A run starts once the run it depends on (``depends_on``: a stage-2 run's stage 1) has
         ended, whatever its outcome (a stage-2 run without its stage-1 result fails). Of the runs
         ready to start, the next is the one of the earliest seed, a stage-2 run before a stage-1
-        run (the longer chain first), then in plan order. Polls so that signal handlers run in
+        run (the longer chain first), then in plan order, placed on a device with a free slot
+        where its memory fits (:mod:`.devices`; the first ready run that fits goes). Polls so that signal handlers run in
         the main thread; after a stop, no run starts, and stages still alive after a grace
         period are killed with SIGKILL."""
         planned = {spec.run_id for spec in plan}
+        slots = self.device_slots(plan)
         waiting = list(enumerate(plan, 1))
         running, outcome, deadline = {}, {}, None
         while waiting or running:
-            ready = [(index, spec) for index, spec in waiting
-                     if spec.depends_on is None or spec.depends_on not in planned
-                     or spec.depends_on in outcome]
-            while ready and len(running) < self.jobs and self.signum is None:
-                item = min(ready, key=lambda pair: (pair[1].seed, pair[1].stage != 2, pair[0]))
-                ready.remove(item)
+            ready = sorted(((index, spec) for index, spec in waiting
+                            if spec.depends_on is None or spec.depends_on not in planned
+                            or spec.depends_on in outcome),
+                           key=lambda pair: (pair[1].seed, pair[1].stage != 2, pair[0]))
+            for item in ready:
+                if self.signum is not None or not slots.has_free_slot():
+                    break
+                need = self.run_memory_gb(item[1]) if self.run_memory_gb else None
+                device = slots.place(item[1].run_id, need)
+                if device is False:  # does not fit beside the running ones: a later one may
+                    continue
                 waiting.remove(item)
-                running[pool.submit(self.run_one, *item, first_seed)] = item[1].run_id
+                running[pool.submit(self.run_one, *item, first_seed, device)] = item[1].run_id
             if self.signum is not None and not running:
                 break
             finished, _ = wait(set(running), timeout=0.2, return_when=FIRST_COMPLETED)
             for future in finished:
-                outcome[running.pop(future)] = future.result()
+                run_id = running.pop(future)
+                slots.release(run_id)
+                outcome[run_id] = future.result()
             if self.signum is not None:
                 deadline = deadline or time.monotonic() + KILL_GRACE_S
                 if time.monotonic() > deadline:
