@@ -346,7 +346,10 @@ class Estimator:
                 f' (batch {nearest.batch} scaled to {batch})')
 
     def _cases(self, kind, method):
-        cases = [s for s in self.figures.specs.values() if s.kind == kind and s.method == method]
+        """The method's cases of ``kind`` measured in the CSV, not those run only on request
+        (speed variants such as AMP or fused attention, which no config trains with)."""
+        cases = [s for s in self.figures.specs.values() if s.kind == kind and s.method == method
+                 and not getattr(s, 'on_request', False)]
         return sorted(cases, key=_variant)
 
     # ---- training
