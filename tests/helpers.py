@@ -330,16 +330,41 @@ FAKE_SNAPSHOT = textwrap.dedent('''
 ''')
 
 
+# Fake `lpd-bench pseudo-masks SOURCE --split train val --score --out ROOT` of the stage-2 runs:
+# a manifest per split (val scored: mIoU 40 + seed), its start time in ROOT/../pm_started.txt;
+# FAKE_PM_FAIL makes it fail.
+FAKE_PSEUDO_MASKS = textwrap.dedent('''
+    import json, os, sys, time
+    from pathlib import Path
+    args = sys.argv[1:]
+    source, root = Path(args[0]), Path(args[args.index('--out') + 1])
+    splits = args[args.index('--split') + 1:args.index('--score')]
+    (root.parent / 'pm_started.txt').write_text(str(time.time()))
+    if os.environ.get('FAKE_PM_FAIL'):
+        print('Traceback: pseudo-mask boom'); sys.exit(5)
+    seed = int(source.name.rsplit('seed', 1)[1])
+    for split in splits:
+        (root / split).mkdir(parents=True, exist_ok=True)
+        manifest = {'num_images': 3, 'class_frequencies': {'TUM': 1.0},
+                    'counts': {'ignored_pixels': 0}, 'threshold': None,
+                    'checkpoint': {'sha256': 'abc'},
+                    'score': {'mIoU': 40.0 + seed} if split == 'val' else None}
+        (root / split / 'manifest.json').write_text(json.dumps(manifest))
+''')
+
+
 def make_tools(tmp_path):
-    """The fake tools written under ``tmp_path/tools``, as the executor's ``Tools``."""
+    """The fake tools written under ``tmp_path/tools``, as the executor's ``Tools`` (the
+    stage-2 runs' pseudo-mask step included)."""
     from lpd_bench.runner.execute import Tools
     folder = tmp_path / 'tools'
     folder.mkdir()
     for name, text in (('train', FAKE_TRAIN), ('test', FAKE_TEST), ('bank', FAKE_BANK),
-                       ('snapshot', FAKE_SNAPSHOT)):
+                       ('snapshot', FAKE_SNAPSHOT), ('pseudo_masks', FAKE_PSEUDO_MASKS)):
         (folder / f'{name}.py').write_text(text)
     return Tools(train=str(folder / 'train.py'), test=str(folder / 'test.py'),
-                 snapshot=[str(folder / 'snapshot.py')], cwd=tmp_path)
+                 snapshot=[str(folder / 'snapshot.py')], cwd=tmp_path,
+                 stages={'pseudo_masks': [str(folder / 'pseudo_masks.py')]})
 
 
 # ----------------------------------------------------------------------------- refiner encoder

@@ -19,34 +19,13 @@ from lpd_bench.runner.progress import Progress
 from lpd_bench.runner.results import PLAN_WALL_FILE, load_result, read_json, run_status
 from lpd_bench.runner.slurm import SlurmPlan, SlurmSettings, job_parameters, load_settings
 
-# Fake `lpd-bench pseudo-masks` of the stage-2 runs (as tests/test_runner_stage2.py's): a
-# manifest per split and its start time.
-FAKE_PSEUDO_MASKS = textwrap.dedent('''
-    import json, sys, time
-    from pathlib import Path
-    args = sys.argv[1:]
-    source, root = Path(args[0]), Path(args[args.index('--out') + 1])
-    splits = args[args.index('--split') + 1:args.index('--score')]
-    (root.parent / 'pm_started.txt').write_text(str(time.time()))
-    seed = int(source.name.rsplit('seed', 1)[1])
-    for split in splits:
-        (root / split).mkdir(parents=True, exist_ok=True)
-        manifest = {'num_images': 3, 'class_frequencies': {'TUM': 1.0},
-                    'counts': {'ignored_pixels': 0}, 'threshold': None,
-                    'checkpoint': {'sha256': 'abc'},
-                    'score': {'mIoU': 40.0 + seed} if split == 'val' else None}
-        (root / split / 'manifest.json').write_text(json.dumps(manifest))
-''')
 
 LOCAL = SlurmSettings(cluster='local', gpus_per_run=0, cpus_per_run=1, time=10)
 
 
 @pytest.fixture
 def tools(tmp_path):
-    tools = make_tools(tmp_path)
-    (tmp_path / 'tools' / 'pseudo_masks.py').write_text(FAKE_PSEUDO_MASKS)
-    tools.stages['pseudo_masks'] = [str(tmp_path / 'tools' / 'pseudo_masks.py')]
-    return tools
+    return make_tools(tmp_path)
 
 
 def two_runs_and_a_stage2_run():

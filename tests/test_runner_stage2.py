@@ -3,7 +3,6 @@ dependency on stage 1 (never before it ends; failed with it), the result (pseudo
 both stages' cost), resume, and the pseudo-mask command's several splits."""
 import io
 import json
-import textwrap
 
 import pytest
 
@@ -15,26 +14,6 @@ from lpd_bench.runner.progress import Progress
 from lpd_bench.runner.results import load_result, read_json
 from lpd_bench.stage2.runs import STAGE2_CONFIGS, stage2_config
 
-# Fake `lpd-bench pseudo-masks SOURCE --split train val --score --out ROOT`: a manifest per
-# split (val scored: mIoU 40 + seed), its start time, and FAKE_PM_FAIL makes it fail.
-FAKE_PSEUDO_MASKS = textwrap.dedent('''
-    import json, os, sys, time
-    from pathlib import Path
-    args = sys.argv[1:]
-    source, root = Path(args[0]), Path(args[args.index('--out') + 1])
-    splits = args[args.index('--split') + 1:args.index('--score')]
-    (root.parent / 'pm_started.txt').write_text(str(time.time()))
-    if os.environ.get('FAKE_PM_FAIL'):
-        print('Traceback: pseudo-mask boom'); sys.exit(5)
-    seed = int(source.name.rsplit('seed', 1)[1])
-    for split in splits:
-        (root / split).mkdir(parents=True, exist_ok=True)
-        manifest = {'num_images': 3, 'class_frequencies': {'TUM': 1.0},
-                    'counts': {'ignored_pixels': 0}, 'threshold': None,
-                    'checkpoint': {'sha256': 'abc'},
-                    'score': {'mIoU': 40.0 + seed} if split == 'val' else None}
-        (root / split / 'manifest.json').write_text(json.dumps(manifest))
-''')
 
 
 @pytest.fixture(autouse=True)
@@ -45,10 +24,7 @@ def no_submorphology(monkeypatch):
 
 @pytest.fixture
 def tools(tmp_path):
-    tools = make_tools(tmp_path)
-    (tmp_path / 'tools' / 'pseudo_masks.py').write_text(FAKE_PSEUDO_MASKS)
-    tools.stages['pseudo_masks'] = [str(tmp_path / 'tools' / 'pseudo_masks.py')]
-    return tools
+    return make_tools(tmp_path)
 
 
 def run(work_dir, tools, plan, jobs=1):
