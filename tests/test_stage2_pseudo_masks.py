@@ -340,3 +340,42 @@ def test_a_test_subset_does_not_shrink_the_pseudo_mask_split(tiny_data):
     for split in ('train', 'val'):
         assert 'indices' not in pseudo_masks.split_dataset_cfg(cfg, split)
         assert len(pseudo_masks.build_split_dataset(cfg, split)) > 2
+
+
+def test_both_splits_in_one_process_never_copy_a_dataset_subset(tiny_data, cam_checkpoint,
+                                                               tmp_path, monkeypatch):
+    """mmengine's BaseDataset.get_subset shares one deepcopy memo across the process (a second
+    subset can come back with a stale object as its pipeline): the pseudo-mask step never uses
+    it, also when it resumes a split and then writes the next one in the same process."""
+    from argparse import Namespace
+
+    from mmengine.dataset import BaseDataset
+
+    def refuse(self, indices):
+        raise AssertionError('get_subset called')
+
+    monkeypatch.setattr(BaseDataset, 'get_subset', refuse)
+    whole = write_pseudo_masks(CAM_CONFIG, cam_checkpoint, tmp_path / 'whole',
+                               cfg_options=options(tiny_data), progress=None)
+    out = tmp_path / 'masks'
+    real_write, written = mask_folder.write_mask, []
+
+    def write_then_die(path, mask, palette):
+        if len(written) == 3:
+            raise KeyboardInterrupt
+        real_write(path, mask, palette)
+        written.append(path)
+
+    monkeypatch.setattr(pseudo_masks, 'write_mask', write_then_die)
+    with pytest.raises(KeyboardInterrupt):  # train interrupted after 3 masks
+        write_pseudo_masks(CAM_CONFIG, cam_checkpoint, out / 'train',
+                           cfg_options=options(tiny_data), progress=None)
+    monkeypatch.setattr(pseudo_masks, 'write_mask', real_write)
+    args = Namespace(split=['train', 'val'], threshold=None, cfg_options=options(tiny_data),
+                     score=True, device=None)
+    manifests = pseudo_masks.run_from_args(args, CAM_CONFIG, cam_checkpoint, out)
+    assert manifests['train']['resumed_images'] == 3
+    assert manifests['train']['num_images'] == whole['num_images']
+    assert manifests['val']['score']['mIoU'] is not None
+    for path in (tmp_path / 'whole').glob('*.png'):
+        assert np.array_equal(read_mask(out / 'train' / path.name), read_mask(path))

@@ -87,10 +87,19 @@ def assert_no_masks(dataset) -> None:
             f'{len(named)} train image(s) name a mask' + (f' (e.g. {named[0]})' if named else ''))
 
 
-def build_split_dataset(cfg, split: str) -> LayoutDataset:
-    """The dataset of ``split`` the pseudo-masks are written for (a layout's dataset)."""
+def build_split_dataset(cfg, split: str, indices=None) -> LayoutDataset:
+    """The dataset of ``split`` the pseudo-masks are written for (a layout's dataset); with
+    ``indices``, only those images (in that order).
+
+    A subset is built from the config, never with ``BaseDataset.get_subset``: mmengine 0.10.7's
+    ``_copy_without_annotation(memo=dict())`` keeps one deepcopy memo for the whole process,
+    keyed by ``id()`` of objects that may since have died, so a second subset in the same process
+    can get a stale copy for a new object (seen: a val dataset whose pipeline was a dataset)."""
     from mmseg.registry import DATASETS
-    dataset = DATASETS.build(split_dataset_cfg(cfg, split))
+    dataset_cfg = split_dataset_cfg(cfg, split)
+    if indices is not None:
+        dataset_cfg['indices'] = list(indices)
+    dataset = DATASETS.build(dataset_cfg)
     if not isinstance(dataset, LayoutDataset):
         raise PseudoMaskError('the pseudo-mask step needs a dataset of a layout '
                               f'(BCSSWSSSDataset, LUADHistoSegDataset), got '
@@ -289,7 +298,7 @@ def write_pseudo_masks(config: str, checkpoint: str, out, split: str = 'train',
         batch_size=cfg.test_dataloader.get('batch_size', 1),
         num_workers=cfg.test_dataloader.get('num_workers', 0),
         persistent_workers=False, sampler=dict(type='DefaultSampler', shuffle=False),
-        dataset=dataset.get_subset(todo))) if todo else ()
+        dataset=dataset if not done else build_split_dataset(cfg, split, todo))) if todo else ()
     bar = Progress(len(todo), f'pseudo-masks {split}', progress) if progress else None
     palette = dataset.metainfo['palette']
     with torch.no_grad():
