@@ -212,10 +212,8 @@ def test_a_folder_of_another_run_or_other_files_is_refused(tiny_data, cam_checkp
                            progress=None)
 
 
-def test_a_killed_run_leaves_no_manifest_and_the_same_run_resumes(tiny_data, cam_checkpoint,
-                                                                  train_masks, tmp_path,
-                                                                  monkeypatch):
-    out = tmp_path / 'masks'
+def die_after_three_masks(monkeypatch):
+    """The pseudo-mask step's mask writer, interrupted (KeyboardInterrupt) at the fourth mask."""
     real_write, written = mask_folder.write_mask, []
 
     def write_then_die(path, mask, palette):
@@ -225,6 +223,13 @@ def test_a_killed_run_leaves_no_manifest_and_the_same_run_resumes(tiny_data, cam
         written.append(path)
 
     monkeypatch.setattr(pseudo_masks, 'write_mask', write_then_die)
+
+
+def test_a_killed_run_leaves_no_manifest_and_the_same_run_resumes(tiny_data, cam_checkpoint,
+                                                                  train_masks, tmp_path,
+                                                                  monkeypatch):
+    out = tmp_path / 'masks'
+    die_after_three_masks(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         write_pseudo_masks(CAM_CONFIG, cam_checkpoint, out, cfg_options=options(tiny_data),
                            progress=None)
@@ -233,7 +238,7 @@ def test_a_killed_run_leaves_no_manifest_and_the_same_run_resumes(tiny_data, cam
     with pytest.raises(MaskFolderError, match='unfinished pseudo-masks of another run'):
         write_pseudo_masks(CAM_CONFIG, cam_checkpoint, out, threshold=0.2,
                            cfg_options=options(tiny_data), progress=None)
-    monkeypatch.setattr(pseudo_masks, 'write_mask', real_write)
+    monkeypatch.setattr(pseudo_masks, 'write_mask', mask_folder.write_mask)
     lines = []
     manifest = write_pseudo_masks(CAM_CONFIG, cam_checkpoint, out, cfg_options=options(tiny_data),
                                   progress=lines.append)
@@ -358,19 +363,11 @@ def test_both_splits_in_one_process_never_copy_a_dataset_subset(tiny_data, cam_c
     whole = write_pseudo_masks(CAM_CONFIG, cam_checkpoint, tmp_path / 'whole',
                                cfg_options=options(tiny_data), progress=None)
     out = tmp_path / 'masks'
-    real_write, written = mask_folder.write_mask, []
-
-    def write_then_die(path, mask, palette):
-        if len(written) == 3:
-            raise KeyboardInterrupt
-        real_write(path, mask, palette)
-        written.append(path)
-
-    monkeypatch.setattr(pseudo_masks, 'write_mask', write_then_die)
+    die_after_three_masks(monkeypatch)
     with pytest.raises(KeyboardInterrupt):  # train interrupted after 3 masks
         write_pseudo_masks(CAM_CONFIG, cam_checkpoint, out / 'train',
                            cfg_options=options(tiny_data), progress=None)
-    monkeypatch.setattr(pseudo_masks, 'write_mask', real_write)
+    monkeypatch.setattr(pseudo_masks, 'write_mask', mask_folder.write_mask)
     args = Namespace(split=['train', 'val'], threshold=None, cfg_options=options(tiny_data),
                      score=True, device=None)
     manifests = pseudo_masks.run_from_args(args, CAM_CONFIG, cam_checkpoint, out)
