@@ -528,9 +528,11 @@ class Executor:
         return {'wall_s': round(sum(r['wall_s'] for r in rows), 3),
                 'peak_rss_mb': max(r['peak_rss_mb'] for r in rows), 'attempts': len(rows)}
 
-    def output_path(self, stage, spec) -> Path:
-        """Where ``stage``'s output for run ``spec`` goes (``<work_dir>/<folder>/<key><suffix>``)."""
-        return self.work_dir / stage.folder / f'{stage.key(spec)}{stage.suffix}'
+    def output_files(self, stage, spec) -> tuple:
+        """``(output, marker)`` of ``stage`` for run ``spec``: ``<work_dir>/<folder>/<key><suffix>``
+        and the runner's ``<key>.json`` beside it."""
+        folder, key = self.work_dir / stage.folder, stage.key(spec)
+        return folder / f'{key}{stage.suffix}', folder / f'{key}{MARKER_SUFFIX}'
 
     def ensure_output(self, stage, spec, view, options=None, checkpoint=None, done=None) -> dict:
         """The record of ``stage`` (:class:`lpd_bench.methods.ExtraStage`) for run ``spec``: its
@@ -552,7 +554,7 @@ class Executor:
         encoder as training); post-stages the options training used and ``--checkpoint``."""
         folder = self.work_dir / stage.folder
         folder.mkdir(parents=True, exist_ok=True)
-        path, marker = folder / f'{key}{stage.suffix}', folder / f'{key}{MARKER_SUFFIX}'
+        path, marker = self.output_files(stage, spec)
         record = read_json(marker)
         if record is not None and path.exists():
             return {**record, 'shared': True}
@@ -628,16 +630,26 @@ class Executor:
     def record_test_in_training(run_dir, checkpoint, metrics_file, timing, usage):
         """The marker of stage ``test`` for the test the training process ran on ``checkpoint``
         (its last), as :meth:`test` writes it: then that stage is done."""
+        cost = {'wall_s': timing['test_wall_s'], 'peak_rss_mb': usage['peak_rss_mb'],
+                'attempts': 1}
+        Executor.write_test_record(run_dir, 'test', cost, metrics_file, checkpoint,
+                                   timing['after_test_wall_s'], in_training_process=True)
+
+    @staticmethod
+    def write_test_record(run_dir, name, cost, metrics_file, checkpoint, after_test_wall_s=0.0,
+                          **extra) -> dict:
+        """Writes (and returns) the marker of test stage ``name``: ``cost`` (its wall time
+        without the after-test tasks' ``after_test_wall_s``), the test hook's loop time, the
+        metric JSON and the checkpoint tested (path and modification time)."""
         hook = read_json(run_dir / 'cost_test.json') or {}
-        record = {'name': 'test', 'wall_s': timing['test_wall_s'],
-                  'peak_rss_mb': usage['peak_rss_mb'], 'attempts': 1,
-                  'loop_wall_s': hook.get('totals', {}).get('wall_s'),
+        record = {'name': name, **cost, 'loop_wall_s': hook.get('totals', {}).get('wall_s'),
                   'metrics_file': str(metrics_file), 'checkpoint': str(checkpoint),
                   'checkpoint_mtime_ns': Path(checkpoint).stat().st_mtime_ns, 'hook': hook,
-                  'in_training_process': True}
-        if timing['after_test_wall_s']:
-            record['after_test_wall_s'] = timing['after_test_wall_s']
-        write_json_atomic(stage_marker(run_dir, 'test'), record)
+                  **extra}
+        if after_test_wall_s:
+            record['after_test_wall_s'] = round(after_test_wall_s, 3)
+        write_json_atomic(stage_marker(run_dir, name), record)
+        return record
 
     def after_test_tasks(self, spec, run_dir, post_stages, snapshots) -> list:
         """The work the test process can do after testing (:mod:`lpd_bench.engine.after_test`):
@@ -645,8 +657,7 @@ class Executor:
         snapshots when ``snapshots``."""
         tasks = []
         for stage in post_stages:
-            path = self.output_path(stage, spec)
-            marker = path.parent / f'{stage.key(spec)}{MARKER_SUFFIX}'
+            path, marker = self.output_files(stage, spec)
             if stage.in_test and not (path.exists() and read_json(marker) is not None):
                 tasks.append({'name': stage.name, 'function': stage.in_test,
                               'out': path.resolve(), 'args': stage.extra_args(spec)})
@@ -675,21 +686,15 @@ class Executor:
         cmd = [self.tools.python, self.tools.test, spec.config, checkpoint,
                '--work-dir', run_dir.resolve(), *self.task_file_args(run_dir, after_test),
                '--cfg-options', *cfg_option_args(options)]
-        task_file = run_dir / AFTER_TEST_FILE
         usage = self.stage(name, cmd, run_dir, run_dir / 'run.log', view)
         if not valid_metrics(read_json(metrics_file)):
             raise StageFailed(name, f'no valid metric JSON at {metrics_file}',
                               run_dir / 'run.log')
-        hook = read_json(run_dir / 'cost_test.json') or {}
-        record = {'name': name, **self.attempts_cost(run_dir, name, usage),
-                  'loop_wall_s': hook.get('totals', {}).get('wall_s'),
-                  'metrics_file': str(metrics_file), **tested, 'hook': hook}
-        if after_test:
-            spent = sum(o['wall_s'] for o in read_outcomes(task_file).values())
-            record['after_test_wall_s'] = round(spent, 3)
-            record['wall_s'] = round(record['wall_s'] - spent, 3)
-        write_json_atomic(stage_marker(run_dir, name), record)
-        return record
+        cost = self.attempts_cost(run_dir, name, usage)
+        spent = (sum(o['wall_s'] for o in read_outcomes(run_dir / AFTER_TEST_FILE).values())
+                 if after_test else 0.0)
+        cost['wall_s'] = round(cost['wall_s'] - spent, 3)
+        return self.write_test_record(run_dir, name, cost, metrics_file, checkpoint, spent)
 
     def test_best(self, spec, options, run_dir, checkpoints, test, view) -> dict:
         """Stage ``test_best``: the best-on-val checkpoint tested like the last one; when both
