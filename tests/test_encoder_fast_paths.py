@@ -183,7 +183,7 @@ def tiny_encoder_cfg(**options):
 
 #: torch.compile backends of the compile test: 'aot_eager' traces the backbone (Dynamo) and its
 #: backward (AOTAutograd) as inductor does, without generating code (seconds); 'inductor' (the
-#: default backend) took 5.6 min on 2 CPU cores: set LPD_TEST_INDUCTOR=1 to run it.
+#: default backend) takes minutes on 2 CPU cores: set LPD_TEST_INDUCTOR=1 to run it.
 COMPILE_BACKENDS = ['aot_eager', pytest.param('inductor', marks=pytest.mark.skipif(
     not os.environ.get('LPD_TEST_INDUCTOR'), reason='minutes of C++ code generation on CPU; '
     'LPD_TEST_INDUCTOR=1 runs it'))]
