@@ -3,9 +3,10 @@
 The runner's post-stages (e.g. the prototype-specialisation measure) and the report's snapshots
 need the tested model again. Run as their own processes, each pays a process start, the imports,
 a model build and a checkpoint load, on the CPU preset more than the work itself
-(reports/calibration_v3.md, part 3). When the runner is about to test a run anyway, it writes the pending ones to a task file and
-passes it to ``tools/test.py --after-test FILE``; after the test loop, :func:`run_task_file` calls
-each task's function on the runner's model, in this process.
+(reports/calibration_v3.md, part 3). When the runner is about to test a run anyway, it writes
+the pending ones to a task file and passes it to ``tools/test.py --after-test FILE``; after the
+test loop, :func:`run_task_file` calls each task's function on the runner's model, in this
+process.
 
 A task file is JSON: ``{"tasks": [{"name", "function": "module:attr", "out", "args": [...]}]}``.
 The function is called as ``function(model, cfg, out, args)`` (``model`` in eval mode with the
