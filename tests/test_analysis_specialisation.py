@@ -9,7 +9,7 @@ import pytest
 
 from lpd_bench.analysis.specialisation import (SpecialisationCounter, contingency,
                                                normalized_mutual_info, position_ids,
-                                               winning_prototypes)
+                                               region_winners, winning_prototypes)
 from lpd_bench.data.synthetic import SUBMORPHOLOGY_DIR
 
 
@@ -68,6 +68,35 @@ def test_counter_tells_specialisation_from_position():
     assert good['nmi_submorphology'] > good['nmi_position']
     assert bad['nmi_position'] > bad['nmi_submorphology']
     assert good['pixels'] == 6 * size * size and sum(good['prototype_share']) == pytest.approx(1)
+
+
+def test_region_winners_match_upsampling_every_map():
+    """Upsampling only the present classes' maps and comparing only region pixels gives the
+    winners, and the counts, of upsampling all C*k maps (classes 1 and 3 absent, 255 ignored)."""
+    import torch
+    import torch.nn.functional as F
+
+    num_classes, k, size = 5, 4, 24
+    gen = torch.Generator().manual_seed(0)
+    maps = torch.randn(num_classes * k, 6, 6, generator=gen)
+    rng = np.random.default_rng(0)
+    mask = rng.choice([0, 2, 4, 255], size=(size, size))
+    sub = rng.integers(0, 7, size=(size, size))
+    full = F.interpolate(maps[None], size=(size, size), mode='bilinear',
+                         align_corners=True)[0].numpy()
+    winners = region_winners(maps, mask, num_classes)
+    assert sorted(winners) == [0, 2, 4]
+    for cls in winners:
+        expected = winning_prototypes(full, num_classes, cls)[mask == cls]
+        assert winners[cls].shape == expected.shape and (winners[cls] == expected).all()
+    fast = SpecialisationCounter(num_classes, k, grid=2)
+    fast.add_winners(winners, mask, sub)
+    slow = SpecialisationCounter(num_classes, k, grid=2)
+    slow.add(full, mask, sub)
+    for name in ('submorphology', 'position'):
+        assert sorted(fast.tables[name]) == [0, 2, 4]
+        for cls, table in slow.tables[name].items():
+            assert (fast.tables[name][cls] == table).all() and table.sum() == (mask == cls).sum()
 
 
 def test_single_prototype_gives_nan_and_sizes_must_agree():

@@ -27,7 +27,7 @@ BCSS-WSSS; TE, ... on LUAD-HistoSeg).
 import argparse
 import json
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -100,6 +100,26 @@ def winning_prototypes(maps: np.ndarray, num_classes: int, cls: int) -> np.ndarr
     return maps[cls * k:(cls + 1) * k].argmax(axis=0)
 
 
+def region_winners(maps, mask: np.ndarray, num_classes: int) -> Dict[int, np.ndarray]:
+    """The winning prototype of every pixel of each class present in ``mask`` (H, W), from one
+    patch's low-resolution maps (torch, (C*k, h, w), class-major): each present class's k maps
+    are upsampled to the patch (bilinear, corners aligned) and the strongest is taken inside the
+    class region. Only present classes are upsampled and only their region's pixels compared:
+    the same winners as upsampling all C*k maps and taking :func:`winning_prototypes`."""
+    import torch
+    import torch.nn.functional as F
+
+    k = maps.shape[0] // num_classes
+    present = [int(c) for c in np.unique(mask) if 0 <= c < num_classes]
+    if not present:
+        return {}
+    channels = torch.cat([torch.arange(c * k, (c + 1) * k) for c in present])
+    upsampled = F.interpolate(maps[channels][None], size=mask.shape, mode='bilinear',
+                              align_corners=True)[0].cpu().numpy()
+    return {cls: upsampled[i * k:(i + 1) * k][:, mask == cls].argmax(axis=0)
+            for i, cls in enumerate(present)}
+
+
 class SpecialisationCounter:
     """Accumulates, per class, the contingency of winning prototype vs sub-morphology and vs
     position over many patches. ``class_names`` name the classes in the result (default
@@ -114,19 +134,31 @@ class SpecialisationCounter:
     def add(self, maps: np.ndarray, mask: np.ndarray, submorphology: np.ndarray) -> None:
         """One patch: ``maps`` (C*k, H, W) at the patch size, ``mask`` (H, W) GT classes,
         ``submorphology`` (H, W) generator ids."""
-        if maps.shape[1:] != mask.shape or mask.shape != submorphology.shape:
-            raise ValueError(f'maps {maps.shape[1:]}, mask {mask.shape} and sub-morphology map '
-                             f'{submorphology.shape} must have the same size')
+        if maps.shape[1:] != mask.shape:
+            raise ValueError(f'maps {maps.shape[1:]} and mask {mask.shape} must have the same '
+                             'size')
+        self.add_winners({cls: winning_prototypes(maps, self.num_classes, cls)[mask == cls]
+                          for cls in range(self.num_classes)}, mask, submorphology)
+
+    def add_winners(self, winners: Mapping[int, np.ndarray], mask: np.ndarray,
+                    submorphology: np.ndarray) -> None:
+        """One patch, its winning prototypes given: ``winners[c]`` holds, in row-major order, the
+        winner (0..k-1) of every pixel of ``mask == c`` (:func:`region_winners`); classes with no
+        pixels may be left out."""
+        if mask.shape != submorphology.shape:
+            raise ValueError(f'mask {mask.shape} and sub-morphology map {submorphology.shape} '
+                             'must have the same size')
         cells = position_ids(*mask.shape, grid=self.grid)
         for cls in range(self.num_classes):
             region = mask == cls
             if not region.any():
                 continue
-            winner = winning_prototypes(maps, self.num_classes, cls)[region]
+            winner = np.asarray(winners[cls], dtype=np.int64)
             for name, other, size in (('submorphology', submorphology[region], 256),
                                       ('position', cells[region], self.grid ** 2)):
                 table = self.tables[name].setdefault(cls, np.zeros((self.k, size), np.int64))
-                np.add.at(table, (winner, other.astype(np.int64)), 1)
+                table += np.bincount(winner * size + other.astype(np.int64),
+                                     minlength=self.k * size).reshape(self.k, size)
 
     def result(self) -> dict:
         classes = {}
@@ -193,7 +225,6 @@ def measure(cfg, out, get_model, grid: int = DEFAULT_GRID) -> dict:
     """Write the measure of the model ``get_model()`` (called only when the test data has
     sub-morphology maps) on ``cfg``'s test dataset to ``out``; returns it."""
     import torch
-    import torch.nn.functional as F
     from mmengine.dataset import pseudo_collate
     from PIL import Image
 
@@ -223,13 +254,12 @@ def measure(cfg, out, get_model, grid: int = DEFAULT_GRID) -> dict:
         for item, maps in zip(items, batch_maps):
             name = Path(item['data_samples'].metainfo['img_path']).name
             mask = item['data_samples'].gt_sem_seg.data[0].numpy()
-            maps = F.interpolate(maps[None], size=mask.shape, mode='bilinear',
-                                 align_corners=True)[0].cpu().numpy()
             sub_path = folder / name
             if not sub_path.is_file():
                 raise FileNotFoundError(
                     f'{sub_path}: no sub-morphology map for test image {name}')
-            counter.add(maps, mask, np.asarray(Image.open(sub_path)))
+            counter.add_winners(region_winners(maps, mask, head.num_classes), mask,
+                                np.asarray(Image.open(sub_path)))
             done += 1
             if done % 64 == 0 or done == len(dataset):
                 print(f'specialisation: {done}/{len(dataset)} test patches', flush=True)
