@@ -122,3 +122,14 @@ def test_stage2_runs_of_a_seed_start_before_the_next_seeds_stage1(tmp_path, tool
     stage2_start = float((runs / 'cam__stage2__seed0' / 'pm_started.txt').read_text())
     seed1_start = float((runs / 'cam__seed1' / 'interval.txt').read_text().split()[0])
     assert stage2_start < seed1_start
+
+
+def test_ready_runs_start_by_seed_then_stage2_then_trained_methods_then_plan_order():
+    from lpd_bench.runner.execute import start_priority
+    plan = build_plan(['colour_rule', 'cam', 'lpd'], seeds=[0, 1], stage2=True)
+    order = [spec.run_id for _, spec in sorted(enumerate(plan, 1),
+                                               key=lambda pair: start_priority(*pair))]
+    # the colour rule (nothing to train, a short run) last in its seed
+    assert order == ['cam__stage2__seed0', 'lpd__stage2__seed0', 'cam__seed0', 'lpd__seed0',
+                     'colour_rule__seed0', 'cam__stage2__seed1', 'lpd__stage2__seed1',
+                     'cam__seed1', 'lpd__seed1', 'colour_rule__seed1']

@@ -196,6 +196,13 @@ def run_logged(cmd, cwd, log_path, on_line, children, env=None) -> dict:
             'peak_rss_mb': round(usage.ru_maxrss / 1024, 1)}
 
 
+def start_priority(index: int, spec) -> tuple:
+    """Sort key of the runs ready to start (:meth:`Executor.schedule`): earliest seed, a stage-2
+    run before a stage-1 run, a trained method's run before a reference's, then plan order
+    (``index``)."""
+    return spec.seed, spec.stage != 2, spec.spec.checkpoint_stage is not None, index
+
+
 class Executor:
     """Runs plans into ``work_dir``, ``jobs`` runs at a time (None: one per available core);
     ``progress`` is a :class:`progress.Progress`."""
@@ -316,7 +323,9 @@ class Executor:
         A run starts once the run it depends on (``depends_on``: a stage-2 run's stage 1) has
         ended, whatever its outcome (a stage-2 run without its stage-1 result fails). Of the runs
         ready to start, the next is the one of the earliest seed, a stage-2 run before a stage-1
-        run (the longer chain first), then in plan order, placed on a device with a free slot
+        run (the longer chain first), a trained method's run before a reference's (one with
+        nothing to train, e.g. the colour rule: a short run, which fills the plan's last idle
+        slot), then in plan order, placed on a device with a free slot
         where its memory fits (:mod:`.devices`; the first ready run that fits goes). Polls so that signal handlers run in
         the main thread; after a stop, no run starts, and stages still alive after a grace
         period are killed with SIGKILL."""
@@ -328,7 +337,7 @@ class Executor:
             ready = sorted(((index, spec) for index, spec in waiting
                             if spec.depends_on is None or spec.depends_on not in planned
                             or spec.depends_on in outcome),
-                           key=lambda pair: (pair[1].seed, pair[1].stage != 2, pair[0]))
+                           key=lambda pair: start_priority(*pair))
             for item in ready:
                 if self.signum is not None or not slots.has_free_slot():
                     break
