@@ -11,14 +11,15 @@ With --resume, the checkpoint the work dir's last_checkpoint names is checked fi
 the log and the newest good older checkpoint is resumed from (the pointer repaired), or, when
 there is none, the stage trains from scratch. Checkpoints are written atomically
 (lpd_bench.engine.atomic_checkpoint). ``--test-after METRICS_JSON`` tests the trained model
-in the same process afterwards (lpd_bench.engine.train_then_test; lpd-bench run uses it).
+in the same process afterwards, and leaves out a last validation no checkpoint can come of
+(lpd_bench.engine.train_then_test; lpd-bench run uses it).
 """
 import argparse
 
 from lpd_bench.apis import (add_common_args, build_runner, check_data, enable_amp,
                             load_config_from_args, parse_args, set_metrics_file)
 from lpd_bench.engine.checkpoint_files import prepare_resume
-from lpd_bench.engine.train_then_test import test_trained_model
+from lpd_bench.engine.train_then_test import SkipLastValidationHook, test_trained_model
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +57,8 @@ def main(argv=None):
     runner = build_runner(cfg)
     for note in resume_notes:
         runner.logger.warning(note)
+    if args.test_after:
+        runner.register_hook(SkipLastValidationHook(log=runner.logger.info))
     runner.train()
     if args.test_after:
         test_trained_model(runner, cfg, args.test_after, args.after_test,

@@ -7,13 +7,23 @@ trained and saved as its last checkpoint (MMEngine's ``Runner.test`` keeps the l
 writes the metric JSON to ``METRICS`` as ``tools/test.py --out METRICS`` would, and then runs the
 ``--after-test`` tasks (:mod:`.after_test`). The times it spent are written beside the metric JSON
 (:func:`timing_file`), so that the runner can book them as the test's, not the training's.
+
+A validation after the last iteration is then left out when nothing can come of it
+(:class:`SkipLastValidationHook`): the test follows at once on the same weights, and no checkpoint
+hook can save a best-on-val checkpoint from it (the CPU preset's stage-1 configs validate once, at
+the end, and keep their best-on-val checkpoint from a later iteration on). It would only have been
+a line in the log. A config whose last validation can make a best-on-val checkpoint (the paper
+preset, a stage-2 config) keeps it.
 """
 import json
 import time
 from pathlib import Path
 from typing import Optional
 
+from mmengine.hooks import CheckpointHook, Hook
+
 from .atomic_json import write_json_atomic
+from .best_checkpoint import DelayedBestCheckpointHook
 
 TIMING_SUFFIX = '.timing.json'
 
@@ -45,3 +55,42 @@ def test_trained_model(runner, cfg, metrics_file, task_file=None, log=print) -> 
               'metrics_file': str(metrics_file)}
     write_json_atomic(timing_file(metrics_file), record)
     return {**record, 'metrics': metrics}
+
+
+def can_save_best_now(runner) -> bool:
+    """Whether a validation now could make a best-on-val checkpoint: some checkpoint hook has
+    ``save_best`` and, for :class:`DelayedBestCheckpointHook`, its first iteration has come."""
+    for hook in runner.hooks:
+        if not isinstance(hook, CheckpointHook) or hook.save_best is None:
+            continue
+        if not isinstance(hook, DelayedBestCheckpointHook) or hook.best_from_iter is None \
+                or runner.iter >= hook.best_from_iter:
+            return True
+    return False
+
+
+class SkipLastValidationHook(Hook):
+    """Leaves out the validation after the last training iteration when no best-on-val
+    checkpoint can come of it (module doc; ``tools/train.py --test-after`` registers it).
+    Earlier validations run as usual."""
+
+    priority = 'LOWEST'
+
+    def __init__(self, log=print):
+        self.log = log
+
+    def before_train(self, runner) -> None:
+        loop = runner.val_loop
+        if loop is None:
+            return
+        validate = loop.run
+
+        def run_unless_last():
+            if runner.iter >= runner.max_iters and not can_save_best_now(runner):
+                self.log(f'Validation at iteration {runner.iter} left out: the test follows on '
+                         'the same weights (--test-after) and no best-on-val checkpoint can '
+                         'come of it.')
+                return None
+            return validate()
+
+        loop.run = run_unless_last

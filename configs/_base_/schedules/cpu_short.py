@@ -4,7 +4,9 @@ pretrained on the train split (``models/lpd_mit_tiny_cpu.py``, ``backbone_init``
 Same optimiser and decay as the paper schedule, larger lr, fp32. ``max_iters`` is where CAM's and
 LPD's validation mIoU have flattened on the default synthetic set (the learning curves in
 reports/calibration_v3.md). One validation, at the end (a log line; the test follows), so no
-best-on-val checkpoint is kept: at the plateau the last checkpoint is the one reported. The CPU
+best-on-val checkpoint is kept: at the plateau the last checkpoint is the one reported.
+``lpd-bench run`` leaves that validation out when no best-on-val checkpoint can come of it (the
+stage-1 configs; ``tools/train.py --test-after``, lpd_bench/engine/train_then_test.py). The CPU
 model switches the refiner/diversity losses on after a third of these iterations. AdamW runs
 fused (one kernel over all parameters instead of a Python loop over ~100 small tensors; same
 update). ``--cfg-options schedule_fraction=F`` scales all of these together.
