@@ -71,8 +71,8 @@ def test_counter_tells_specialisation_from_position():
 
 
 def test_region_winners_match_upsampling_every_map():
-    """Upsampling only the present classes' maps and comparing only region pixels gives the
-    winners, and the counts, of upsampling all C*k maps (classes 1 and 3 absent, 255 ignored)."""
+    """Comparing only region pixels gives the winners, and the counts, of taking the winner
+    over the whole upsampled patch (classes 1 and 3 absent, 255 ignored)."""
     import torch
     import torch.nn.functional as F
 

@@ -102,22 +102,18 @@ def winning_prototypes(maps: np.ndarray, num_classes: int, cls: int) -> np.ndarr
 
 def region_winners(maps, mask: np.ndarray, num_classes: int) -> Dict[int, np.ndarray]:
     """The winning prototype of every pixel of each class present in ``mask`` (H, W), from one
-    patch's low-resolution maps (torch, (C*k, h, w), class-major): each present class's k maps
-    are upsampled to the patch (bilinear, corners aligned) and the strongest is taken inside the
-    class region. Only present classes are upsampled and only their region's pixels compared:
-    the same winners as upsampling all C*k maps and taking :func:`winning_prototypes`."""
-    import torch
+    patch's low-resolution maps (torch, (C*k, h, w), class-major): the maps are upsampled to the
+    patch (bilinear, corners aligned) and, for each present class, the strongest of its k maps
+    is taken inside its region only; :func:`winning_prototypes` over the whole patch gives the
+    same winners there. All C*k maps are upsampled in one call, as the measure always did: a
+    call on fewer channels can round a few values differently and flip near-ties."""
     import torch.nn.functional as F
 
     k = maps.shape[0] // num_classes
-    present = [int(c) for c in np.unique(mask) if 0 <= c < num_classes]
-    if not present:
-        return {}
-    channels = torch.cat([torch.arange(c * k, (c + 1) * k) for c in present])
-    upsampled = F.interpolate(maps[channels][None], size=mask.shape, mode='bilinear',
+    upsampled = F.interpolate(maps[None], size=mask.shape, mode='bilinear',
                               align_corners=True)[0].cpu().numpy()
-    return {cls: upsampled[i * k:(i + 1) * k][:, mask == cls].argmax(axis=0)
-            for i, cls in enumerate(present)}
+    return {int(cls): upsampled[cls * k:(cls + 1) * k][:, mask == cls].argmax(axis=0)
+            for cls in np.unique(mask) if 0 <= cls < num_classes}
 
 
 class SpecialisationCounter:
