@@ -40,24 +40,31 @@ def test_estimate_of_a_known_plan_equals_the_hand_computed_numbers(figures):
     plan = build_plan(['lpd', 'cam'], seeds=[0], preset='cpu', stage2=True)
     runs = by_id(E.estimate_plan(plan, figures))
     # configs/lpd_synth_cpu.py: 600 iterations at batch 8, input 112, loss warm-up 200, one
-    # validation (at the end), one test (no best-on-val checkpoint with one validation), TTA
-    # flip x 3 intensities = 6 views (infer_tta's), the default synthetic set's images.
+    # validation (at the end), left out by the runner (no best-on-val checkpoint before
+    # 200 + 600), one test, TTA flip x 3 intensities = 6 views (infer_tta's), the default
+    # synthetic set's images.
     val, test, train = (synthetic.DEFAULT_SPLIT_SIZES[s] for s in ('val', 'test', 'train'))
     per_image = 0.12 / 8  # infer_tta: a batch of 8 at 6 views
     lpd = runs['lpd__seed0']
     assert lpd.part('train').seconds == pytest.approx(200 * 0.04 + 400 * 0.05)  # 28 s
     assert lpd.part('train').basis == 'lpd_step_before x200 + lpd_step_after x400'
-    assert lpd.part('val').seconds == pytest.approx(1 * val * per_image)
+    assert lpd.part('val').seconds == 0.0
     assert lpd.part('test').seconds == pytest.approx(1 * test * per_image)
-    assert lpd.seconds == pytest.approx(28 + (val + test) * per_image)
+    assert lpd.seconds == pytest.approx(28 + test * per_image)
+    # a schedule whose last validation can save the best checkpoint keeps it: 1200 iterations,
+    # validating every 600 (best from 200 + 600 on): both validations, two tests
+    longer = by_id(E.estimate_plan(build_plan(['lpd'], seeds=[0], preset='cpu', extra_options={
+        'train_cfg.max_iters': '1200'}), figures))['lpd__seed0']
+    assert longer.part('val').seconds == pytest.approx(2 * val * per_image)
+    assert longer.part('test').seconds == pytest.approx(2 * test * per_image)
     assert lpd.mark == E.EXACT and lpd.peak_mib == 520
     # CAM has no case of its own here: its backbone is the bare-backbone case's, a lower bound
     # of its training; its validation and test have no figure (no inference case of CAM).
     cam = runs['cam__seed0']
     assert cam.part('train').seconds == pytest.approx(600 * 0.03)
     assert cam.part('train').mark == E.FLOOR and 'lower bound' in cam.part('train').basis
-    assert cam.part('val').seconds is None and cam.part('test').seconds is None
-    assert cam.missing == ['val', 'test'] and cam.mark == E.FLOOR
+    assert cam.part('val').seconds == 0.0 and cam.part('test').seconds is None
+    assert cam.missing == ['test'] and cam.mark == E.FLOOR
     # Stage 2: pseudo-masks of train + val through LPD's inference (6 views), the stage-2
     # network's training at its bare-backbone floor (the same tiny MiT), no figure for its tests.
     stage2 = runs['lpd__stage2__seed0']
@@ -93,7 +100,8 @@ def test_a_run_without_a_matching_case_is_reported_as_such(tmp_path, capsys):
     assert rows['cam__seed0'].split()[1:4] == ['-', 'no', 'figure']  # pseudo-masks, train
     assert 'no training case of its own' in rows['cam__seed0']
     assert 'no figure for train of 1 runs (left out): cam__seed0' in out
-    assert 'no figure for val of 1 runs (left out): cam__seed0' in out
+    assert 'no figure for test of 1 runs (left out): cam__seed0' in out
+    assert 'no figure for val' not in out  # its one validation is left out by the runner
     assert 'total, one run at a time: >=' in out and 'CPU-hours' in out
     assert 'with --jobs 2:' in out
 

@@ -6,7 +6,8 @@ Per run (its config with the run's options, as the runner trains it):
   before the loss warm-up for the warm-up iterations, its case after the warm-up for the rest,
   when it has both);
 - validation = validations x val images x the per-image time of the method's inference case at
-  the run's test-time views; test = tests (the last checkpoint, plus the best-on-val one when the
+  the run's test-time views (the runner leaves out the last validation when no best-on-val
+  checkpoint can come of it: ``lpd_bench.engine.train_then_test``); test = tests (the last checkpoint, plus the best-on-val one when the
   config keeps one) x test images x the same per-image time;
 - a stage-2 run: its pseudo-mask step (train + val images through the stage-1 method's inference),
   then its network's training, validation and test;
@@ -235,6 +236,19 @@ def split_images(run, cfg) -> tuple:
     return images, source
 
 
+def best_checkpoint_from(checkpoint: dict, warmup: int, interval: int) -> float:
+    """First iteration whose validation can save a best-on-val checkpoint under the checkpoint
+    hook config ``checkpoint`` (inf: none can; ``DelayedBestCheckpointHook``'s
+    ``save_best_after``, 'warmup+interval' its default)."""
+    from lpd_bench.engine.best_checkpoint import WARMUP_PLUS_INTERVAL
+    if not checkpoint.get('save_best'):
+        return math.inf
+    if checkpoint.get('type') != 'DelayedBestCheckpointHook':
+        return 0
+    after = checkpoint.get('save_best_after', WARMUP_PLUS_INTERVAL)
+    return warmup + interval if after == WARMUP_PLUS_INTERVAL else int(after)
+
+
 def schedule_of(run, cfg) -> Schedule:
     trained = run.stage == 2 or run.spec.checkpoint_stage is None
     train_cfg = cfg.get('train_cfg') or {}
@@ -247,6 +261,8 @@ def schedule_of(run, cfg) -> Schedule:
     warmup = int(head.get('loss_warmup_iters') or 0) if hasattr(head, 'get') else 0
     test_cfg = model.get('test_cfg') or {}
     checkpoint = (cfg.get('default_hooks') or {}).get('checkpoint') or {}
+    if validations and iters < best_checkpoint_from(checkpoint, warmup, interval):
+        validations -= 1  # the runner leaves the last one out (SkipLastValidationHook)
     tests = 2 if trained and checkpoint.get('save_best') and validations >= 2 else 1
     size = cfg.get('input_size', 224)
     images, source = split_images(run, cfg)
