@@ -35,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--test-after', metavar='METRICS_JSON',
                         help='after training, test the trained model in this process (as '
                         'tools/test.py --out METRICS_JSON tests the last checkpoint; used by '
-                        'lpd-bench run: lpd_bench.engine.train_then_test)')
+                        'lpd-bench run: lpd_bench.engine.train_then_test); a validation after '
+                        'the last iteration is then left out when no best-on-val checkpoint '
+                        'can come of it')
     parser.add_argument('--after-test', metavar='FILE',
                         help='with --test-after: task file of work to run on the tested model '
                         'afterwards (lpd_bench.engine.after_test)')
