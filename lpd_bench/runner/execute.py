@@ -48,9 +48,9 @@ from ..stage2.runs import MASK_DIR_OPTION, pseudo_mask_folders, pseudo_mask_summ
 from .devices import DeviceSlots, device_memory_gb
 from .environment import environment
 from .plan import MAIN_GROUP
-from .results import (FAILED_FILE, PLAN_WALL_FILE, RESULT_FILE, SCHEMA, best_checkpoint,
-                      checkpoint_number, last_checkpoint, load_result, read_json, stage_marker,
-                      stage_record, valid_metrics, write_json_atomic)
+from .results import (FAILED_FILE, RESULT_FILE, SCHEMA, best_checkpoint, checkpoint_number,
+                      last_checkpoint, load_result, read_json, stage_marker, stage_record,
+                      valid_metrics, write_json_atomic, write_plan_wall)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOG_TAIL_LINES = 30
@@ -285,18 +285,11 @@ class Executor:
         return prepare_shared_weights(todo, self.progress.message, cwd=self.tools.cwd)
 
     def record_plan_wall(self, plan, outcome, wall_s, shared_weights_s=0.0):
-        """``<work_dir>/plan_wall.json``: wall time of this plan execution (what the runs' own
-        times cannot tell once runs overlap), read by ``lpd-bench bench`` and the report.
-        ``wall_s`` includes ``shared_weights_s``, the preparation of the shared pretrained
-        weights before the runs (:meth:`prepare_shared_weights`; near 0 once cached)."""
-        statuses = list(outcome.values())
-        write_json_atomic(self.work_dir / PLAN_WALL_FILE, {
-            'wall_s': round(wall_s, 1), 'runs': len(plan), 'executed': statuses.count('done'),
-            'skipped': statuses.count('skipped'), 'failed': statuses.count('failed'),
-            'jobs': self.jobs, 'threads': self.threads,
-            'seeds': sorted({spec.seed for spec in plan}),
-            'shared_weights_s': round(shared_weights_s, 1),
-            'finished_at': datetime.datetime.now().isoformat(timespec='seconds')})
+        """``plan_wall.json`` of this execution (:func:`.results.write_plan_wall`). ``wall_s``
+        includes ``shared_weights_s``, the preparation of the shared pretrained weights before
+        the runs (:meth:`prepare_shared_weights`; near 0 once cached)."""
+        write_plan_wall(self.work_dir, plan, outcome, wall_s, self.jobs, self.threads,
+                        shared_weights_s)
 
     def run_one(self, index, spec, first_seed, device=None) -> str:
         """One run of the plan (in a pool thread, on ``device``: its stages see only that

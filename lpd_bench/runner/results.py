@@ -1,13 +1,16 @@
 """Files of a run directory: the atomic result (ARCHITECTURE.md "Run result contract"), the
 failure record, stage markers and the status shown by ``lpd-bench list``."""
+import datetime
 import json
 from pathlib import Path
 
 from ..engine.atomic_json import write_json_atomic  # noqa: F401  (the runner's writer too)
+from ..engine.checkpoint_files import (checkpoint_number,  # noqa: F401  (the runner's too)
+                                      find_resume_checkpoint)
 
 RESULT_FILE = 'result.json'
 FAILED_FILE = 'failed.json'
-#: In the work dir: wall time of the last plan execution (``Executor.record_plan_wall``).
+#: In the work dir: wall time of the last plan execution (:func:`write_plan_wall`).
 PLAN_WALL_FILE = 'plan_wall.json'
 SCHEMA = 1
 #: Best-on-val checkpoints of a run dir (DelayedBestCheckpointHook/CheckpointHook names).
@@ -18,6 +21,21 @@ CHECKPOINT_CHOICES = ('last', 'best')
 #: Keys a result must have to count as complete.
 REQUIRED_KEYS = ('schema', 'run_id', 'method', 'seed', 'config', 'cfg_options', 'metrics', 'cost',
                  'env')
+
+
+def write_plan_wall(work_dir, plan, outcome, wall_s, jobs, threads, shared_weights_s=0.0,
+                    **extra) -> None:
+    """``<work_dir>/plan_wall.json``: wall time of a plan execution (what the runs' own times
+    cannot tell once runs overlap), read by ``lpd-bench bench`` and the report; ``outcome``:
+    {run_id: status}; ``jobs``, ``threads``: runs at a time and threads (cores) each; ``extra``
+    keys (e.g. the executor) go before ``finished_at``."""
+    statuses = list(outcome.values())
+    write_json_atomic(Path(work_dir) / PLAN_WALL_FILE, {
+        'wall_s': round(wall_s, 1), 'runs': len(plan), 'executed': statuses.count('done'),
+        'skipped': statuses.count('skipped'), 'failed': statuses.count('failed'),
+        'jobs': jobs, 'threads': threads, 'seeds': sorted({spec.seed for spec in plan}),
+        'shared_weights_s': round(shared_weights_s, 1), **extra,
+        'finished_at': datetime.datetime.now().isoformat(timespec='seconds')})
 
 
 def read_json(path):
@@ -66,12 +84,6 @@ def stage_record(run_dir, stage):
     return read_json(stage_marker(run_dir, stage))
 
 
-def checkpoint_number(path) -> int:
-    """The iteration (or epoch) of ``iter_<n>.pth``-like names, -1 when there is none."""
-    digits = path.stem.rpartition('_')[2]
-    return int(digits) if digits.isdigit() else -1
-
-
 def last_checkpoint(run_dir):
     """Newest good checkpoint of ``run_dir`` (MMEngine's ``last_checkpoint`` pointer), or None.
 
@@ -82,7 +94,6 @@ def last_checkpoint(run_dir):
     ``iter_*.pth``/``epoch_*.pth`` (not newer than a bad file the pointer names), and the pointer
     is repaired to name it. None when no checkpoint is good.
     """
-    from ..engine.checkpoint_files import find_resume_checkpoint
     return find_resume_checkpoint(run_dir).checkpoint
 
 

@@ -37,7 +37,7 @@ from submitit.helpers import Checkpointable
 
 from .execute import Executor, PlanInterrupted, RunConflict, log_tail
 from .progress import Progress, format_duration
-from .results import FAILED_FILE, PLAN_WALL_FILE, load_result, read_json, write_json_atomic
+from .results import FAILED_FILE, load_result, read_json, write_json_atomic, write_plan_wall
 
 #: Under the work dir: submitit's files (pickles, job logs ``<job id>_0_log.out/.err``).
 SLURM_FOLDER = 'slurm'
@@ -323,13 +323,8 @@ class SlurmPlan:
     def record_plan_wall(self, plan, outcome, submitted, wall_s):
         """``plan_wall.json`` as the local executor writes it, from submission to the last job's
         end (queue time included); ``jobs``: the jobs submitted, ``threads``: cores per job."""
-        statuses = list(outcome.values())
-        write_json_atomic(self.work_dir / PLAN_WALL_FILE, {
-            'wall_s': round(wall_s, 1), 'runs': len(plan), 'executed': statuses.count('done'),
-            'skipped': statuses.count('skipped'), 'failed': statuses.count('failed'),
-            'jobs': submitted, 'threads': self.settings.cpus_per_run,
-            'seeds': sorted({spec.seed for spec in plan}), 'shared_weights_s': 0.0,
-            'executor': self.settings.cluster, 'finished_at': _now()})
+        write_plan_wall(self.work_dir, plan, outcome, wall_s, submitted,
+                        self.settings.cpus_per_run, executor=self.settings.cluster)
 
 
 class _View:
