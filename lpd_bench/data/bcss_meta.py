@@ -23,5 +23,8 @@ STD_BGR_255 = tuple(round(v * 255, 6) for v in STD_BGR_01)
 #: Native patch size of the release.
 PATCH_SIZE = 224
 
+#: Split sizes of the release (train: labels in the names; val/test: img/ + mask/).
+RELEASE_SPLIT_SIZES = {'train': 23422, 'val': 3418, 'test': 4986}
+
 #: Accepted names of the validation split folder (the release says val/, some code valid/).
 VAL_SPLIT_NAMES = ('val', 'valid')

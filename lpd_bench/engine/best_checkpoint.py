@@ -44,6 +44,14 @@ def val_interval_iters(train_loop) -> int:
     return interval
 
 
+def first_best_iter(save_best_after, warmup: int, interval: int) -> int:
+    """``save_best_after`` resolved (module doc): an int as is, 'warmup+interval' as ``warmup``
+    (the loss warm-up) plus ``interval`` (one validation interval), in iterations."""
+    if save_best_after == WARMUP_PLUS_INTERVAL:
+        return int(warmup) + int(interval)
+    return int(save_best_after)
+
+
 @HOOKS.register_module()
 class DelayedBestCheckpointHook(AtomicCheckpointHook):
     """``AtomicCheckpointHook`` saving the best-on-val checkpoint only from ``save_best_after`` on
@@ -61,9 +69,8 @@ class DelayedBestCheckpointHook(AtomicCheckpointHook):
 
     def resolve_save_best_after(self, runner) -> int:
         """The first iteration whose validation may save the best checkpoint."""
-        if isinstance(self.save_best_after, int):
-            return self.save_best_after
-        return loss_warmup_iters(runner.model) + val_interval_iters(runner.train_loop)
+        return first_best_iter(self.save_best_after, loss_warmup_iters(runner.model),
+                               val_interval_iters(runner.train_loop))
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
@@ -73,10 +80,15 @@ class DelayedBestCheckpointHook(AtomicCheckpointHook):
                                f'saved from iteration {self.best_from_iter} on '
                                f'(save_best_after={self.save_best_after!r}).')
 
+    def saves_best_at(self, iteration: int) -> bool:
+        """Whether a validation after ``iteration`` iterations may save the best checkpoint."""
+        return bool(self.save_best) and self.best_from_iter is not None \
+            and iteration >= self.best_from_iter
+
     def _save_best_checkpoint(self, runner, metrics) -> None:
         if not self.save_best:
             return
-        if self.best_from_iter is None or runner.iter < self.best_from_iter:
+        if not self.saves_best_at(runner.iter):
             runner.logger.info(
                 f'Validation at iteration {runner.iter}: no best checkpoint before iteration '
                 f'{self.best_from_iter} (save_best_after={self.save_best_after!r}).')

@@ -60,13 +60,9 @@ def test_trained_model(runner, cfg, metrics_file, task_file=None, log=print) -> 
 def can_save_best_now(runner) -> bool:
     """Whether a validation now could make a best-on-val checkpoint: some checkpoint hook has
     ``save_best`` and, for :class:`DelayedBestCheckpointHook`, its first iteration has come."""
-    for hook in runner.hooks:
-        if not isinstance(hook, CheckpointHook) or hook.save_best is None:
-            continue
-        if not isinstance(hook, DelayedBestCheckpointHook) or hook.best_from_iter is None \
-                or runner.iter >= hook.best_from_iter:
-            return True
-    return False
+    return any(hook.saves_best_at(runner.iter) if isinstance(hook, DelayedBestCheckpointHook)
+               else bool(hook.save_best) for hook in runner.hooks
+               if isinstance(hook, CheckpointHook))
 
 
 class SkipLastValidationHook(Hook):

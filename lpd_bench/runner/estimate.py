@@ -43,8 +43,6 @@ from typing import Dict, List, Optional
 
 #: Where ``lpd-bench bench`` writes its figures by default (measured on this machine).
 DEFAULT_BENCH_CSV = 'reports/perf.csv'
-#: Images per split of the BCSS-WSSS release (docs/datasets.md, section 1).
-BCSS_RELEASE_SPLIT_SIZES = {'train': 23422, 'val': 3418, 'test': 4986}
 #: Backbone settings that fix its cost (the bare-backbone floor needs them all equal).
 BACKBONE_ARCH_KEYS = ('type', 'arch', 'in_channels', 'embed_dims', 'num_stages', 'num_layers',
                       'num_heads', 'patch_sizes', 'strides', 'sr_ratios', 'mlp_ratio', 'depth',
@@ -220,11 +218,8 @@ def split_images(run, cfg) -> tuple:
         from ..data import synthetic
         images, source = dict(synthetic.DEFAULT_SPLIT_SIZES), 'the default synthetic set'
     elif images is None:
-        if run.dataset == 'luad':
-            from ..data.luad_meta import RELEASE_SPLIT_SIZES
-            images = dict(RELEASE_SPLIT_SIZES)
-        else:
-            images = dict(BCSS_RELEASE_SPLIT_SIZES)
+        from ..data import bcss_meta, luad_meta
+        images = dict((luad_meta if run.dataset == 'luad' else bcss_meta).RELEASE_SPLIT_SIZES)
         source = f'the {run.dataset} release'
     for split in ('val', 'test'):
         loader = cfg.get(f'{split}_dataloader') or {}
@@ -240,13 +235,13 @@ def best_checkpoint_from(checkpoint: dict, warmup: int, interval: int) -> float:
     """First iteration whose validation can save a best-on-val checkpoint under the checkpoint
     hook config ``checkpoint`` (inf: none can; ``DelayedBestCheckpointHook``'s
     ``save_best_after``, 'warmup+interval' its default)."""
-    from lpd_bench.engine.best_checkpoint import WARMUP_PLUS_INTERVAL
+    from lpd_bench.engine.best_checkpoint import WARMUP_PLUS_INTERVAL, first_best_iter
     if not checkpoint.get('save_best'):
         return math.inf
     if checkpoint.get('type') != 'DelayedBestCheckpointHook':
         return 0
-    after = checkpoint.get('save_best_after', WARMUP_PLUS_INTERVAL)
-    return warmup + interval if after == WARMUP_PLUS_INTERVAL else int(after)
+    return first_best_iter(checkpoint.get('save_best_after', WARMUP_PLUS_INTERVAL), warmup,
+                           interval)
 
 
 def schedule_of(run, cfg) -> Schedule:
