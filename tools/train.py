@@ -16,7 +16,7 @@ in the same process afterwards, and leaves out a last validation no checkpoint c
 """
 import argparse
 
-from lpd_bench.apis import (add_common_args, build_runner, check_data, enable_amp,
+from lpd_bench.apis import (AMP_DTYPES, add_common_args, build_runner, check_data, enable_amp,
                             load_config_from_args, parse_args, set_metrics_file)
 from lpd_bench.engine.checkpoint_files import prepare_resume
 from lpd_bench.engine.train_then_test import SkipLastValidationHook, test_trained_model
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help='resume from the latest checkpoint in the work dir')
     parser.add_argument('--amp', action='store_true',
                         help='automatic mixed precision (CUDA only; the paper config has it on)')
-    parser.add_argument('--amp-dtype', choices=['float16', 'bfloat16'],
+    parser.add_argument('--amp-dtype', choices=AMP_DTYPES,
                         help='autocast dtype of AMP (implies --amp; default: the config\'s, else '
                         'float16); bfloat16 runs the whole model under bf16 autocast')
     parser.add_argument('--test-after', metavar='METRICS_JSON',
